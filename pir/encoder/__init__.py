@@ -1,0 +1,3 @@
+"""Image and text encoders, losses, enrichment targets and training."""
+
+from __future__ import annotations

@@ -1,0 +1,360 @@
+"""Read patent figures from a folder: raw USPTO design grants, DeepPatent2, or a generic image folder.
+
+:func:`read_figures` is the entry point; it yields :class:`~pir.ingest.schema.PatentFigure` records lazily and
+appends metadata problems (bad XML, a bad JSON record, a missing image file) to ``issues`` instead of stopping.
+Images are not decoded here (ingest does that with :func:`pir.ingest.images.load_line_art`); only their existence
+is checked.
+
+Conventions shared by all readers:
+
+* Patent ids are normalised with :func:`normalize_patent_id`: upper case, no spaces or commas, country ``US`` added
+  to bare US numbers and zero-padded like USPTO file names (``D907292`` / ``US D907,292 S`` / ``USD0907292-20210105``
+  -> ``USD0907292``; ``10524395`` -> ``US10524395``). The same function serves ``--exclude-patent``.
+* Viewpoints are normalised with :func:`normalize_viewpoint` to a small vocabulary (``perspective``, ``front``,
+  ``rear``, ``left side``, ``right side``, ``side``, ``top``, ``bottom``, ``cross-section``, ``exploded``,
+  ``detail``, ``reference``, ``elevation``, ``plan``) or ``None``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pir.ingest.images import IMAGE_EXTENSIONS, VECTOR_EXTENSIONS
+from pir.ingest.schema import PatentFigure
+
+Format = Literal["uspto_raw", "deeppatent2", "generic"]
+FORMATS: tuple[Format, ...] = ("uspto_raw", "deeppatent2", "generic")
+
+#: File names of the generic reader's sidecar metadata, in order of preference.
+SIDECAR_NAMES = ("metadata.jsonl", "metadata.json", "metadata.csv")
+
+
+@dataclass
+class ReadIssue:
+    """A metadata problem found while reading: the file (or ``file#record``) and what is wrong with it."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------------------------
+
+
+def detect_format(root: str | Path) -> Format:
+    """Guess a folder's layout from its contents.
+
+    * ``generic``: a single file, or a folder with a ``metadata.jsonl`` / ``metadata.json`` / ``metadata.csv``
+      sidecar (explicit metadata wins over everything else).
+    * ``uspto_raw``: USPTO grant XML (``<us-patent-grant``) in the folder or its sub-folders, next to drawing sheets.
+    * ``deeppatent2``: a DeepPatent2 JSON record list, or image names that mostly follow DeepPatent2's
+      ``<PATENTID>-<YYYYMMDD>-D<5 digits>[_<fig>].png`` naming (and no CSV sidecar).
+    * ``generic`` otherwise (a single ``*.csv`` sidecar, class-per-folder, flat images).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or folder")
+    if root.is_file():
+        return "generic"
+    if any((root / name).is_file() for name in SIDECAR_NAMES):
+        return "generic"
+    dirs = [root, *_subdirs(root, limit=200)]
+    for d in dirs:
+        for f in _files(d, limit=500):
+            if f.suffix.lower() == ".xml" and _looks_like_uspto_xml(f):
+                return "uspto_raw"
+    for d in dirs:
+        for f in _files(d, limit=500):
+            if f.suffix.lower() in (".json", ".jsonl") and _looks_like_deeppatent2_json(f):
+                return "deeppatent2"
+    if any(f.suffix.lower() == ".csv" for f in _files(root, limit=2000)):
+        return "generic"
+    from pir.ingest.deeppatent2 import parse_deeppatent2_filename
+
+    names: list[str] = []
+    for d in dirs:
+        names += [f.name for f in _files(d, limit=500) if f.suffix.lower() in IMAGE_EXTENSIONS]
+        if len(names) >= 200:
+            break
+    if names:
+        parsed = 0
+        for n in names[:200]:
+            try:
+                parse_deeppatent2_filename(n)
+                parsed += 1
+            except ValueError:
+                pass
+        if parsed >= 0.8 * min(len(names), 200):
+            return "deeppatent2"
+    return "generic"
+
+
+def read_figures(
+    root: str | Path,
+    fmt: str | None = None,
+    *,
+    issues: list[ReadIssue] | None = None,
+    columns: dict[str, str] | None = None,
+    class_column: str | None = None,
+    **options: Any,
+) -> Iterator[PatentFigure]:
+    """Yield the figures found under ``root``, lazily.
+
+    Args:
+        root: A folder (or, for the generic reader, a single image file).
+        fmt: ``"uspto_raw"``, ``"deeppatent2"``, ``"generic"`` or ``None``/``"auto"`` to :func:`detect_format`.
+        issues: Receives one :class:`ReadIssue` per skipped file or record (bad XML or JSON, missing image, ...).
+        columns: Generic reader: PatentFigure field -> sidecar column name, on top of the built-in aliases.
+        class_column: Generic reader: the column that gives ``class_label`` (e.g. ``"uspc_main_class"``).
+        **options: Passed to the format's reader (see :mod:`pir.ingest.uspto`, :mod:`pir.ingest.deeppatent2`,
+            :mod:`pir.ingest.generic`).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: Unknown ``fmt``.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or folder")
+    if fmt in (None, "", "auto"):
+        fmt = detect_format(root)
+    if issues is None:
+        issues = []
+    if fmt == "uspto_raw":
+        from pir.ingest.uspto import read_uspto_raw
+
+        yield from read_uspto_raw(root, issues=issues, **options)
+    elif fmt == "deeppatent2":
+        from pir.ingest.deeppatent2 import read_deeppatent2
+
+        yield from read_deeppatent2(root, issues=issues, **options)
+    elif fmt == "generic":
+        from pir.ingest.generic import read_generic
+
+        yield from read_generic(root, issues=issues, columns=columns, class_column=class_column, **options)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)} or 'auto'")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------------------------
+
+_MISSING = {"", "null", "none", "nan", "n/a", "na"}
+
+
+def clean(value: Any) -> str | None:
+    """A metadata value as a stripped string, or ``None`` for the usual spellings of "missing".
+
+    Missing: ``None``, ``""``, ``"NULL"``/``"null"``, ``"None"``, ``"NaN"``, ``"N/A"`` (case-insensitive).
+    """
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    s = re.sub(r"\s+", " ", str(value)).strip()
+    return None if s.lower() in _MISSING else s
+
+
+_US_NUMBER = re.compile(r"(?:US)?(D|RE|PP|H|T)?(\d{1,8})(?:[A-Z]\d?)?")
+_OTHER_NUMBER = re.compile(r"([A-Z]{2})(\d{4,})(?:[A-Z]\d?)?")
+
+
+def normalize_patent_id(raw: Any) -> str:
+    """Canonical patent id: ``USD0907292``, ``US10524395``, ``USRE047890``; other countries kept (``EP1234567``).
+
+    Removes spaces/commas/dots/slashes, a trailing ``-YYYYMMDD`` date and a trailing kind code (``S``, ``S1``,
+    ``B2``, ``A1``, ...). US numbers (``US``-prefixed or bare) are zero-padded to 8 characters after ``US``, like
+    USPTO's own file names (``D0907292``, ``10524395``, ``RE047890``). A value that does not look like a patent
+    number (a generic file stem such as ``chair_01``) is returned unchanged apart from stripping.
+
+    Raises:
+        ValueError: Empty value.
+    """
+    s = clean(raw)
+    if s is None:
+        raise ValueError("empty patent id")
+    compact = re.sub(r"[\s,./]", "", s.upper())
+    compact = re.sub(r"-\d{8}$", "", compact)
+    m = _US_NUMBER.fullmatch(compact)
+    if m and (compact.startswith("US") or m.group(1) or compact[:1].isdigit()):
+        prefix = m.group(1) or ""
+        return f"US{prefix}{m.group(2).zfill(8 - len(prefix))}"
+    m = _OTHER_NUMBER.fullmatch(compact)
+    if m:
+        return f"{m.group(1)}{m.group(2)}"
+    return s
+
+
+_VIEW_RULES: list[tuple[str, str]] = [
+    (r"enlarged|detail|partial|close[- ]up|fragmentary|magnified", "detail"),
+    (r"perspective|isometric|oblique|axonometric|3d view|three[- ]dimensional", "perspective"),
+    (r"cross[- ]?section|sectional|\bsection\b|\bcut\b", "cross-section"),
+    (r"exploded", "exploded"),
+    (r"reference|environment|in use|use state|state of use", "reference"),
+    (r"\bleft\b", "left side"),
+    (r"\bright\b", "right side"),
+    (r"\bfront\b|\bfrontal\b", "front"),
+    (r"\brear\b|\bback\b|\brearward\b", "rear"),
+    (r"\btop\b|\bupper\b|\bplan\b|\boverhead\b", "top"),
+    (r"\bbottom\b|\bunderside\b|\blower\b|\bunder\b", "bottom"),
+    (r"\bside\b|\blateral\b|\bprofile\b", "side"),
+    (r"elevation", "elevation"),
+]
+_VIEW_HEAD_STOP = re.compile(
+    r"\b(views?|of|thereof|showing|illustrating|according|with|in|taken|for|depicting|wherein|where|that)\b|[;:]"
+)
+_FIG_LABEL = re.compile(
+    r"^\s*(?:the\s+)?(?:figures?|figs?\.?|reproductions?)\s*[\dA-Z.\-, and]*?\s*(?:is|are|provides|shows)?\s*",
+    re.IGNORECASE,
+)
+
+
+def normalize_viewpoint(text: Any) -> str | None:
+    """Map a view description (``"FIG. 3 is a left side elevational view thereof"``, ``"perspective view"``,
+    ``"1.4 : Left"``) to a small vocabulary; ``None`` when no known view word is found.
+
+    Only the head of a sentence is read (up to ``view``/``of``/``thereof``/``showing``/...), so words describing the
+    object ("... a shoe with a front strap") do not leak into the viewpoint.
+    """
+    s = clean(text)
+    if s is None:
+        return None
+    s = s.lower()
+    s = re.sub(r"^\s*\d+(?:\.\d+)*\s*:?\s*", "", s)  # Hague style "1.4 : Left" / "1.8 is ..."
+    s = _FIG_LABEL.sub("", s, count=1)
+    s = re.sub(r"^(?:an?|the|another|a further|an additional)\s+", "", s)
+    stop = _VIEW_HEAD_STOP.search(s)
+    head = s[: stop.start()] if stop else s
+    if not head.strip() and stop and stop.group(0).startswith("view"):
+        return None
+    for pattern, name in _VIEW_RULES:
+        if re.search(pattern, head):
+            return name
+    return None
+
+
+def parse_date(value: Any) -> date | None:
+    """Parse ``20200107``, ``"2020-01-07"``, ``"2020/01/07"``, ``"07.01.2020"``, date/datetime; ``None`` if invalid."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    s = clean(value)
+    if s is None:
+        return None
+    s = s.split("T", 1)[0].split(" ", 1)[0]
+    for fmt in ("%Y%m%d", "%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%Y.%m.%d"):
+        try:
+            return datetime.strptime(s, fmt).date()
+        except ValueError:
+            continue
+    m = re.fullmatch(r"(\d{4})(\d{2})00", s)  # USPTO "month only" dates (19861100)
+    if m and 1 <= int(m.group(2)) <= 12:
+        return date(int(m.group(1)), int(m.group(2)), 1)
+    return None
+
+
+def split_codes(value: Any) -> list[str]:
+    """A class-code field as a list: JSON list, Python list, or a string separated by ``;``, ``|`` or ``,``."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        items = [clean(v) for v in value]
+        return [v for v in items if v]
+    s = clean(value)
+    if s is None:
+        return []
+    if s.startswith("[") and s.endswith("]"):
+        import json
+
+        try:
+            parsed = json.loads(s)
+        except ValueError:
+            try:
+                import ast
+
+                parsed = ast.literal_eval(s)
+            except (ValueError, SyntaxError):
+                parsed = None
+        if isinstance(parsed, list):
+            return split_codes(parsed)
+        s = s[1:-1]
+    out = [clean(p.strip("'\" ")) for p in re.split(r"[;|,]", s)]
+    return [p for p in out if p]
+
+
+def is_image(path: Path) -> bool:
+    """Whether a file name has one of :data:`~pir.ingest.images.IMAGE_EXTENSIONS`."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_vector(path: Path) -> bool:
+    """Whether a file name has a vector/document extension (PDF, SVG, ...)."""
+    return path.suffix.lower() in VECTOR_EXTENSIONS
+
+
+def vector_issue(path: Path) -> ReadIssue:
+    return ReadIssue(
+        str(path), f"{path.suffix.lstrip('.').upper()} drawings cannot be rasterised by pir; convert to PNG or TIFF"
+    )
+
+
+def _subdirs(root: Path, limit: int) -> list[Path]:
+    out: list[Path] = []
+    try:
+        with os.scandir(root) as it:
+            for e in it:
+                if e.is_dir() and not e.name.startswith("."):
+                    out.append(Path(e.path))
+                    if len(out) >= limit:
+                        break
+    except OSError:
+        return []
+    return sorted(out)
+
+
+def _files(root: Path, limit: int) -> list[Path]:
+    out: list[Path] = []
+    try:
+        with os.scandir(root) as it:
+            for e in it:
+                if e.is_file() and not e.name.startswith("."):
+                    out.append(Path(e.path))
+                    if len(out) >= limit:
+                        break
+    except OSError:
+        return []
+    return sorted(out)
+
+
+def _head(path: Path, n: int = 4096) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _looks_like_uspto_xml(path: Path) -> bool:
+    return "<us-patent-grant" in _head(path, 8192)
+
+
+def _looks_like_deeppatent2_json(path: Path) -> bool:
+    head = _head(path, 8192)
+    return any(k in head for k in ('"patentID"', '"subfigure_file"', '"figure_file"', '"figid"'))

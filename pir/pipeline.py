@@ -1,0 +1,243 @@
+"""The ingest pipeline: discover -> (enrich) -> load + embed -> upsert.
+
+The in-process path (:func:`ingest`) and the Celery tasks (``pir.workers.tasks``) call the same batch functions,
+:func:`enrich_batch` and :func:`embed_and_upsert`, so both store identical points.
+
+Idempotent and resumable: point ids are deterministic (uuid5 of patent id + figure id) and every point carries the
+encoder version and the image's content hash, so a re-run (or a re-delivered task) skips what is already stored and
+overwrites, never duplicates, what changed. One bad file is recorded as failed and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from pir.config import Settings
+from pir.ingest.images import ImageLoadError
+from pir.ingest.readers import ReadIssue, read_figures
+from pir.ingest.schema import PatentFigure, file_sha256
+
+if TYPE_CHECKING:
+    from pir.encoder.model import ImageEncoder
+    from pir.search.store import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FigureFailure:
+    """A figure that could not be stored: which one, which file, why."""
+
+    key: str
+    path: str
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    """Outcome of one embed-and-upsert batch."""
+
+    ingested: list[str] = field(default_factory=list)  # figure keys newly stored or overwritten
+    skipped: list[str] = field(default_factory=list)  # already stored with the same encoder version and content
+    failed: list[FigureFailure] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest run did."""
+
+    path: str
+    discovered: int = 0
+    ingested: int = 0
+    skipped: int = 0
+    failed: list[FigureFailure] = field(default_factory=list)
+    read_issues: list[ReadIssue] = field(default_factory=list)
+    seconds: float = 0.0
+    encoder: str = ""
+    collection: str = ""
+    store_count: int = 0
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failed) + len(self.read_issues)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["n_failed"] = self.n_failed
+        return d
+
+
+def batched(items: Iterable[PatentFigure], n: int) -> Iterator[list[PatentFigure]]:
+    """Chunk an iterable into lists of at most ``n``."""
+    batch: list[PatentFigure] = []
+    for it in items:
+        batch.append(it)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def discover(path: str | Path, settings: Settings, *, fmt: str | None = None, **reader_options: Any) -> tuple[list[PatentFigure], list[ReadIssue]]:
+    """Read every figure under ``path`` (metadata only; images are decoded later)."""
+    issues: list[ReadIssue] = []
+    figures = list(read_figures(Path(path), fmt, issues=issues, **reader_options))
+    return figures, issues
+
+
+def enrich_batch(figures: Sequence[PatentFigure], settings: Settings, *, show_progress: bool = False) -> dict[str, Any]:
+    """Generate (or fetch from the cache) the descriptions of each figure; the cache is the output."""
+    from pir.enrich import enrich_figures
+
+    summary = enrich_figures(figures, settings, show_progress=show_progress)
+    return summary.to_dict()
+
+
+def _descriptions(figure: PatentFigure, settings: Settings) -> list[str]:
+    from pir.enrich import get_descriptions
+
+    try:
+        return get_descriptions(figure, settings)
+    except Exception as e:  # noqa: BLE001  (enrichment must never lose a figure)
+        log.warning("%s: no descriptions (%s)", figure.key, e)
+        return []
+
+
+def embed_and_upsert(
+    figures: Sequence[PatentFigure],
+    settings: Settings,
+    encoder: ImageEncoder,
+    store: VectorStore,
+    *,
+    with_descriptions: bool = True,
+    force: bool = False,
+) -> BatchResult:
+    """Embed a batch of figures and upsert them; skip figures stored with the same encoder version and content.
+
+    Args:
+        figures: the batch (metadata; images are read here).
+        force: re-embed even figures that are already stored unchanged.
+    """
+    res = BatchResult()
+    t0 = time.perf_counter()
+    hashes: dict[str, str] = {}
+    todo: list[PatentFigure] = []
+    for fig in figures:
+        try:
+            hashes[fig.point_id] = file_sha256(fig.image_path)
+            todo.append(fig)
+        except OSError as e:
+            res.failed.append(FigureFailure(fig.key, str(fig.image_path), f"cannot read file: {e.strerror or e}"))
+    if not force and todo:
+        existing = {p.id: p.payload for p in store.retrieve([f.point_id for f in todo])}
+        keep = []
+        for fig in todo:
+            old = existing.get(fig.point_id)
+            if old and old.get("encoder_version") == encoder.version and old.get("content_hash") == hashes[fig.point_id]:
+                res.skipped.append(fig.key)
+            else:
+                keep.append(fig)
+        todo = keep
+    t1 = time.perf_counter()
+    images: list[Image.Image] = []
+    ok: list[PatentFigure] = []
+    for fig in todo:
+        try:
+            images.append(encoder.load_image(fig.image_path))
+            ok.append(fig)
+        except ImageLoadError as e:
+            res.failed.append(FigureFailure(fig.key, str(fig.image_path), e.reason))
+        except Exception as e:  # noqa: BLE001  (one bad file never stops the batch)
+            res.failed.append(FigureFailure(fig.key, str(fig.image_path), f"{type(e).__name__}: {e}"))
+    t2 = time.perf_counter()
+    if ok:
+        vectors = encoder.encode_pil(images, batch_size=settings.encoder.batch_size)
+        t3 = time.perf_counter()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        payloads = []
+        for fig in ok:
+            p = fig.payload()
+            p.update(
+                encoder=encoder.name,
+                encoder_version=encoder.version,
+                content_hash=hashes[fig.point_id],
+                embedded_at=now,
+            )
+            if with_descriptions:
+                p["descriptions"] = _descriptions(fig, settings)
+            payloads.append(p)
+        store.upsert([f.point_id for f in ok], vectors.astype(np.float32, copy=False), payloads)
+        res.ingested.extend(f.key for f in ok)
+        t4 = time.perf_counter()
+        res.seconds.update(embed=t3 - t2, upsert=t4 - t3)
+    res.seconds.update(check=t1 - t0, load=t2 - t1, total=time.perf_counter() - t0)
+    return res
+
+
+def ingest(
+    path: str | Path,
+    settings: Settings,
+    *,
+    encoder: ImageEncoder | None = None,
+    store: VectorStore | None = None,
+    fmt: str | None = None,
+    reader_options: dict[str, Any] | None = None,
+    enrich: bool = True,
+    force: bool = False,
+    optimize: bool = True,
+    show_progress: bool = True,
+) -> IngestSummary:
+    """Ingest every figure under ``path`` into the store, in-process.
+
+    Example:
+        >>> summary = ingest("drawings/", get_settings())
+        >>> summary.ingested, summary.skipped, summary.n_failed
+    """
+    from pir.encoder.model import load_encoder
+    from pir.search.store import open_store
+
+    t0 = time.perf_counter()
+    enc = encoder or load_encoder(settings.encoder.name, device=settings.encoder.device, image_size=settings.image_size)
+    own_store = store is None
+    st = store or open_store(settings)
+    try:
+        st.ensure_collection(enc.dim, encoder=enc.name)
+        figures, issues = discover(path, settings, fmt=fmt, **(reader_options or {}))
+        summary = IngestSummary(path=str(path), discovered=len(figures), read_issues=issues, encoder=enc.name,
+                                collection=st.collection)
+        bar = tqdm(total=len(figures), desc="ingest", unit="fig", disable=not show_progress)
+        for batch in batched(figures, settings.worker.batch_size):
+            if enrich:
+                enrich_batch(batch, settings)
+            res = embed_and_upsert(batch, settings, enc, st, with_descriptions=enrich, force=force)
+            summary.ingested += len(res.ingested)
+            summary.skipped += len(res.skipped)
+            summary.failed.extend(res.failed)
+            for f in res.failed:
+                log.warning("skipped %s (%s): %s", f.key, f.path, f.reason)
+            bar.update(len(batch))
+            bar.set_postfix(new=summary.ingested, skipped=summary.skipped, failed=summary.n_failed)
+        bar.close()
+        if optimize and summary.ingested:
+            st.optimize()
+        summary.store_count = st.count()
+    finally:
+        if own_store:
+            st.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary

@@ -1,0 +1,176 @@
+"""Query side: embed a query (one or several views, or words) and run filtered kNN against the store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from pir.config import Settings
+from pir.ingest.schema import point_id
+
+if TYPE_CHECKING:
+    from pir.encoder.model import ImageEncoder
+    from pir.search.store import Hit, SearchFilter, VectorStore
+
+
+@dataclass
+class SearchResult:
+    """One ranked prior-art figure."""
+
+    rank: int
+    score: float
+    patent_id: str
+    figure_id: str
+    title: str | None
+    class_label: str | None
+    classes: list[str]
+    viewpoint: str | None
+    year: int | None
+    image_path: str | None
+    descriptions: list[str] = field(default_factory=list)
+    id: str = ""
+
+    @classmethod
+    def from_hit(cls, rank: int, hit: Hit) -> SearchResult:
+        p = hit.payload
+        return cls(
+            rank=rank,
+            score=float(hit.score),
+            patent_id=str(p.get("patent_id", "")),
+            figure_id=str(p.get("figure_id", "")),
+            title=p.get("title"),
+            class_label=p.get("class_label"),
+            classes=list(p.get("classes") or []),
+            viewpoint=p.get("viewpoint"),
+            year=p.get("year"),
+            image_path=p.get("image_path"),
+            descriptions=list(p.get("descriptions") or []),
+            id=hit.id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResponse:
+    """Results plus where the time went."""
+
+    results: list[SearchResult]
+    encode_ms: float
+    search_ms: float
+    query: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "encode_ms": self.encode_ms,
+            "search_ms": self.search_ms,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def fuse(vectors: np.ndarray) -> np.ndarray:
+    """Fuse several views of one object into one query: the normalised mean of their embeddings."""
+    v = np.asarray(vectors, dtype=np.float32).reshape(-1, vectors.shape[-1]).mean(axis=0)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def search_vector(
+    vector: np.ndarray,
+    store: VectorStore,
+    *,
+    k: int = 10,
+    filter: SearchFilter | None = None,
+    min_score: float | None = None,
+    group_by_patent: bool = False,
+) -> list[SearchResult]:
+    """kNN for a ready query vector."""
+    hits = store.search(
+        np.asarray(vector, dtype=np.float32), k, filter=filter, min_score=min_score, group_by_patent=group_by_patent
+    )
+    return [SearchResult.from_hit(i + 1, h) for i, h in enumerate(hits)]
+
+
+def search_images(
+    images: Sequence[str | Path | Image.Image],
+    settings: Settings,
+    *,
+    encoder: ImageEncoder,
+    store: VectorStore,
+    k: int = 10,
+    filter: SearchFilter | None = None,
+    min_score: float | None = None,
+    group_by_patent: bool = False,
+) -> SearchResponse:
+    """Search with one drawing, or several views of one object fused into one query."""
+    if not images:
+        raise ValueError("no query image given")
+    t0 = time.perf_counter()
+    vecs = encoder.encode_images(list(images), batch_size=settings.encoder.batch_size)
+    q = fuse(vecs)
+    t1 = time.perf_counter()
+    results = search_vector(q, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent)
+    t2 = time.perf_counter()
+    return SearchResponse(
+        results,
+        (t1 - t0) * 1e3,
+        (t2 - t1) * 1e3,
+        {"images": [str(i) if not isinstance(i, Image.Image) else "<image>" for i in images]},
+    )
+
+
+def search_text(
+    text: str,
+    settings: Settings,
+    *,
+    encoder: ImageEncoder,
+    store: VectorStore,
+    k: int = 10,
+    filter: SearchFilter | None = None,
+    min_score: float | None = None,
+    group_by_patent: bool = False,
+) -> SearchResponse:
+    """Search drawings by words (needs an encoder trained into the text space; raises ZeroShotTextError otherwise)."""
+    t0 = time.perf_counter()
+    q = encoder.encode_text([text])[0]
+    t1 = time.perf_counter()
+    results = search_vector(q, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent)
+    t2 = time.perf_counter()
+    return SearchResponse(results, (t1 - t0) * 1e3, (t2 - t1) * 1e3, {"text": text})
+
+
+def search_like(
+    key: str,
+    store: VectorStore,
+    *,
+    k: int = 10,
+    filter: SearchFilter | None = None,
+    min_score: float | None = None,
+    group_by_patent: bool = False,
+) -> SearchResponse:
+    """ "More like this": query with a stored figure (``PATENT/FIGURE``) by its stored vector.
+
+    Raises:
+        KeyError: the figure is not in the store.
+    """
+    if "/" not in key:
+        raise ValueError(f"{key!r}: expected PATENT_ID/FIGURE_ID, e.g. USD0907292/D00001")
+    patent, figure = key.split("/", 1)
+    t0 = time.perf_counter()
+    pts = store.retrieve([point_id(patent, figure)], with_vectors=True)
+    if not pts or pts[0].vector is None:
+        raise KeyError(f"figure {key} is not in collection {store.collection!r}")
+    t1 = time.perf_counter()
+    results = search_vector(
+        pts[0].vector, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent
+    )
+    t2 = time.perf_counter()
+    return SearchResponse(results, (t1 - t0) * 1e3, (t2 - t1) * 1e3, {"like": key})
