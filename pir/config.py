@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,11 @@ class QdrantSettings(BaseModel):
     url: str | None = None
     api_key: SecretStr | None = None
     prefer_grpc: bool = False
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
     timeout: float = 30.0
     collection: str = "pir_figures"
     # Server-side distribution (ignored by the embedded store).
@@ -83,6 +88,11 @@ class WorkerSettings(BaseModel):
 
     broker_url: str | None = None
     result_backend: str | None = None
+
+    @field_validator("broker_url", "result_backend", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
     batch_size: int = 32
     visibility_timeout: int = 7200
     task_time_limit: int = 3600

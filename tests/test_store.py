@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -376,28 +376,34 @@ CONGRUENCE_QUERIES: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture()
-def both(tmp_path: Path) -> Iterator[Callable[..., tuple[list[Hit], list[Hit]]]]:
-    stores = [new_store("edge", tmp_path), new_store("server", tmp_path)]
-    for s in stores:
+@pytest.fixture(scope="module")
+def congruent_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, VectorStore]]:
+    """The same data in Edge (brute force), Edge after optimize() (HNSW graph) and the qdrant-client store."""
+    root = tmp_path_factory.mktemp("congruence")
+    stores = {
+        "edge": EdgeStore(root / "plain", "figs"),
+        "edge_hnsw": EdgeStore(root / "hnsw", "figs", full_scan_threshold_kb=1, indexing_threshold_kb=1),
+        "server": ServerStore(QdrantClient(":memory:"), "figs", owns_client=True),
+    }
+    for s in stores.values():
         s.ensure_collection(DIM, encoder=ENCODER)
         s.upsert(IDS, X, PAYLOADS)
-
-    def run(q: np.ndarray, **kw: Any) -> tuple[list[Hit], list[Hit]]:
-        a, b = (s.search(q, **kw) for s in stores)
-        return a, b
-
-    yield run
-    for s in stores:
+    stores["edge_hnsw"].optimize()
+    assert stores["edge_hnsw"].info()["indexed_vectors"] > 0
+    yield stores
+    for s in stores.values():
         s.close()
 
 
 @pytest.mark.parametrize("case", list(CONGRUENCE_QUERIES))
-def test_backends_are_congruent(both: Callable[..., tuple[list[Hit], list[Hit]]], case: str) -> None:
+def test_backends_are_congruent(congruent_stores: dict[str, VectorStore], case: str) -> None:
     kwargs = CONGRUENCE_QUERIES[case]
+    server = congruent_stores["server"]
     for q in QUERIES[:4]:
-        edge_hits, server_hits = both(q, **kwargs)
-        assert edge_hits, kwargs
-        assert [h.id for h in edge_hits] == [h.id for h in server_hits]
-        np.testing.assert_allclose([h.score for h in edge_hits], [h.score for h in server_hits], atol=1e-4)
-        assert [h.payload for h in edge_hits] == [h.payload for h in server_hits]
+        expected = server.search(q, **kwargs)
+        assert expected, kwargs
+        for name in ("edge", "edge_hnsw"):
+            hits = congruent_stores[name].search(q, **kwargs)
+            assert [h.id for h in hits] == [h.id for h in expected], name
+            np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], atol=1e-4)
+            assert [h.payload for h in hits] == [h.payload for h in expected]

@@ -62,7 +62,9 @@ def _check_labels(labels: Tensor, n: int, num_classes: int, what: str) -> Tensor
     if labels.dtype in (torch.float16, torch.float32, torch.float64, torch.bfloat16, torch.bool):
         raise ValueError(f"{what}: labels must be an integer tensor, got {labels.dtype}")
     if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"{what}: labels must lie in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]")
+        raise ValueError(
+            f"{what}: labels must lie in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]"
+        )
     return labels.long()
 
 
@@ -79,9 +81,10 @@ class ImageTextContrastiveLoss(nn.Module):
     The temperature is learnt in log space (``logit_scale = ln(1/T)``) and clamped to ``[0, ln(max_logit_scale)]``
     both in forward and by :meth:`clamp_`, so the scale never exceeds ``max_logit_scale``.
 
-    With ``text_ids`` (one id per row, equal ids = identical description), rows sharing an id are positives of each
-    other rather than negatives: targets become uniform over the positives (multi-positive cross-entropy). With all
-    ids distinct this equals the plain loss.
+    With ``text_ids`` (one id per row, equal ids = identical description), rows sharing an id are not negatives of
+    each other: they are removed from each other's softmax denominators (both directions). With all ids distinct
+    this is exactly the plain loss. (Uniform multi-positive soft targets would be a no-op here: when the duplicated
+    texts have identical embeddings, that loss equals plain InfoNCE term for term, floor of ``ln |P|`` included.)
     """
 
     def __init__(self, init_temperature: float = 0.07, max_logit_scale: float = 100.0, learnable: bool = True) -> None:
@@ -108,7 +111,7 @@ class ImageTextContrastiveLoss(nn.Module):
         Args:
             image_emb: ``(B, D)`` image embeddings (normalised here).
             text_emb: ``(B, D)`` text embeddings of the sampled descriptions (normalised here).
-            text_ids: Optional ``(B,)`` ids of the descriptions (ints or hashables); equal ids are extra positives.
+            text_ids: Optional ``(B,)`` ids of the descriptions (ints or hashables); equal ids are never negatives.
 
         Returns:
             ``{"contrastive_loss", "logit_scale"}`` (the scale detached).
@@ -123,18 +126,14 @@ class ImageTextContrastiveLoss(nn.Module):
         scale = self.scale().to(img.dtype)
         logits = scale * img @ txt.T
         n = logits.shape[0]
-        if text_ids is None:
-            target = torch.arange(n, device=logits.device)
-            loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-        else:
+        target = torch.arange(n, device=logits.device)
+        if text_ids is not None:
             ids = _ids_to_tensor(text_ids, logits.device)
             if ids.shape != (n,):
                 raise ValueError(f"contrastive loss: text_ids must have shape ({n},), got {tuple(ids.shape)}")
-            pos = (ids[:, None] == ids[None, :]).to(logits.dtype)
-            q = pos / pos.sum(dim=1, keepdim=True)  # symmetric, rows sum to 1
-            loss_i2t = -(q * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-            loss_t2i = -(q.T * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
-            loss = 0.5 * (loss_i2t + loss_t2i)
+            eye = torch.eye(n, dtype=torch.bool, device=logits.device)
+            logits = logits.masked_fill((ids[:, None] == ids[None, :]) & ~eye, float("-inf"))
+        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
         return {"contrastive_loss": loss, "logit_scale": scale.detach()}
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -196,9 +195,7 @@ class PrototypeLogitAdjustedLoss(nn.Module):
                 f"got {tuple(prototypes.shape)}"
             )
         if image_emb.ndim != 2 or image_emb.shape[1] != prototypes.shape[1]:
-            raise ValueError(
-                f"class loss: image_emb must be (B, {prototypes.shape[1]}), got {tuple(image_emb.shape)}"
-            )
+            raise ValueError(f"class loss: image_emb must be (B, {prototypes.shape[1]}), got {tuple(image_emb.shape)}")
         img = F.normalize(image_emb, dim=-1)
         protos = F.normalize(prototypes.to(img.dtype), dim=-1)
         logits = self.scale().to(img.dtype) * img @ protos.T
@@ -306,7 +303,9 @@ class ArcFaceClassLoss(nn.Module):
     def __init__(self, num_classes: int, embedding_size: int, margin: float = 28.6, scale: float = 64) -> None:
         super().__init__()
         if num_classes < 1 or embedding_size < 1:
-            raise ValueError(f"arcface: num_classes and embedding_size must be >= 1, got {num_classes}, {embedding_size}")
+            raise ValueError(
+                f"arcface: num_classes and embedding_size must be >= 1, got {num_classes}, {embedding_size}"
+            )
         self.num_classes = int(num_classes)
         self.embedding_size = int(embedding_size)
         self.margin = float(margin)

@@ -13,6 +13,7 @@ import csv
 import functools
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -49,13 +50,18 @@ def locarno_table() -> dict[str, str]:
     return _table("locarno_classes.csv")
 
 
-def parse_uspc_design(code: str) -> tuple[str, str | None] | None:
+def parse_uspc_design(code: str, known_mains: Iterable[str] = ()) -> tuple[str, str | None] | None:
     """Split a USPC design code into (main class, subclass); None when it is not a design code.
+
+    The compact USPTO form is ambiguous for one-digit classes once its padding is lost (``" D2840"`` is D2/840,
+    ``"D2840"`` could be D28/40): a one-digit reading is chosen when the code keeps its leading space, when the
+    two-digit class does not exist, or when the one-digit class is among ``known_mains`` (the figure's other codes).
 
     Examples:
         >>> parse_uspc_design("D14486"), parse_uspc_design("D 2728"), parse_uspc_design("D26/25")
         (('D14', '486'), ('D2', '728'), ('D26', '25'))
     """
+    padded_one_digit = code.startswith(" ") and code.strip()[:1].upper() == "D"
     s = code.strip().upper()
     if not s.startswith("D") or len(s) < 2:
         return None
@@ -64,12 +70,27 @@ def parse_uspc_design(code: str) -> tuple[str, str | None] | None:
         main, sub = _SEPARATORS.split(rest, maxsplit=1)
     elif len(rest.strip()) <= 2 and rest.strip().isdigit():
         main, sub = rest, ""
+    elif rest[:1] == " " or rest[1:2] == " ":
+        main, sub = rest[:2], rest[2:]
+    elif rest.isdigit() and (padded_one_digit or f"D{rest[:2]}" not in uspc_table() or f"D{rest[0]}" in known_mains):
+        main, sub = rest[:1], rest[1:]
     else:
         main, sub = rest[:2], rest[2:]
     main, sub = main.strip(), sub.strip().lstrip("0") or None
     if not main.isdigit():
         return None
     return f"D{int(main)}", sub
+
+
+def _unambiguous_mains(codes: Iterable[str]) -> set[str]:
+    out = set()
+    for code in codes:
+        rest = code.strip().upper()[1:]
+        if code.strip().upper().startswith("D") and (_SEPARATORS.search(rest) or " " in rest or len(rest) <= 2):
+            parsed = parse_uspc_design(code)
+            if parsed:
+                out.add(parsed[0])
+    return out
 
 
 def parse_locarno(code: str) -> tuple[str, str | None] | None:
@@ -86,9 +107,9 @@ def parse_locarno(code: str) -> tuple[str, str | None] | None:
     return f"{int(main):02d}", (f"{int(sub):02d}" if sub else None)
 
 
-def uspc_class_title(code: str) -> ClassTitle | None:
+def uspc_class_title(code: str, known_mains: Iterable[str] = ()) -> ClassTitle | None:
     """Title of the USPC design main class of ``code`` (None when unknown)."""
-    parsed = parse_uspc_design(code)
+    parsed = parse_uspc_design(code, known_mains)
     if parsed is None:
         return None
     title = uspc_table().get(parsed[0])
@@ -115,7 +136,9 @@ def class_titles(uspc: list[str], locarno: list[str], extra: list[str] | None = 
     USPC design codes.
     """
     out: list[ClassTitle] = []
-    candidates = [uspc_class_title(c) for c in [*uspc, *(extra or [])]] + [locarno_class_title(c) for c in locarno]
+    us_codes = [*uspc, *(extra or [])]
+    known = _unambiguous_mains(us_codes)
+    candidates = [uspc_class_title(c, known) for c in us_codes] + [locarno_class_title(c) for c in locarno]
     for ct in candidates:
         if ct is not None and all((ct.system, ct.code) != (o.system, o.code) for o in out):
             out.append(ct)

@@ -71,14 +71,14 @@ def detect_format(root: str | Path) -> Format:
         return "generic"
     if any((root / name).is_file() for name in SIDECAR_NAMES):
         return "generic"
-    dirs = [root, *_subdirs(root, limit=200)]
+    dirs = _dirs_breadth_first(root, max_depth=3, max_dirs=300)
     for d in dirs:
         for f in _files(d, limit=500):
-            if f.suffix.lower() == ".xml" and _looks_like_uspto_xml(f):
+            if f.suffix.lower() == ".xml" and looks_like_uspto_xml(f):
                 return "uspto_raw"
     for d in dirs:
         for f in _files(d, limit=500):
-            if f.suffix.lower() in (".json", ".jsonl") and _looks_like_deeppatent2_json(f):
+            if f.suffix.lower() in (".json", ".jsonl") and looks_like_deeppatent2_json(f):
                 return "deeppatent2"
     if any(f.suffix.lower() == ".csv" for f in _files(root, limit=2000)):
         return "generic"
@@ -111,7 +111,7 @@ def read_figures(
     class_column: str | None = None,
     **options: Any,
 ) -> Iterator[PatentFigure]:
-    """Yield the figures found under ``root``, lazily.
+    """Iterate over the figures found under ``root``, lazily (the checks of ``root`` and ``fmt`` are eager).
 
     Args:
         root: A folder (or, for the generic reader, a single image file).
@@ -136,17 +136,16 @@ def read_figures(
     if fmt == "uspto_raw":
         from pir.ingest.uspto import read_uspto_raw
 
-        yield from read_uspto_raw(root, issues=issues, **options)
-    elif fmt == "deeppatent2":
+        return read_uspto_raw(root, issues=issues, **options)
+    if fmt == "deeppatent2":
         from pir.ingest.deeppatent2 import read_deeppatent2
 
-        yield from read_deeppatent2(root, issues=issues, **options)
-    elif fmt == "generic":
+        return read_deeppatent2(root, issues=issues, **options)
+    if fmt == "generic":
         from pir.ingest.generic import read_generic
 
-        yield from read_generic(root, issues=issues, columns=columns, class_column=class_column, **options)
-    else:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)} or 'auto'")
+        return read_generic(root, issues=issues, columns=columns, class_column=class_column, **options)
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)} or 'auto'")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -310,6 +309,7 @@ def is_vector(path: Path) -> bool:
 
 
 def vector_issue(path: Path) -> ReadIssue:
+    """The issue reported for a vector drawing (PDF, SVG, ...) found where raster images are read."""
     return ReadIssue(
         str(path), f"{path.suffix.lstrip('.').upper()} drawings cannot be rasterised by pir; convert to PNG or TIFF"
     )
@@ -327,6 +327,22 @@ def _subdirs(root: Path, limit: int) -> list[Path]:
     except OSError:
         return []
     return sorted(out)
+
+
+def _dirs_breadth_first(root: Path, max_depth: int, max_dirs: int) -> list[Path]:
+    """``root`` and its sub-folders, breadth first, at most ``max_depth`` levels and ``max_dirs`` folders."""
+    out, level = [root], [root]
+    for _ in range(max_depth):
+        nxt: list[Path] = []
+        for d in level:
+            nxt += _subdirs(d, limit=max_dirs)
+            if len(out) + len(nxt) >= max_dirs:
+                break
+        out += nxt[: max(0, max_dirs - len(out))]
+        level = nxt
+        if len(out) >= max_dirs or not level:
+            break
+    return out
 
 
 def _files(root: Path, limit: int) -> list[Path]:
@@ -351,10 +367,12 @@ def _head(path: Path, n: int = 4096) -> str:
         return ""
 
 
-def _looks_like_uspto_xml(path: Path) -> bool:
+def looks_like_uspto_xml(path: Path) -> bool:
+    """Whether a file's first 8 KB hold a USPTO ``<us-patent-grant`` element."""
     return "<us-patent-grant" in _head(path, 8192)
 
 
-def _looks_like_deeppatent2_json(path: Path) -> bool:
+def looks_like_deeppatent2_json(path: Path) -> bool:
+    """Whether a JSON file's first 8 KB mention DeepPatent2 record keys (``patentID``, ``figure_file``, ...)."""
     head = _head(path, 8192)
     return any(k in head for k in ('"patentID"', '"subfigure_file"', '"figure_file"', '"figid"'))

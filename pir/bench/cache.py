@@ -1,0 +1,201 @@
+"""Embedding cache of the benchmarks: one row per (encoder version, sha256 of the image bytes).
+
+Every encoder embeds each query and gallery image once across bench runs: a second run over the same images with the
+same encoder weights reads every vector back (0 new embeddings). The cache is one SQLite file under
+``settings.cache_dir / "bench_emb"``; vectors are stored as raw float32 bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pir.ingest.schema import file_sha256
+
+if TYPE_CHECKING:
+    from pir.encoder.model import ImageEncoder
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "embeddings.sqlite"
+_IN_CHUNK = 500
+
+
+@dataclass
+class EmbedResult:
+    """Embeddings of a list of images.
+
+    Attributes:
+        vectors: float32 (N, dim); rows of failed images are zero.
+        ok: True where the image was embedded (or found in the cache).
+        n_new: Images embedded by the encoder in this call.
+        n_cached: Images read from the cache.
+        failures: ``(path, reason)`` of each image that could not be read.
+    """
+
+    vectors: np.ndarray
+    ok: np.ndarray
+    n_new: int = 0
+    n_cached: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+class EmbeddingCache:
+    """SQLite store of image embeddings keyed by ``(encoder_version, image_sha256)``.
+
+    Args:
+        path: The SQLite file (parent folders are created).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path))
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS emb (version TEXT NOT NULL, sha TEXT NOT NULL, dim INTEGER NOT NULL, "
+            "vec BLOB NOT NULL, PRIMARY KEY (version, sha))"
+        )
+        self._db.commit()
+
+    @classmethod
+    def for_settings(cls, cache_dir: str | Path) -> EmbeddingCache:
+        """The cache file under ``cache_dir / "bench_emb"`` (``settings.cache_dir``)."""
+        return cls(Path(cache_dir) / "bench_emb" / CACHE_FILE)
+
+    def get_many(self, version: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached vectors of these image hashes (missing hashes are left out)."""
+        out: dict[str, np.ndarray] = {}
+        uniq = list(dict.fromkeys(shas))
+        for s in range(0, len(uniq), _IN_CHUNK):
+            part = uniq[s : s + _IN_CHUNK]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT sha, dim, vec FROM emb WHERE version = ? AND sha IN ({marks})", [version, *part]
+            )
+            for sha, dim, blob in rows:
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.size == dim:
+                    out[sha] = vec
+        return out
+
+    def put_many(self, version: str, shas: Sequence[str], vectors: np.ndarray) -> None:
+        """Store vectors (one row per hash; an existing row is overwritten)."""
+        arr = np.asarray(vectors, dtype=np.float32)
+        self._db.executemany(
+            "INSERT OR REPLACE INTO emb (version, sha, dim, vec) VALUES (?, ?, ?, ?)",
+            [(version, sha, int(arr.shape[1]), arr[i].tobytes()) for i, sha in enumerate(shas)],
+        )
+        self._db.commit()
+
+    def count(self, version: str | None = None) -> int:
+        """Number of cached vectors (of one encoder version, or all)."""
+        if version is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+        return int(self._db.execute("SELECT COUNT(*) FROM emb WHERE version = ?", [version]).fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        try:
+            self._db.close()
+        except sqlite3.Error:  # pragma: no cover - already closed
+            pass
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def embed_paths(
+    encoder: ImageEncoder,
+    paths: Sequence[str | Path],
+    cache: EmbeddingCache,
+    *,
+    batch_size: int = 32,
+    shas: Sequence[str | None] | None = None,
+) -> EmbedResult:
+    """Embed image files through the cache: hash each file, read cached vectors, embed only the rest.
+
+    One unreadable file is recorded in :attr:`EmbedResult.failures` and the others go on.
+
+    Args:
+        encoder: The image encoder (its ``version`` keys the cache).
+        paths: Image files.
+        cache: The embedding cache.
+        batch_size: Images per forward pass.
+        shas: Precomputed sha256 of each file (None entries are computed).
+
+    Returns:
+        The :class:`EmbedResult` (rows in the order of ``paths``).
+    """
+    from pir.ingest.images import ImageLoadError
+
+    n = len(paths)
+    vectors = np.zeros((n, encoder.dim), dtype=np.float32)
+    ok = np.zeros(n, dtype=bool)
+    res = EmbedResult(vectors=vectors, ok=ok)
+    hashes: list[str | None] = [None] * n
+    for i, p in enumerate(paths):
+        given = shas[i] if shas is not None else None
+        if given:
+            hashes[i] = given
+            continue
+        try:
+            hashes[i] = file_sha256(Path(p))
+        except OSError as e:
+            res.failures.append((str(p), f"cannot read file: {e.strerror or e}"))
+    version = encoder.version
+    cached = cache.get_many(version, [h for h in hashes if h])
+    todo: list[int] = []
+    for i, h in enumerate(hashes):
+        if h is None:
+            continue
+        vec = cached.get(h)
+        if vec is not None and vec.size == encoder.dim:
+            vectors[i] = vec
+            ok[i] = True
+            res.n_cached += 1
+        else:
+            todo.append(i)
+    # Embed the misses batch by batch (one image per unique hash), caching as we go.
+    first_of: dict[str, int] = {}
+    for s in range(0, len(todo), batch_size * 4):
+        images, rows = [], []
+        for i in todo[s : s + batch_size * 4]:
+            h = hashes[i]
+            assert h is not None
+            if h in first_of:
+                continue
+            try:
+                images.append(encoder.load_image(paths[i]))
+            except ImageLoadError as e:
+                res.failures.append((str(paths[i]), e.reason))
+                continue
+            except Exception as e:  # noqa: BLE001  (one bad file never stops the bench)
+                res.failures.append((str(paths[i]), f"{type(e).__name__}: {e}"))
+                continue
+            first_of[h] = i
+            rows.append(i)
+        if not rows:
+            continue
+        emb = encoder.encode_pil(images, batch_size=batch_size)
+        for j, i in enumerate(rows):
+            vectors[i] = emb[j]
+            ok[i] = True
+        cache.put_many(version, [hashes[i] for i in rows], emb)  # type: ignore[misc]
+        res.n_new += len(rows)
+    for i in todo:  # duplicates of an image embedded above
+        h = hashes[i]
+        if not ok[i] and h in first_of and ok[first_of[h]]:
+            vectors[i] = vectors[first_of[h]]
+            ok[i] = True
+    for path, reason in res.failures:
+        log.warning("bench: skipped %s: %s", path, reason)
+    return res

@@ -1,0 +1,277 @@
+"""Benchmark runs: several methods (encoders) on one or more datasets, then the report.
+
+Entry points (one per ``pir bench`` command): :func:`bench_folders` (``pir bench [--data DIR]``),
+:func:`bench_deeppatent2` (``pir bench deeppatent2``) and :func:`bench_deeppatent` (``pir bench deeppatent``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pir.bench.cache import EmbeddingCache
+from pir.bench.datasets import BenchSet, Relevance, deeppatent2_set, deeppatent_lists_set, folder_set
+from pir.bench.evaluate import MethodResult, StoreKind, evaluate_method
+
+if TYPE_CHECKING:
+    from pir.config import Settings
+
+log = logging.getLogger(__name__)
+
+ZERO_SHOT = "zero-shot"
+FALLBACK_BACKBONE = "tf_efficientnet_lite0"
+
+
+@dataclass
+class BenchRun:
+    """Everything one bench run measured.
+
+    Attributes:
+        datasets: The evaluated datasets (their :meth:`BenchSet.summary`).
+        results: Dataset name -> one :class:`MethodResult` per method.
+        sets: Dataset name -> the :class:`BenchSet` (for plots; not serialised).
+        skipped: Datasets that could not be evaluated, with the reason.
+        environment: Device, threads, versions.
+        out: Report folder (None when no report was written).
+    """
+
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[str, list[MethodResult]] = field(default_factory=dict)
+    sets: dict[str, BenchSet] = field(default_factory=dict, repr=False)
+    skipped: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    ks: tuple[int, ...] = (1, 5, 10)
+    out: Path | None = None
+    files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready results (``results.json``)."""
+        return {
+            "environment": self.environment,
+            "ks": list(self.ks),
+            "datasets": self.datasets,
+            "skipped": self.skipped,
+            "results": {name: [r.to_dict() for r in rs] for name, rs in self.results.items()},
+        }
+
+
+def environment(settings: Settings) -> dict[str, Any]:
+    """Device, thread and version facts recorded with every result."""
+    import torch
+
+    return {
+        "device": settings.encoder.device,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def resolve_encoders(spec: str | Sequence[str], settings: Settings) -> list[tuple[str, str]]:
+    """``zero-shot,DIR1,name2`` -> ``[(label, load spec), ...]``.
+
+    ``zero-shot`` is the settings' default encoder when that is a built-in backbone name (else
+    ``tf_efficientnet_lite0``); any other entry is a built-in name or an encoder directory.
+    """
+    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p and p.strip()]
+    if not parts:
+        parts = [ZERO_SHOT]
+    out: list[tuple[str, str]] = []
+    labels: set[str] = set()
+    for p in parts:
+        if p == ZERO_SHOT:
+            default = settings.encoder.name
+            load = default if not Path(default).is_dir() else FALLBACK_BACKBONE
+            label = ZERO_SHOT
+        else:
+            load = p
+            label = Path(p).name if Path(p).is_dir() else p
+        base, n = label, 2
+        while label in labels:
+            label = f"{base}-{n}"
+            n += 1
+        labels.add(label)
+        out.append((label, load))
+    return out
+
+
+def run_benchmark(
+    sets: Sequence[BenchSet],
+    settings: Settings,
+    *,
+    encoders: str | Sequence[str] = ZERO_SHOT,
+    k: int | None = None,
+    ks: Sequence[int] = (1, 5, 10),
+    out: str | Path | None = None,
+    store_kind: StoreKind = "edge",
+    plots: bool = True,
+    skipped: dict[str, str] | None = None,
+) -> BenchRun:
+    """Evaluate every method on every dataset through the store; write the report when ``out`` is set.
+
+    Args:
+        sets: The datasets.
+        settings: Settings (device, data dir, cache dir, Qdrant tuning).
+        encoders: ``zero-shot,DIR1,...`` or a list of the same.
+        k: Store search depth (see :mod:`pir.bench.evaluate`).
+        ks: Reported cut-offs.
+        out: Report folder (``results.json``, ``results.md``, PNG plots).
+        store_kind: ``edge`` or ``memory``.
+        plots: Draw the PNG plots.
+        skipped: Datasets already known to be skipped (name -> reason), carried into the report.
+    """
+    from pir.encoder.model import load_encoder
+
+    run = BenchRun(environment=environment(settings), ks=tuple(ks), skipped=dict(skipped or {}))
+    methods = resolve_encoders(encoders, settings)
+    with EmbeddingCache.for_settings(settings.cache_dir) as cache:
+        for label, spec in methods:
+            enc = load_encoder(spec, device=settings.encoder.device, image_size=settings.image_size)
+            for bench in sets:
+                try:
+                    res = evaluate_method(bench, enc, settings, cache, method=label, k=k, ks=ks, store_kind=store_kind)
+                except ValueError as e:
+                    log.warning("bench: %s skipped for %s: %s", bench.name, label, e)
+                    run.skipped[f"{bench.name}/{label}"] = str(e)
+                    continue
+                run.results.setdefault(bench.name, []).append(res)
+                run.sets[bench.name] = bench
+    run.datasets = [b.summary() for b in sets]
+    if out is not None:
+        from pir.bench.report import write_report
+
+        write_report(run, Path(out), plots=plots)
+    return run
+
+
+def shared_data_root() -> Path:
+    """``../shared/data`` relative to the repository root (where the real sample data lives in this project)."""
+    import pir
+
+    return Path(pir.__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def default_sets(
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    shared_root: str | Path | None = None,
+    synth_patents: int = 120,
+) -> tuple[list[BenchSet], dict[str, str]]:
+    """The datasets of a bare ``pir bench``: the seeded synthetic corpus, plus the real data when present.
+
+    Real data (each reported separately): the USPTO 2021 design sample (relevance = same patent) and
+    ``uspto_design_2007_uspc`` (relevance = same USPC main class).
+
+    Returns:
+        The sets, and name -> reason for datasets that were absent or unusable.
+    """
+    from pir.synth import synthesize_corpus
+
+    sets: list[BenchSet] = []
+    skipped: dict[str, str] = {}
+    synth_dir = Path(settings.data_dir) / "bench" / f"synthetic-p{synth_patents}-s{seed}"
+    if not (synth_dir / "metadata.jsonl").is_file():
+        synthesize_corpus(synth_dir, patents=synth_patents, seed=seed)
+    sets.append(folder_set(synth_dir, relevance="class", limit=limit, seed=seed, name="synthetic"))
+    root = Path(shared_root) if shared_root is not None else shared_data_root()
+    real: list[tuple[str, Path, dict[str, Any]]] = [
+        ("uspto-2021-sample", root / "impact_uspto_design_raw" / "sample_data", {"relevance": "patent"}),
+        (
+            "uspto-design-2007-uspc",
+            root / "uspto_design_2007_uspc",
+            {"relevance": "class", "class_column": "uspc_main_class"},
+        ),
+    ]
+    for name, path, opts in real:
+        if not path.is_dir():
+            skipped[name] = f"{path} not found"
+            continue
+        try:
+            sets.append(folder_set(path, limit=limit, seed=seed, name=name, **opts))
+        except (ValueError, OSError) as e:
+            log.warning("bench: dataset %s skipped: %s", name, e)
+            skipped[name] = str(e)
+    return sets, skipped
+
+
+def bench_folders(
+    settings: Settings,
+    data: Sequence[str | Path] = (),
+    *,
+    encoders: str | Sequence[str] = ZERO_SHOT,
+    relevance: Relevance | None = None,
+    class_column: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    k: int | None = None,
+    out: str | Path | None = None,
+    shared_root: str | Path | None = None,
+    synth_patents: int = 120,
+    store_kind: StoreKind = "edge",
+    plots: bool = True,
+) -> BenchRun:
+    """``pir bench [--data DIR ...]``: leave-one-out on each folder; no folder = :func:`default_sets`."""
+    if data:
+        sets = [folder_set(p, relevance=relevance, class_column=class_column, limit=limit, seed=seed) for p in data]
+        skipped: dict[str, str] = {}
+    else:
+        sets, skipped = default_sets(
+            settings, limit=limit, seed=seed, shared_root=shared_root, synth_patents=synth_patents
+        )
+    return run_benchmark(
+        sets, settings, encoders=encoders, k=k, out=out, store_kind=store_kind, plots=plots, skipped=skipped
+    )
+
+
+def bench_deeppatent2(
+    settings: Settings,
+    data: Sequence[str | Path],
+    *,
+    encoders: str | Sequence[str] = ZERO_SHOT,
+    relevance: Relevance = "class",
+    limit: int | None = None,
+    seed: int = 0,
+    split_file: str | Path | None = None,
+    k: int | None = None,
+    out: str | Path | None = None,
+    store_kind: StoreKind = "edge",
+    plots: bool = True,
+) -> BenchRun:
+    """``pir bench deeppatent2``: the DeepPatent2 protocol; the split is written to ``out/split.json`` (and to
+    ``split_file`` when that does not exist yet; an existing ``split_file`` is reused)."""
+    bench, split = deeppatent2_set(data, relevance=relevance, limit=limit, seed=seed, split_file=split_file)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "split.json").write_text(json.dumps(split, indent=1))
+    return run_benchmark([bench], settings, encoders=encoders, k=k, out=out, store_kind=store_kind, plots=plots)
+
+
+def bench_deeppatent(
+    settings: Settings,
+    lists: str | Path,
+    images: str | Path,
+    *,
+    split: str = "test",
+    encoders: str | Sequence[str] = ZERO_SHOT,
+    limit: int | None = None,
+    seed: int = 0,
+    k: int | None = None,
+    out: str | Path | None = None,
+    store_kind: StoreKind = "edge",
+    plots: bool = True,
+) -> BenchRun:
+    """``pir bench deeppatent``: the original DeepPatent query/gallery lists (only entries with an image file)."""
+    bench = deeppatent_lists_set(lists, images, split=split, limit=limit, seed=seed)
+    return run_benchmark([bench], settings, encoders=encoders, k=k, out=out, store_kind=store_kind, plots=plots)

@@ -1,0 +1,344 @@
+"""``pir bench speed``: throughput, latency, store recall and memory on this machine.
+
+Measured:
+
+- **ingest**: end-to-end :func:`pir.pipeline.ingest` images/s on N images (hash, decode, preprocess, embed, upsert into
+  a fresh Qdrant Edge collection; enrichment off, index build timed separately) against the bare encoder forward
+  pass on the same images already decoded in memory. ``overhead_ms_per_image`` = the difference per image.
+- **query**: image -> results latency p50/p95 through :func:`pir.search.service.search_images`, split into encode and
+  search, on the collection just ingested (after ``optimize()``).
+- **store**: search-only latency p50/p95 and recall@10 of Qdrant Edge (after ``optimize()``, HNSW) against an exact
+  numpy brute force, on 10k and 100k random L2-normalised vectors, unfiltered and with two payload filters: ``class``
+  (one of 50 classes, 2% of the points: planned as an exact scan below ``exact_filter_threshold``) and ``year``
+  (half of the points: filtered HNSW). The vector size defaults to the encoder's (1280 for
+  ``tf_efficientnet_lite0``); random vectors are a hard case for HNSW (no cluster structure), so recall on real
+  embeddings is usually higher.
+- **memory**: peak resident set size of the process (``resource.getrusage``), device, torch threads, CPU count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pir.config import Settings
+    from pir.encoder.model import ImageEncoder
+
+log = logging.getLogger(__name__)
+
+N_CLASSES = 50
+
+
+def _pct(values: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "mean_ms": float("nan")}
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p95_ms": round(float(np.percentile(a, 95)), 3),
+        "mean_ms": round(float(a.mean()), 3),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(r / (1024 * 1024) if os.uname().sysname == "Darwin" else r / 1024, 1)
+
+
+def _image_paths(settings: Settings, data: str | Path | None, n: int, seed: int) -> list[Path]:
+    """The first ``n`` figures of ``data`` (any reader format), or of a seeded synthetic corpus."""
+    from pir.ingest.readers import read_figures
+
+    if data is None:
+        from pir.synth import synthesize_corpus
+
+        data = Path(settings.data_dir) / "bench" / f"speed-synth-n{n}-s{seed}"
+        if not (Path(data) / "metadata.jsonl").is_file():
+            synthesize_corpus(Path(data), patents=max(20, n // 3), seed=seed)
+    paths: list[Path] = []
+    for fig in read_figures(Path(data)):
+        paths.append(Path(fig.image_path))
+        if len(paths) >= n:
+            break
+    if not paths:
+        raise ValueError(f"{data}: no images found for the speed benchmark")
+    return paths
+
+
+def measure_ingest(
+    settings: Settings, encoder: ImageEncoder, paths: Sequence[Path], work: Path, *, n_queries: int = 20
+) -> dict[str, Any]:
+    """Pipeline ingest vs bare forward pass on the same images, then image-query latency on that collection."""
+    from pir.pipeline import ingest
+    from pir.search.edge import EdgeStore
+    from pir.search.service import search_images
+
+    folder = work / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(paths):  # a flat generic folder of links: one figure per image
+        link = folder / f"IMG{i:06d}{p.suffix.lower()}"
+        if not link.exists():
+            link.symlink_to(Path(p).resolve())
+    bs = settings.encoder.batch_size
+    t0 = time.perf_counter()
+    images = [encoder.load_image(p) for p in paths]
+    load_s = time.perf_counter() - t0
+    encoder.encode_pil(images[: min(len(images), bs)], batch_size=bs)  # warm-up
+    t1 = time.perf_counter()
+    encoder.encode_pil(images, batch_size=bs)
+    forward_s = time.perf_counter() - t1
+
+    s2 = settings.model_copy(update={"data_dir": work / "pir"})
+    store = EdgeStore(work / "store" / "speed", "speed", hnsw_ef=settings.qdrant.hnsw_ef)
+    try:
+        summary = ingest(
+            folder, s2, encoder=encoder, store=store, enrich=False, force=True, optimize=False, show_progress=False
+        )
+        t2 = time.perf_counter()
+        store.optimize()
+        optimize_s = time.perf_counter() - t2
+        qpaths = [paths[i % len(paths)] for i in range(n_queries + 2)]
+        enc_ms, search_ms, total_ms = [], [], []
+        for j, qp in enumerate(qpaths):
+            t = time.perf_counter()
+            resp = search_images([qp], s2, encoder=encoder, store=store, k=10)
+            if j < 2:  # warm-up
+                continue
+            total_ms.append((time.perf_counter() - t) * 1e3)
+            enc_ms.append(resp.encode_ms)
+            search_ms.append(resp.search_ms)
+    finally:
+        store.close()
+    n = len(paths)
+    ingest_ips = summary.ingested / summary.seconds if summary.seconds > 0 else float("nan")
+    forward_ips = n / forward_s if forward_s > 0 else float("nan")
+    return {
+        "ingest": {
+            "n_images": n,
+            "ingested": summary.ingested,
+            "failed": summary.n_failed,
+            "seconds": round(summary.seconds, 3),
+            "images_per_s": round(ingest_ips, 2),
+            "optimize_s": round(optimize_s, 3),
+        },
+        "encoder_forward": {
+            "images_per_s": round(forward_ips, 2),
+            "seconds": round(forward_s, 3),
+            "load_preprocess_s": round(load_s, 3),
+            "load_images_per_s": round(n / load_s, 2) if load_s > 0 else None,
+            "batch_size": bs,
+        },
+        "pipeline_overhead": {
+            "ms_per_image_ingest": round(1e3 / ingest_ips, 2),
+            "ms_per_image_forward": round(1e3 / forward_ips, 2),
+            "overhead_ms_per_image": round(1e3 / ingest_ips - 1e3 / forward_ips, 2),
+            "forward_share_of_ingest": round(ingest_ips / forward_ips, 3),
+        },
+        "query_latency": {
+            "n_queries": len(total_ms),
+            "k": 10,
+            "total": _pct(total_ms),
+            "encode": _pct(enc_ms),
+            "search": _pct(search_ms),
+        },
+    }
+
+
+def _payloads(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "patent_id": f"P{i // 5:07d}",
+            "figure_id": f"F{i % 5}",
+            "class_label": f"c{i % N_CLASSES:02d}",
+            "classes": [f"c{i % N_CLASSES:02d}"],
+            "year": 2000 + (i % 20),
+        }
+        for i in range(n)
+    ]
+
+
+def measure_store(
+    settings: Settings, size: int, dim: int, work: Path, *, n_queries: int = 100, k: int = 10, seed: int = 0
+) -> dict[str, Any]:
+    """Search-only latency and recall@k of Qdrant Edge (after optimize) vs exact numpy on random unit vectors."""
+    from pir.ingest.schema import point_id
+    from pir.search.edge import EdgeStore
+    from pir.search.store import SearchFilter
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((size, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = rng.standard_normal((n_queries, dim), dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    ids = [point_id("speed", str(i)) for i in range(size)]
+    pos = {pid: i for i, pid in enumerate(ids)}
+    payloads = _payloads(size)
+    classes = np.arange(size) % N_CLASSES
+    years = 2000 + (np.arange(size) % 20)
+    path = work / f"store-{size}"
+    shutil.rmtree(path, ignore_errors=True)
+    q_cfg = settings.qdrant
+    store = EdgeStore(
+        path,
+        f"speed{size}",
+        hnsw_ef=q_cfg.hnsw_ef,
+        exact_filter_threshold=q_cfg.exact_filter_threshold,
+        hnsw_m=q_cfg.hnsw_m,
+        hnsw_ef_construct=q_cfg.hnsw_ef_construct,
+    )
+    out: dict[str, Any] = {"size": size, "dim": dim, "k": k, "n_queries": n_queries}
+    try:
+        store.ensure_collection(dim)
+        t0 = time.perf_counter()
+        store.upsert(ids, x, payloads)
+        out["upsert_s"] = round(time.perf_counter() - t0, 2)
+        t1 = time.perf_counter()
+        store.optimize()
+        out["optimize_s"] = round(time.perf_counter() - t1, 2)
+        filters: dict[str, tuple[SearchFilter | None, np.ndarray]] = {
+            "none": (None, np.ones(size, dtype=bool)),
+            "class": (SearchFilter(classes=["c07"]), classes == 7),
+            "year": (SearchFilter(year_from=2000, year_to=2009), years <= 2009),
+        }
+        for name, (flt, mask) in filters.items():
+            sub = np.flatnonzero(mask)
+            xs = x[sub]
+            lat, exact_lat, recalls = [], [], []
+            for _ in range(3):  # warm-up
+                store.search(q[0], k, filter=flt)
+            for j in range(n_queries):
+                t = time.perf_counter()
+                hits = store.search(q[j], k, filter=flt)
+                lat.append((time.perf_counter() - t) * 1e3)
+                t = time.perf_counter()
+                scores = xs @ q[j]
+                top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+                top = sub[top[np.argsort(-scores[top])]]
+                exact_lat.append((time.perf_counter() - t) * 1e3)
+                got = {pos[h.id] for h in hits}
+                recalls.append(len(got & set(top.tolist())) / min(k, len(sub)))
+            out[f"filter_{name}"] = {
+                "matching_points": int(len(sub)),
+                "store": _pct(lat),
+                "exact_numpy": _pct(exact_lat),
+                f"recall@{k}": round(float(np.mean(recalls)), 4),
+                "planned_exact": bool(flt is not None and len(sub) < store.exact_filter_threshold),
+            }
+    finally:
+        store.close()
+        shutil.rmtree(path, ignore_errors=True)
+    out["peak_rss_mb_after"] = peak_rss_mb()
+    return out
+
+
+def bench_speed(
+    settings: Settings,
+    *,
+    data: str | Path | None = None,
+    n_images: int = 200,
+    sizes: Sequence[int] = (10_000, 100_000),
+    dim: int | None = None,
+    n_queries: int = 100,
+    n_query_images: int = 20,
+    encoder: str | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run the speed benchmark (see the module docstring); write ``speed.json`` / ``speed.md`` into ``out``.
+
+    Args:
+        settings: Settings (device, batch size, Qdrant tuning, data dir for the synthetic images).
+        data: Image folder (any reader format); None = a seeded synthetic corpus.
+        n_images: Images for the ingest and forward-pass measurement.
+        sizes: Store sizes for the search-only measurement.
+        dim: Vector size of the store measurement (default: the encoder's).
+        n_queries: Queries per store measurement.
+        n_query_images: Image queries for the end-to-end latency.
+        encoder: Encoder name or directory (default: the settings' encoder).
+        out: Report folder.
+        seed: Seed of the synthetic data and random vectors.
+    """
+    import torch
+
+    from pir.encoder.model import load_encoder
+
+    enc = load_encoder(encoder or settings.encoder.name, device=settings.encoder.device, image_size=settings.image_size)
+    result: dict[str, Any] = {
+        "environment": {
+            "device": settings.encoder.device,
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "encoder": enc.name,
+            "encoder_dim": enc.dim,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    }
+    work = Path(tempfile.mkdtemp(prefix="pir-speed-", dir=_mkdir(Path(settings.data_dir) / "bench")))
+    try:
+        paths = _image_paths(settings, data, n_images, seed)
+        result.update(measure_ingest(settings, enc, paths, work, n_queries=n_query_images))
+        result["peak_rss_mb_after_ingest"] = peak_rss_mb()
+        d = int(dim or enc.dim)
+        result["store"] = [measure_store(settings, int(s), d, work, n_queries=n_queries, seed=seed) for s in sizes]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["peak_rss_mb"] = peak_rss_mb()
+    if out is not None:
+        o = _mkdir(Path(out))
+        (o / "speed.json").write_text(json.dumps(result, indent=2))
+        (o / "speed.md").write_text(speed_markdown(result))
+    return result
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def speed_markdown(r: dict[str, Any]) -> str:
+    """A short markdown summary of a :func:`bench_speed` result."""
+    env, ing, fwd, ovh, ql = (
+        r["environment"],
+        r["ingest"],
+        r["encoder_forward"],
+        r["pipeline_overhead"],
+        r["query_latency"],
+    )
+    lines = [
+        "# pir bench speed",
+        "",
+        f"device {env['device']}, torch threads {env['torch_threads']}, CPUs {env['cpu_count']}, encoder "
+        f"{env['encoder']} ({env['encoder_dim']}-d), peak RSS {r['peak_rss_mb']} MiB",
+        "",
+        f"- ingest (pipeline, {ing['n_images']} images): {ing['images_per_s']} img/s; bare forward pass: "
+        f"{fwd['images_per_s']} img/s; overhead {ovh['overhead_ms_per_image']} ms/image "
+        f"(forward = {ovh['forward_share_of_ingest']:.0%} of ingest throughput); decode+preprocess alone "
+        f"{fwd['load_images_per_s']} img/s",
+        f"- image query (k=10): total p50 {ql['total']['p50_ms']} ms / p95 {ql['total']['p95_ms']} ms; encode p50 "
+        f"{ql['encode']['p50_ms']} / p95 {ql['encode']['p95_ms']} ms; search p50 {ql['search']['p50_ms']} / p95 "
+        f"{ql['search']['p95_ms']} ms",
+        "",
+        "| size | dim | filter | matching | store p50 ms | store p95 ms | numpy exact p50 ms | recall@10 "
+        "| optimize s |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in r["store"]:
+        for name in ("none", "class", "year"):
+            f = s[f"filter_{name}"]
+            lines.append(
+                f"| {s['size']} | {s['dim']} | {name} | {f['matching_points']} | {f['store']['p50_ms']} | "
+                f"{f['store']['p95_ms']} | {f['exact_numpy']['p50_ms']} | {f['recall@10']} | {s['optimize_s']} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,364 @@
+"""Enrich many figures: inputs, cache look-up, generation (in parallel for remote backends), summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pir.config import Settings
+from pir.enrich.backends import backend_identity, make_enricher
+from pir.enrich.base import Enricher, EnrichError, Generation
+from pir.enrich.cache import CacheRow, EnrichCache, cache_key
+from pir.enrich.http import Captioner
+from pir.enrich.aliases import lexicon_signature
+from pir.enrich.inputs import FigureInputs, add_aliases, figure_inputs
+from pir.enrich.text import carries_alias
+from pir.ingest.schema import PatentFigure
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 64
+
+
+@dataclass
+class EnrichSummary:
+    """What one enrichment run did.
+
+    ``backend_calls`` counts backend invocations during the run (HTTP requests for ``openai``, generations for
+    ``llamacpp``, ``describe`` calls for ``template``); a run served entirely from the cache has 0.
+    ``alias_share`` is the share of the run's descriptions that name at least one alias besides the object name.
+    """
+
+    n_figures: int = 0
+    n_from_cache: int = 0
+    n_generated: int = 0
+    backend_calls: int = 0
+    n_fallbacks: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    alias_share: float = 0.0
+    backend: str = ""
+    model: str = ""
+    k: int = 0
+    n_descriptions: int = 0
+    caption_calls: int = 0
+    seconds: float = 0.0
+
+    def describe(self, max_failures: int = 20) -> str:
+        """Human-readable summary (one line, then one line per failure)."""
+        lines = [
+            f"{self.n_figures} figures: {self.n_generated} generated, {self.n_from_cache} from the cache, "
+            f"{self.backend_calls} backend calls, {self.n_fallbacks} template fallbacks, {len(self.failures)} failed; "
+            f"{self.n_descriptions} descriptions, {self.alias_share:.1%} with an alias ({self.backend}/{self.model}, "
+            f"k={self.k}, {self.seconds:.1f} s)"
+        ]
+        lines += [f"  FAILED {key}: {reason}" for key, reason in self.failures[:max_failures]]
+        if len(self.failures) > max_failures:
+            lines.append(f"  ... and {len(self.failures) - max_failures} more")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (failures as ``[[key, reason], ...]``)."""
+        out = dataclasses.asdict(self)
+        out["failures"] = [list(f) for f in self.failures]
+        out["alias_share"] = round(self.alias_share, 4)
+        out["seconds"] = round(self.seconds, 2)
+        return out
+
+
+def make_captioner(settings: Settings) -> Captioner | None:
+    """The optional captioner (None unless ``enrich.caption_base_url`` and ``enrich.caption_model`` are set)."""
+    cfg = settings.enrich
+    if not cfg.caption_base_url or not cfg.caption_model:
+        return None
+    return Captioner(
+        cfg.caption_base_url, cfg.caption_model, cfg.caption_api_key, timeout=cfg.timeout, max_retries=cfg.max_retries
+    )
+
+
+def _open_cache(settings: Settings) -> EnrichCache:
+    return EnrichCache(Path(settings.cache_dir) / "enrich.sqlite")
+
+
+def _captions(
+    figures: list[PatentFigure],
+    captioner: Captioner | None,
+    cache: EnrichCache,
+    pool: ThreadPoolExecutor | None,
+    *,
+    generate: bool = True,
+) -> dict[str, str | None]:
+    """Captions by figure key: cached ones, and (when ``generate``) new ones fetched in parallel and cached."""
+    out: dict[str, str | None] = {}
+    if captioner is None:
+        return out
+    missing: list[tuple[PatentFigure, str]] = []
+    for fig in figures:
+        try:
+            h = captioner.image_key(fig.image_path)
+        except OSError as exc:
+            logger.warning("caption %s: cannot read %s (%s)", fig.key, fig.image_path, exc)
+            out[fig.key] = None
+            continue
+        cached = cache.get_caption(h)
+        out[fig.key] = cached
+        if cached is None and generate:
+            missing.append((fig, h))
+
+    def one(item: tuple[PatentFigure, str]) -> str | None:
+        fig, _ = item
+        try:
+            return captioner.caption(fig.image_path)
+        except (EnrichError, OSError, ValueError) as exc:
+            logger.warning("caption %s: no caption (%s)", fig.key, exc)
+            return None
+
+    results = list(pool.map(one, missing)) if pool is not None else [one(m) for m in missing]
+    for (fig, h), caption in zip(missing, results, strict=True):
+        out[fig.key] = caption
+        if caption:
+            cache.put_caption(h, captioner.model, caption)
+    return out
+
+
+def _chunks(items: Iterable[PatentFigure]) -> Iterator[list[PatentFigure]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, _CHUNK)):
+        yield chunk
+
+
+def enrich_figures(
+    figures: Iterable[PatentFigure],
+    settings: Settings,
+    *,
+    backend: str | None = None,
+    k: int | None = None,
+    refresh: bool = False,
+    show_progress: bool = True,
+    enricher: Enricher | None = None,
+    wordnet_root: Path | None = None,
+) -> EnrichSummary:
+    """Describe every figure (K descriptions each) and store the result in the cache.
+
+    Cached figures are not sent to the backend again unless ``refresh``; a figure whose inputs cannot be built or
+    whose generation fails is recorded in ``failures`` and the batch goes on. Remote backends run
+    ``settings.enrich.concurrency`` requests at a time. Safe to call from several processes at once.
+
+    Args:
+        figures: figures to describe (any iterable; consumed in chunks).
+        settings: the settings tree (``enrich`` section, ``cache_dir``).
+        backend: ``template`` | ``openai`` | ``llamacpp``; default ``settings.enrich.backend``.
+        k: descriptions per figure; default ``settings.enrich.k``.
+        refresh: regenerate even when cached.
+        show_progress: show a progress bar.
+        enricher: an existing backend to reuse (its model stays loaded); built from settings when None.
+        wordnet_root: WordNet folder for aliases (default ``/usr/share/wordnet``).
+    """
+    start = time.perf_counter()
+    k = int(k or settings.enrich.k)
+    max_chars = settings.enrich.max_chars
+    own = enricher is None
+    enricher = enricher if enricher is not None else make_enricher(settings, backend)
+    captioner = make_captioner(settings)
+    calls0 = enricher.calls
+    summary = EnrichSummary(backend=enricher.name, model=enricher.model, k=k)
+    lexicon = lexicon_signature(wordnet_root)
+    n_alias = 0
+    total = len(figures) if hasattr(figures, "__len__") else None  # type: ignore[arg-type]
+    workers = max(1, settings.enrich.concurrency)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="pir-enrich") if (enricher.parallel or captioner) else None
+    cache = _open_cache(settings)
+    bar = tqdm(total=total, disable=not show_progress, desc=f"enrich ({enricher.name})", unit="fig")
+    try:
+        for chunk in _chunks(figures):
+            captions = _captions(chunk, captioner, cache, pool)
+            jobs: list[tuple[str, str, FigureInputs]] = []
+            done: list[CacheRow] = []
+            for fig in chunk:
+                summary.n_figures += 1
+                try:
+                    inputs = figure_inputs(fig, captions.get(fig.key), with_aliases=False)
+                except Exception as exc:  # noqa: BLE001 - one bad figure is reported, the batch goes on
+                    summary.failures.append((fig.key, f"{type(exc).__name__}: {exc}"))
+                    bar.update(1)
+                    continue
+                h = cache_key(inputs, enricher.name, enricher.model, k, max_chars, lexicon)
+                hit = None if refresh else cache.get(h)
+                if hit is not None:
+                    summary.n_from_cache += 1
+                    inputs = dataclasses.replace(inputs, aliases=tuple(hit.inputs.get("aliases", ())))
+                    n_alias += _count_alias(hit.descriptions, inputs)
+                    summary.n_descriptions += len(hit.descriptions)
+                    done.append(
+                        CacheRow(
+                            fig.key, h, inputs, hit.backend, hit.model, hit.descriptions, hit.fallback, content=False
+                        )
+                    )
+                    bar.update(1)
+                else:
+                    jobs.append((fig.key, h, add_aliases(inputs, wordnet_root=wordnet_root)))
+
+            def run(job: tuple[str, str, FigureInputs]) -> Generation | Exception:
+                try:
+                    return enricher.generate(job[2], k)
+                except Exception as exc:  # noqa: BLE001 - reported per figure
+                    return exc
+
+            results = pool.map(run, jobs) if (pool is not None and enricher.parallel) else map(run, jobs)
+            for (key, h, inputs), res in zip(jobs, results, strict=True):
+                bar.update(1)
+                if isinstance(res, Exception):
+                    summary.failures.append((key, f"{type(res).__name__}: {res}"))
+                    logger.warning("enrich %s failed: %s", key, res)
+                    continue
+                summary.n_generated += 1
+                summary.n_fallbacks += res.fallback is not None
+                summary.n_descriptions += len(res.descriptions)
+                n_alias += _count_alias(res.descriptions, inputs)
+                done.append(
+                    CacheRow(
+                        key,
+                        h,
+                        inputs,
+                        enricher.name,
+                        enricher.model,
+                        res.descriptions,
+                        res.fallback,
+                        content=res.fallback != "error",
+                    )
+                )
+            cache.put_many(done)
+    finally:
+        bar.close()
+        cache.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if captioner is not None:
+            summary.caption_calls = captioner.calls
+            captioner.close()
+        summary.backend_calls = enricher.calls - calls0
+        if own:
+            enricher.close()
+    summary.alias_share = n_alias / summary.n_descriptions if summary.n_descriptions else 0.0
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _count_alias(descriptions: list[str], inputs: FigureInputs) -> int:
+    return sum(1 for d in descriptions if carries_alias(d, inputs.aliases, inputs.object_name))
+
+
+def _inputs_cached_caption(figure: PatentFigure, settings: Settings, cache: EnrichCache) -> FigureInputs:
+    captioner = make_captioner(settings)
+    try:
+        caption = _captions([figure], captioner, cache, None, generate=False).get(figure.key)
+    finally:
+        if captioner is not None:
+            captioner.close()
+    return figure_inputs(figure, caption, with_aliases=False)
+
+
+def cached_descriptions(
+    figure: PatentFigure, settings: Settings, *, backend: str | None = None, k: int | None = None
+) -> list[str] | None:
+    """The cached descriptions of a figure for this backend and K, or None (never generates)."""
+    name, model = backend_identity(settings, backend)
+    k = int(k or settings.enrich.k)
+    with _open_cache(settings) as cache:
+        inputs = _inputs_cached_caption(figure, settings, cache)
+        hit = cache.get(cache_key(inputs, name, model, k, settings.enrich.max_chars, lexicon_signature()))
+    return hit.descriptions if hit else None
+
+
+def get_descriptions(
+    figure: PatentFigure,
+    settings: Settings,
+    *,
+    backend: str | None = None,
+    k: int | None = None,
+    enricher: Enricher | None = None,
+) -> list[str]:
+    """A figure's descriptions from the cache, generating (and caching) them when missing."""
+    cached = cached_descriptions(figure, settings, backend=backend, k=k)
+    if cached is not None:
+        return cached
+    enrich_figures([figure], settings, backend=backend, k=k, show_progress=False, enricher=enricher)
+    entry = figure_descriptions(figure.key, settings)
+    if entry is None:
+        raise EnrichError(f"{figure.key}: no descriptions could be generated (see the log)")
+    return list(entry["descriptions"])
+
+
+def figure_descriptions(key: str, settings: Settings) -> dict[str, Any] | None:
+    """The latest descriptions stored for a figure key (``"USD0907292/D00001"``) with backend, model and inputs;
+    None when the figure was never enriched."""
+    path = Path(settings.cache_dir) / "enrich.sqlite"
+    if not path.is_file():
+        return None
+    with EnrichCache(path) as cache:
+        entry = cache.figure(key.strip())
+    if entry is None:
+        return None
+    return {
+        "key": key.strip(),
+        "backend": entry.backend,
+        "model": entry.model,
+        "fallback": entry.fallback,
+        "object_name": entry.inputs.get("object_name"),
+        "aliases": entry.inputs.get("aliases", []),
+        "descriptions": entry.descriptions,
+    }
+
+
+def format_figure_descriptions(entry: dict[str, Any]) -> str:
+    """Text rendering of :func:`figure_descriptions`' result."""
+    head = f"{entry['key']}: {entry['object_name']} ({entry['backend']}/{entry['model']}"
+    head += f", template fallback: {entry['fallback']})" if entry.get("fallback") else ")"
+    lines = [head]
+    if entry.get("aliases"):
+        lines.append(f"  aliases: {', '.join(entry['aliases'])}")
+    lines += [f"  {i:2d}. {text}" for i, text in enumerate(entry["descriptions"], 1)]
+    return "\n".join(lines)
+
+
+def similar_keys(key: str, settings: Settings, limit: int = 5) -> list[str]:
+    """Stored figure keys sharing ``key``'s patent id (for "not found" messages)."""
+    path = Path(settings.cache_dir) / "enrich.sqlite"
+    if not path.is_file():
+        return []
+    with EnrichCache(path) as cache:
+        return cache.figure_keys(key.split("/", 1)[0], limit)
+
+
+def enrich_path(
+    path: Path,
+    settings: Settings,
+    *,
+    backend: str | None = None,
+    k: int | None = None,
+    refresh: bool = False,
+    show_progress: bool = True,
+) -> EnrichSummary:
+    """Read the figures under ``path`` (any format ``pir.ingest.readers`` knows) and enrich them."""
+    from pir.ingest.readers import read_figures
+
+    issues: list[Any] = []
+    summary = enrich_figures(
+        read_figures(Path(path), issues=issues),
+        settings,
+        backend=backend,
+        k=k,
+        refresh=refresh,
+        show_progress=show_progress,
+    )
+    for issue in issues:  # pir.ingest.readers.ReadIssue: path, reason
+        summary.failures.append((str(getattr(issue, "path", path)), str(getattr(issue, "reason", issue))))
+    return summary

@@ -1,0 +1,191 @@
+"""The Celery tasks: thin wrappers around :func:`pir.pipeline.enrich_batch` and :func:`pir.pipeline.embed_and_upsert`.
+
+Both take ``(job_id, batch, figures, options)``: ``figures`` are ``PatentFigure.model_dump(mode="json")`` dicts
+(metadata and image paths, never image bytes), ``options`` the job's ``encoder``, ``collection``, ``enrich`` and
+``force``. Per batch the job queues ``enrich_batch`` (queue ``enrich``) chained to ``embed_and_upsert_batch`` (queue
+``embed``). Transient errors (Qdrant, LLM server or Redis unreachable, timeouts) are retried with exponential
+backoff and jitter; any other error, or retries running out, records every figure of the batch as failed with the
+reason, so the job still ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Celery, Task
+
+from pir.config import Settings
+from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
+
+log = logging.getLogger(__name__)
+
+ENRICH_TASK = "pir.enrich_batch"
+EMBED_TASK = "pir.embed_and_upsert_batch"
+
+
+class TransientError(RuntimeError):
+    """A failure worth retrying (a server answered 5xx/429, or was unreachable)."""
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Exception types retried with backoff: connection errors and timeouts of Qdrant, LLM servers and Redis."""
+    errs: list[type[BaseException]] = [TransientError, ConnectionError, TimeoutError]
+    try:
+        import httpx
+
+        errs.append(httpx.TransportError)  # connect/read/write errors and timeouts (qdrant-client, OpenAI servers)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import redis.exceptions
+
+        errs += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from qdrant_client.http.exceptions import ResponseHandlingException
+
+        errs.append(ResponseHandlingException)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import openai
+
+        errs += [openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError]
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+@contextmanager
+def server_errors_as_transient() -> Iterator[None]:
+    """Turn a Qdrant server's 5xx/429 answer into :class:`TransientError` (4xx stays a permanent error)."""
+    try:
+        yield
+    except Exception as e:
+        status = getattr(e, "status_code", None)
+        if isinstance(status, int) and (status >= 500 or status == 429):
+            raise TransientError(f"server answered {status}: {e}") from e
+        raise
+
+
+def job_settings(settings: Settings, options: dict[str, Any]) -> Settings:
+    """The worker's settings with the job's encoder and collection."""
+    enc = options.get("encoder") or settings.encoder.name
+    coll = options.get("collection") or settings.qdrant.collection
+    return settings.model_copy(
+        update={
+            "encoder": settings.encoder.model_copy(update={"name": enc}),
+            "qdrant": settings.qdrant.model_copy(update={"collection": coll}),
+        }
+    )
+
+
+class BatchTask(Task):
+    """Records the whole batch as failed when the task fails for good (retries exhausted or a permanent error)."""
+
+    stage = "task"
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        from pir.workers.jobs import record_batch
+
+        try:
+            job_id, batch, figures = args[0], args[1], args[2]
+        except (IndexError, TypeError):
+            return
+        reason = f"{self.stage} failed: {type(exc).__name__}: {exc}"
+        failed = [
+            {"key": f"{f.get('patent_id')}/{f.get('figure_id')}", "path": str(f.get("image_path")), "reason": reason}
+            for f in figures
+        ]
+        try:
+            record_batch(self.app.pir_resources.redis(), job_id, batch, {"failed": failed})
+        except Exception:  # noqa: BLE001  (the log is the last resort)
+            log.exception("job %s batch %s: could not record the failure (%s)", job_id, batch, reason)
+
+
+#: Queue of each task (``task_routes``).
+ROUTES = {ENRICH_TASK: {"queue": ENRICH_QUEUE}, EMBED_TASK: {"queue": EMBED_QUEUE}}
+
+
+def register_tasks(app: Celery) -> None:
+    """Register pir's tasks on ``app`` (which carries ``pir_settings`` and ``pir_resources``); route them."""
+    app.conf.task_routes = ROUTES
+    settings: Settings = app.pir_settings  # type: ignore[attr-defined]
+    retry: dict[str, Any] = dict(
+        shared=False,  # tasks close over this app's settings: never hand them to other apps in the process
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        autoretry_for=transient_errors(),
+        retry_backoff=2,
+        retry_backoff_max=300,
+        retry_jitter=True,
+        max_retries=settings.worker.max_retries,
+    )
+
+    class EnrichTask(BatchTask):
+        stage = "enrichment"
+
+    class EmbedTask(BatchTask):
+        stage = "embedding"
+
+    @app.task(name=ENRICH_TASK, base=EnrichTask, **retry)
+    def enrich_batch(
+        self: Task, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
+    ) -> dict:
+        """Enrich one batch (fills the description cache the embed step reads)."""
+        from pir.ingest.schema import PatentFigure
+        from pir.pipeline import enrich_batch as run_enrich
+        from pir.workers.jobs import record_enriched
+
+        s = job_settings(settings, options)
+        summary = run_enrich([PatentFigure.model_validate(f) for f in figures], s)
+        record_enriched(app.pir_resources.redis(), job_id, batch, summary)  # type: ignore[attr-defined]
+        return {"job_id": job_id, "batch": batch, "enrich": summary}
+
+    @app.task(name=EMBED_TASK, base=EmbedTask, **retry)
+    def embed_and_upsert_batch(
+        self: Task, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
+    ) -> dict:
+        """Embed one batch and upsert it (skipping figures stored unchanged); record the result in the job."""
+        from pir.ingest.schema import PatentFigure
+        from pir.pipeline import embed_and_upsert
+        from pir.workers.jobs import claim_once, read_status, record_batch
+
+        res = app.pir_resources  # type: ignore[attr-defined]
+        s = job_settings(settings, options)
+        enc = res.encoder(s.encoder.name)
+        figs = [PatentFigure.model_validate(f) for f in figures]
+        with server_errors_as_transient():
+            store = res.store(s.qdrant.collection, enc)
+            out = embed_and_upsert(
+                figs,
+                s,
+                enc,
+                store,
+                with_descriptions=bool(options.get("enrich", True)),
+                force=bool(options.get("force", False)),
+            )
+        for f in out.failed:
+            log.warning("job %s: skipped %s (%s): %s", job_id, f.key, f.path, f.reason)
+        client = res.redis()
+        record_batch(client, job_id, batch, out.to_dict())
+        status = read_status(client, job_id)
+        if status.finished and status.done and claim_once(client, job_id, "optimize"):
+            with server_errors_as_transient():
+                store.optimize()
+            log.info(
+                "job %s finished: %d new, %d skipped, %d failed", job_id, status.done, status.skipped, status.failed
+            )
+        return {
+            "job_id": job_id,
+            "batch": batch,
+            "ingested": len(out.ingested),
+            "skipped": len(out.skipped),
+            "failed": len(out.failed),
+            "seconds": out.seconds,
+        }

@@ -1,0 +1,134 @@
+"""The CLI end to end (click's runner in-process, one real subprocess): synth -> ingest -> info -> search."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pir.cli import main
+from tests.helpers import make_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    enc = make_tiny_encoder(root / "enc")
+    runner = CliRunner()
+    r = runner.invoke(main, ["synth", str(root / "corpus"), "--patents", "12", "--seed", "1", "--image-size", "128"])
+    assert r.exit_code == 0, r.output
+    data = root / "data"
+    r = runner.invoke(main, ["--data-dir", str(data), "ingest", str(root / "corpus"), "--encoder", str(enc), "--json"])
+    assert r.exit_code == 0, r.output
+    return {"root": root, "enc": enc, "data": data, "corpus": root / "corpus"}
+
+
+def _run(env: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str] | object:
+    return CliRunner().invoke(main, ["--data-dir", str(env["data"]), *args])
+
+
+def _records(env: dict[str, Path]) -> list[dict]:
+    return [json.loads(x) for x in (env["corpus"] / "metadata.jsonl").read_text().splitlines() if x.strip()]
+
+
+def test_info_reports_count_and_encoder(env: dict[str, Path]) -> None:
+    r = _run(env, "info", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["count"] == len(_records(env)) and d["encoder"] == "tiny-test" and d["backend"] == "edge"
+
+
+def test_reingest_adds_nothing(env: dict[str, Path]) -> None:
+    r = _run(env, "ingest", str(env["corpus"]), "--encoder", str(env["enc"]), "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output[r.output.index("{"):])
+    assert d["ingested"] == 0 and d["skipped"] == len(_records(env))
+
+
+def test_search_table_and_json(env: dict[str, Path]) -> None:
+    rec = _records(env)[0]
+    img = env["corpus"] / rec["file"]
+    r = _run(env, "search", str(img), "--k", "5", "--encoder", str(env["enc"]))
+    assert r.exit_code == 0, r.output
+    assert "score" in r.output and rec["patent_id"] in r.output
+    r = _run(env, "search", str(img), "--k", "5", "--encoder", str(env["enc"]), "--json")
+    d = json.loads(r.output)
+    top = d["results"][0]
+    assert top["patent_id"] == rec["patent_id"] and top["figure_id"] == rec["figure_id"] and top["score"] > 0.999
+    assert {"rank", "score", "patent_id", "figure_id", "title", "class_label"} <= set(top)
+
+
+def test_search_filters(env: dict[str, Path]) -> None:
+    recs = _records(env)
+    rec = recs[0]
+    img = str(env["corpus"] / rec["file"])
+    enc = str(env["enc"])
+    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--exclude-patent", rec["patent_id"], "--json")
+    res = json.loads(r.output)["results"]
+    assert res and all(x["patent_id"] != rec["patent_id"] for x in res)
+    other_class = next(x["class_label"] for x in recs if x["class_label"] != rec["class_label"])
+    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--class", other_class, "--json")
+    res = json.loads(r.output)["results"]
+    assert res and all(x["class_label"] == other_class for x in res)
+    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--viewpoint", rec["viewpoint"], "--json")
+    assert all(x["viewpoint"] == rec["viewpoint"] for x in json.loads(r.output)["results"])
+    year = int(rec["publication_date"][:4])
+    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--year-from", str(year), "--year-to", str(year),
+             "--json")
+    res = json.loads(r.output)["results"]
+    assert res and all(x["year"] == year for x in res)
+    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--one-per-patent", "--json")
+    pats = [x["patent_id"] for x in json.loads(r.output)["results"]]
+    assert len(pats) == len(set(pats)) == len({x["patent_id"] for x in recs})
+    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--min-score", "0.99", "--json")
+    assert all(x["score"] >= 0.99 for x in json.loads(r.output)["results"])
+
+
+def test_multi_view_and_like_queries(env: dict[str, Path]) -> None:
+    recs = _records(env)
+    views = [env["corpus"] / x["file"] for x in recs if x["patent_id"] == recs[0]["patent_id"]][:3]
+    r = _run(env, "search", *map(str, views), "--k", "3", "--encoder", str(env["enc"]), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["query"]["images"] == [str(v) for v in views]
+    key = f"{recs[1]['patent_id']}/{recs[1]['figure_id']}"
+    r = _run(env, "search", "--like", key, "--k", "3", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["results"][0]["figure_id"] == recs[1]["figure_id"]
+    r = _run(env, "search", "--like", "NOPE/FIG1")
+    assert r.exit_code != 0 and "not in collection" in r.output
+
+
+def test_text_search_with_zero_shot_encoder_is_refused(env: dict[str, Path]) -> None:
+    r = _run(env, "search", "--text", "lamp with a curved arm", "--encoder", str(env["enc"]))
+    assert r.exit_code != 0 and "zero-shot" in r.output
+
+
+def test_wrong_encoder_for_collection_is_refused(env: dict[str, Path], tmp_path: Path) -> None:
+    other = make_tiny_encoder(tmp_path / "o", name="other-encoder")
+    img = str(env["corpus"] / _records(env)[0]["file"])
+    r = _run(env, "search", img, "--encoder", str(other))
+    assert r.exit_code != 0 and "was built with encoder" in r.output
+
+
+def test_cuda_request_without_cuda_fails_loudly(env: dict[str, Path]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    img = str(env["corpus"] / _records(env)[0]["file"])
+    r = CliRunner().invoke(main, ["--data-dir", str(env["data"]), "--device", "cuda", "search", img,
+                                  "--encoder", str(env["enc"])])
+    assert r.exit_code != 0 and "CUDA is not available" in r.output
+
+
+def test_console_script_runs_in_a_subprocess(env: dict[str, Path]) -> None:
+    exe = Path(sys.executable).with_name("pir")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pir.cli"]
+    out = subprocess.run([*cmd, "--data-dir", str(env["data"]), "info", "--json"], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PIR_QDRANT__URL": ""})
+    assert json.loads(out.stdout)["count"] == len(_records(env))
