@@ -529,12 +529,14 @@ def bench_deeppatent_cmd(ctx: click.Context, lists: Path, images: Path, split: s
 @click.option("--sizes", default="10000,100000", show_default=True, help="Store sizes for search latency/recall.")
 @click.option("--dim", type=int, default=None, help="Vector size for the store test (default: the encoder's).")
 @click.option("--queries", "n_queries", type=int, default=100, show_default=True, help="Queries per store size.")
+@click.option("--vectors", type=click.Choice(["clustered", "random"]), default="clustered", show_default=True,
+              help="Store-test vectors: embedding-like clusters, or structureless random directions (worst case).")
 @click.option("--encoder", default=None, help="Encoder name or directory (default: PIR_ENCODER__NAME).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Report folder (default: <data-dir>/bench/report).")
 @click.pass_context
 def bench_speed_cmd(ctx: click.Context, data: Path | None, n_images: int, sizes: str, dim: int | None,
-                    n_queries: int, encoder: str | None, out: Path | None) -> None:
+                    n_queries: int, vectors: str, encoder: str | None, out: Path | None) -> None:
     """Ingest images/s vs bare forward pass, query latency p50/p95, store latency and recall@10 vs exact, memory."""
     from pir.bench.speed import bench_speed, speed_markdown
 
@@ -546,7 +548,7 @@ def bench_speed_cmd(ctx: click.Context, data: Path | None, n_images: int, sizes:
     out = out or ctx.obj.get("bench", {}).get("out") or s.data_dir / "bench" / "report"
     try:
         result = bench_speed(s, data=data, n_images=n_images, sizes=size_list, dim=dim, n_queries=n_queries,
-                             encoder=encoder, out=out, seed=s.seed)
+                             encoder=encoder, out=out, seed=s.seed, vectors=vectors)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(speed_markdown(result))

@@ -67,7 +67,7 @@ def text_encoder():
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[PatentFigure]]:
     root = tmp_path_factory.mktemp("synth")
-    synthesize_corpus(root, patents=12, seed=0)
+    synthesize_corpus(root, patents=12, seed=0, classes=["chair", "lamp", "bottle"])
     figures = list(read_figures(root))
     assert figures and all(f.class_label for f in figures)
     return root, figures

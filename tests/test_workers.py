@@ -223,6 +223,21 @@ def _in_process(path: Path, settings: Any, collection: str, *, enrich: bool) -> 
     return _points(s, collection)
 
 
+def _cli_ingest_wait(path: Path, settings: Any, collection: str) -> Any:
+    from click.testing import CliRunner
+
+    from pir.cli import main
+    from pir.workers.jobs import JobStatus
+
+    env = {k: v for k, v in _env(settings).items() if k.startswith("PIR_")}
+    args = ["ingest", str(path), "--queue", "--wait", "--json", "--no-enrich", "--collection", collection]
+    res = CliRunner().invoke(main, args, env=env)
+    assert res.exit_code == 0, res.output
+    first, _, rest = res.stdout.partition("\n")
+    assert first.startswith("job ") and "queued" in first
+    return JobStatus(**json.loads(rest))
+
+
 # ------------------------------------------------------------------------- one worker, several jobs, then compare
 @pytest.fixture(scope="module")
 def queued(
@@ -255,10 +270,8 @@ def queued(
             sc = s.model_copy(update={"qdrant": s.qdrant.model_copy(update={"collection": coll})})
             submitted[name] = submit_ingest(path, sc, enrich=enrich)
         statuses = {name: _follow(job.job_id, s) for name, job in submitted.items()}
-        # the same folder again: every stored figure is skipped (idempotent re-ingest)
-        sc = s.model_copy(update={"qdrant": s.qdrant.model_copy(update={"collection": "corrupt"})})
-        submitted["again"] = submit_ingest(corrupt_corpus[0], sc, enrich=False)
-        statuses["again"] = _follow(submitted["again"].job_id, s)
+        # the same folder again, through `pir ingest --queue --wait`: every stored figure is skipped
+        statuses["again"] = _cli_ingest_wait(corrupt_corpus[0], s, "corrupt")
     finally:
         rc = worker.stop()
     assert rc == 0, worker.log.read_text(errors="replace")[-3000:]
@@ -316,11 +329,12 @@ def test_jobs_status_cli_json(queued: dict[str, Any], redis_url: str) -> None:
     assert res.exit_code != 0 and "no job" in res.output
 
 
-def test_requeue_skips_unchanged(queued: dict[str, Any]) -> None:
-    """Queueing the same folder again: the worker skips every stored figure, the bad file fails again."""
-    job, status = queued["submitted"]["again"], queued["status"]["again"]
-    assert status.done == 0 and status.skipped == job.total - 1 and status.failed == 1 and status.state == "done"
-    assert len(_points(queued["settings"], "corrupt")) == job.total - 1
+def test_requeue_via_cli_wait_skips_unchanged(queued: dict[str, Any]) -> None:
+    """``pir ingest --queue --wait`` of the same folder again: every stored figure is skipped, the bad file fails."""
+    first, status = queued["submitted"]["corrupt"], queued["status"]["again"]
+    assert status.job_id != first.job_id and status.total == first.total and status.state == "done"
+    assert status.done == 0 and status.skipped == first.total - 1 and status.failed == 1
+    assert len(_points(queued["settings"], "corrupt")) == first.total - 1
 
 
 # --------------------------------------------------------------------------------------------------- fault tests

@@ -8,11 +8,11 @@ Measured:
 - **query**: image -> results latency p50/p95 through :func:`pir.search.service.search_images`, split into encode and
   search, on the collection just ingested (after ``optimize()``).
 - **store**: search-only latency p50/p95 and recall@10 of Qdrant Edge (after ``optimize()``, HNSW) against an exact
-  numpy brute force, on 10k and 100k random L2-normalised vectors, unfiltered and with two payload filters: ``class``
+  numpy brute force, on 10k and 100k synthetic L2-normalised vectors (clustered like real embeddings by default,
+  ``--vectors random`` for structureless ones), unfiltered and with two payload filters: ``class``
   (one of 50 classes, 2% of the points: planned as an exact scan below ``exact_filter_threshold``) and ``year``
   (half of the points: filtered HNSW). The vector size defaults to the encoder's (1280 for
-  ``tf_efficientnet_lite0``); random vectors are a hard case for HNSW (no cluster structure), so recall on real
-  embeddings is usually higher.
+  ``tf_efficientnet_lite0``); structureless random vectors are the worst case for HNSW.
 - **memory**: peak resident set size of the process (``resource.getrusage``), device, torch threads, CPU count.
 """
 
@@ -169,19 +169,54 @@ def _payloads(n: int) -> list[dict[str, Any]]:
     ]
 
 
+def synthetic_vectors(
+    rng: np.random.Generator, size: int, n_queries: int, dim: int, *, kind: str = "clustered"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors for the store benchmark.
+
+    ``clustered`` (default) mimics real figure embeddings: ``size // 50`` random centres, each point a centre plus
+    isotropic noise (cosine to its centre about 0.7, about 0.5 between two points of one centre); queries are new draws
+    from the same mixture, so their true neighbours are a cluster's members and the store must order them finely.
+    ``random`` is i.i.d. Gaussian directions: no structure at all, the worst case for any graph index (every
+    neighbour is almost equally far), reported for completeness.
+    """
+    if kind == "random":
+        x = rng.standard_normal((size, dim), dtype=np.float32)
+        q = rng.standard_normal((n_queries, dim), dtype=np.float32)
+    elif kind == "clustered":
+        n_centres = max(1, size // 50)
+        centres = rng.standard_normal((n_centres, dim), dtype=np.float32)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        noise = 1.0 / np.sqrt(dim)
+        x = centres[rng.integers(0, n_centres, size)] + noise * rng.standard_normal((size, dim), dtype=np.float32)
+        q = centres[rng.integers(0, n_centres, n_queries)] + noise * rng.standard_normal(
+            (n_queries, dim), dtype=np.float32
+        )
+    else:
+        raise ValueError(f"unknown vector kind {kind!r} (clustered, random)")
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return x.astype(np.float32), q.astype(np.float32)
+
+
 def measure_store(
-    settings: Settings, size: int, dim: int, work: Path, *, n_queries: int = 100, k: int = 10, seed: int = 0
+    settings: Settings,
+    size: int,
+    dim: int,
+    work: Path,
+    *,
+    n_queries: int = 100,
+    k: int = 10,
+    seed: int = 0,
+    vectors: str = "clustered",
 ) -> dict[str, Any]:
-    """Search-only latency and recall@k of Qdrant Edge (after optimize) vs exact numpy on random unit vectors."""
+    """Search-only latency and recall@k of Qdrant Edge (after optimize) vs exact numpy (see synthetic_vectors)."""
     from pir.ingest.schema import point_id
     from pir.search.edge import EdgeStore
     from pir.search.store import SearchFilter
 
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((size, dim), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q = rng.standard_normal((n_queries, dim), dtype=np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    x, q = synthetic_vectors(rng, size, n_queries, dim, kind=vectors)
     ids = [point_id("speed", str(i)) for i in range(size)]
     pos = {pid: i for i, pid in enumerate(ids)}
     payloads = _payloads(size)
@@ -198,7 +233,7 @@ def measure_store(
         hnsw_m=q_cfg.hnsw_m,
         hnsw_ef_construct=q_cfg.hnsw_ef_construct,
     )
-    out: dict[str, Any] = {"size": size, "dim": dim, "k": k, "n_queries": n_queries}
+    out: dict[str, Any] = {"size": size, "dim": dim, "k": k, "n_queries": n_queries, "vectors": vectors}
     try:
         store.ensure_collection(dim)
         t0 = time.perf_counter()
@@ -255,6 +290,7 @@ def bench_speed(
     encoder: str | None = None,
     out: str | Path | None = None,
     seed: int = 0,
+    vectors: str = "clustered",
 ) -> dict[str, Any]:
     """Run the speed benchmark (see the module docstring); write ``speed.json`` / ``speed.md`` into ``out``.
 
@@ -269,6 +305,7 @@ def bench_speed(
         encoder: Encoder name or directory (default: the settings' encoder).
         out: Report folder.
         seed: Seed of the synthetic data and random vectors.
+        vectors: ``clustered`` (embedding-like, default) or ``random`` store vectors (see synthetic_vectors).
     """
     import torch
 
@@ -291,7 +328,10 @@ def bench_speed(
         result.update(measure_ingest(settings, enc, paths, work, n_queries=n_query_images))
         result["peak_rss_mb_after_ingest"] = peak_rss_mb()
         d = int(dim or enc.dim)
-        result["store"] = [measure_store(settings, int(s), d, work, n_queries=n_queries, seed=seed) for s in sizes]
+        result["store"] = [
+            measure_store(settings, int(s), d, work, n_queries=n_queries, seed=seed, vectors=vectors)
+            for s in sizes
+        ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["peak_rss_mb"] = peak_rss_mb()

@@ -334,7 +334,7 @@ def build_descriptions(
         raise ValueError(f"unknown text mode {mode!r} (enriched, class-name)")
     get_descriptions, _ = _enrich_funcs()
     out: list[list[str]] = []
-    n_fallback = 0
+    n_fallback = n_failed = 0
     for fig in figures:
         if mode == "class-name":
             out.append([class_text(fig.class_label or fig.object_name or "patent drawing")])
@@ -344,13 +344,18 @@ def build_descriptions(
             try:
                 texts = [t for t in get_descriptions(fig, settings) if isinstance(t, str) and t.strip()]
             except Exception as e:  # noqa: BLE001  (any enrichment failure falls back to the metadata)
-                log.warning("enrichment failed for %s (%s); using its own metadata", fig.key, e)
+                n_failed += 1
+                (log.warning if n_failed == 1 else log.debug)(
+                    "enrichment failed for %s (%s); using its own metadata", fig.key, e
+                )
         if not texts:
             n_fallback += 1
             texts = figure_texts(fig, max_chars=settings.enrich.max_chars)
         if not texts:
             texts = [class_text(fig.class_label or "patent drawing")]
         out.append(texts[:max_descriptions] if max_descriptions else texts)
+    if n_failed > 1:
+        log.warning("enrichment failed for %d of %d figures; they use their own metadata", n_failed, len(figures))
     return out, n_fallback
 
 

@@ -63,9 +63,7 @@ BLOCKED_SYNSETS = frozenset(
     }
 )
 #: Lemmas dropped wherever they come from (vulgar, slang or misleading for drawings).
-BLOCKED_LEMMAS = frozenset(
-    {"crapper", "throne", "john", "can", "pot", "potty", "hot seat", "death chair", "commode", "bm"}
-)
+BLOCKED_LEMMAS = frozenset({"crapper", "throne", "john", "potty", "hot seat", "death chair", "commode", "bm"})
 #: Broader terms too generic to help ("a kind of artifact").
 GENERIC_HYPERNYMS = frozenset(
     {
@@ -101,6 +99,7 @@ GENERIC_HYPERNYMS = frozenset(
         "machine",
         "mechanism",
         "mechanical device",
+        "simple machine",
     }
 )
 #: Head words that say little about the object ("irrigation coupling assembly" is looked up as "irrigation coupling").

@@ -36,7 +36,7 @@ class ClassTitle:
 
 @functools.cache
 def _table(name: str) -> dict[str, str]:
-    text = resources.files("pir").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("pir").joinpath("data").joinpath(name).read_text(encoding="utf-8")
     return {row["code"].strip(): row["title"].strip() for row in csv.DictReader(io.StringIO(text))}
 
 

@@ -15,11 +15,11 @@ from typing import Any
 from tqdm import tqdm
 
 from pir.config import Settings
+from pir.enrich.aliases import lexicon_signature
 from pir.enrich.backends import backend_identity, make_enricher
 from pir.enrich.base import Enricher, EnrichError, Generation
 from pir.enrich.cache import CacheRow, EnrichCache, cache_key
 from pir.enrich.http import Captioner
-from pir.enrich.aliases import lexicon_signature
 from pir.enrich.inputs import FigureInputs, add_aliases, figure_inputs
 from pir.enrich.text import carries_alias
 from pir.ingest.schema import PatentFigure
@@ -186,25 +186,24 @@ def enrich_figures(
                 summary.n_figures += 1
                 try:
                     inputs = figure_inputs(fig, captions.get(fig.key), with_aliases=False)
+                    h = cache_key(inputs, enricher.name, enricher.model, k, max_chars, lexicon)
+                    hit = None if refresh else cache.get(h)
+                    if hit is None:
+                        jobs.append((fig.key, h, add_aliases(inputs, wordnet_root=wordnet_root)))
+                        continue
                 except Exception as exc:  # noqa: BLE001 - one bad figure is reported, the batch goes on
                     summary.failures.append((fig.key, f"{type(exc).__name__}: {exc}"))
                     bar.update(1)
                     continue
-                h = cache_key(inputs, enricher.name, enricher.model, k, max_chars, lexicon)
-                hit = None if refresh else cache.get(h)
-                if hit is not None:
-                    summary.n_from_cache += 1
-                    inputs = dataclasses.replace(inputs, aliases=tuple(hit.inputs.get("aliases", ())))
-                    n_alias += _count_alias(hit.descriptions, inputs)
-                    summary.n_descriptions += len(hit.descriptions)
-                    done.append(
-                        CacheRow(
-                            fig.key, h, inputs, hit.backend, hit.model, hit.descriptions, hit.fallback, content=False
-                        )
-                    )
-                    bar.update(1)
-                else:
-                    jobs.append((fig.key, h, add_aliases(inputs, wordnet_root=wordnet_root)))
+                summary.n_from_cache += 1
+                inputs = dataclasses.replace(inputs, aliases=tuple(hit.inputs.get("aliases", ())))
+                n_alias += _count_alias(hit.descriptions, inputs)
+                summary.n_descriptions += len(hit.descriptions)
+                row = CacheRow(
+                    fig.key, h, inputs, hit.backend, hit.model, hit.descriptions, hit.fallback, content=False
+                )
+                done.append(row)
+                bar.update(1)
 
             def run(job: tuple[str, str, FigureInputs]) -> Generation | Exception:
                 try:
@@ -223,16 +222,11 @@ def enrich_figures(
                 summary.n_fallbacks += res.fallback is not None
                 summary.n_descriptions += len(res.descriptions)
                 n_alias += _count_alias(res.descriptions, inputs)
+                # A transport failure's template output is kept for the figure only: the next run asks again.
+                transient = res.fallback == "error"
                 done.append(
                     CacheRow(
-                        key,
-                        h,
-                        inputs,
-                        enricher.name,
-                        enricher.model,
-                        res.descriptions,
-                        res.fallback,
-                        content=res.fallback != "error",
+                        key, h, inputs, enricher.name, enricher.model, res.descriptions, res.fallback, not transient
                     )
                 )
             cache.put_many(done)
@@ -290,10 +284,11 @@ def get_descriptions(
     cached = cached_descriptions(figure, settings, backend=backend, k=k)
     if cached is not None:
         return cached
-    enrich_figures([figure], settings, backend=backend, k=k, show_progress=False, enricher=enricher)
+    summary = enrich_figures([figure], settings, backend=backend, k=k, show_progress=False, enricher=enricher)
     entry = figure_descriptions(figure.key, settings)
-    if entry is None:
-        raise EnrichError(f"{figure.key}: no descriptions could be generated (see the log)")
+    if summary.failures or entry is None:
+        reason = summary.failures[0][1] if summary.failures else "see the log"
+        raise EnrichError(f"{figure.key}: no descriptions could be generated ({reason})")
     return list(entry["descriptions"])
 
 

@@ -72,6 +72,18 @@ def server_errors_as_transient() -> Iterator[None]:
         raise
 
 
+def _open_store(resources: Any, collection: str, encoder: Any) -> Any:
+    """The worker's store; an embedded store held by another process is retried (it is usually released soon)."""
+    from pir.search.store import StoreError
+
+    try:
+        return resources.store(collection, encoder)
+    except StoreError as e:
+        if "in use by another process" in str(e):
+            raise TransientError(str(e)) from e
+        raise
+
+
 def job_settings(settings: Settings, options: dict[str, Any]) -> Settings:
     """The worker's settings with the job's encoder and collection."""
     enc = options.get("encoder") or settings.encoder.name
@@ -161,7 +173,7 @@ def register_tasks(app: Celery) -> None:
         enc = res.encoder(s.encoder.name)
         figs = [PatentFigure.model_validate(f) for f in figures]
         with server_errors_as_transient():
-            store = res.store(s.qdrant.collection, enc)
+            store = _open_store(res, s.qdrant.collection, enc)
             out = embed_and_upsert(
                 figs,
                 s,
@@ -174,7 +186,7 @@ def register_tasks(app: Celery) -> None:
             log.warning("job %s: skipped %s (%s): %s", job_id, f.key, f.path, f.reason)
         client = res.redis()
         record_batch(client, job_id, batch, out.to_dict())
-        status = read_status(client, job_id)
+        status = read_status(client, job_id, max_failures=0)
         if status.finished and status.done and claim_once(client, job_id, "optimize"):
             with server_errors_as_transient():
                 store.optimize()
