@@ -99,6 +99,16 @@ def search_vector(
     return [SearchResult.from_hit(i + 1, h) for i, h in enumerate(hits)]
 
 
+def _respond(
+    q: np.ndarray, t0: float, query: dict[str, Any], store: VectorStore, **kw: Any
+) -> SearchResponse:
+    """Run the kNN for an encoded query and time both halves (``t0`` = when encoding started)."""
+    t1 = time.perf_counter()
+    results = search_vector(q, store, **kw)
+    t2 = time.perf_counter()
+    return SearchResponse(results, (t1 - t0) * 1e3, (t2 - t1) * 1e3, query)
+
+
 def search_images(
     images: Sequence[str | Path | Image.Image],
     settings: Settings,
@@ -110,21 +120,18 @@ def search_images(
     min_score: float | None = None,
     group_by_patent: bool = False,
 ) -> SearchResponse:
-    """Search with one drawing, or several views of one object fused into one query."""
+    """Search with one drawing, or several views of one object fused into one query.
+
+    Example:
+        >>> resp = search_images(["front.png", "side.png"], settings, encoder=enc, store=store, k=10)
+        >>> [(r.patent_id, r.figure_id, round(r.score, 3)) for r in resp.results]
+    """
     if not images:
         raise ValueError("no query image given")
     t0 = time.perf_counter()
-    vecs = encoder.encode_images(list(images), batch_size=settings.encoder.batch_size)
-    q = fuse(vecs)
-    t1 = time.perf_counter()
-    results = search_vector(q, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent)
-    t2 = time.perf_counter()
-    return SearchResponse(
-        results,
-        (t1 - t0) * 1e3,
-        (t2 - t1) * 1e3,
-        {"images": [str(i) if not isinstance(i, Image.Image) else "<image>" for i in images]},
-    )
+    q = fuse(encoder.encode_images(list(images), batch_size=settings.encoder.batch_size))
+    query = {"images": [str(i) if not isinstance(i, Image.Image) else "<image>" for i in images]}
+    return _respond(q, t0, query, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent)
 
 
 def search_text(
@@ -141,10 +148,8 @@ def search_text(
     """Search drawings by words (needs an encoder trained into the text space; raises ZeroShotTextError otherwise)."""
     t0 = time.perf_counter()
     q = encoder.encode_text([text])[0]
-    t1 = time.perf_counter()
-    results = search_vector(q, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent)
-    t2 = time.perf_counter()
-    return SearchResponse(results, (t1 - t0) * 1e3, (t2 - t1) * 1e3, {"text": text})
+    return _respond(q, t0, {"text": text}, store, k=k, filter=filter, min_score=min_score,
+                    group_by_patent=group_by_patent)
 
 
 def search_like(
@@ -156,9 +161,10 @@ def search_like(
     min_score: float | None = None,
     group_by_patent: bool = False,
 ) -> SearchResponse:
-    """ "More like this": query with a stored figure (``PATENT/FIGURE``) by its stored vector.
+    """"More like this": query with a stored figure (``PATENT/FIGURE``) by its stored vector.
 
     Raises:
+        ValueError: ``key`` is not ``PATENT/FIGURE``.
         KeyError: the figure is not in the store.
     """
     if "/" not in key:
@@ -168,9 +174,5 @@ def search_like(
     pts = store.retrieve([point_id(patent, figure)], with_vectors=True)
     if not pts or pts[0].vector is None:
         raise KeyError(f"figure {key} is not in collection {store.collection!r}")
-    t1 = time.perf_counter()
-    results = search_vector(
-        pts[0].vector, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent
-    )
-    t2 = time.perf_counter()
-    return SearchResponse(results, (t1 - t0) * 1e3, (t2 - t1) * 1e3, {"like": key})
+    return _respond(pts[0].vector, t0, {"like": key}, store, k=k, filter=filter, min_score=min_score,
+                    group_by_patent=group_by_patent)
