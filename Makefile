@@ -37,7 +37,9 @@ demo: venv wordnet
 	$(PIR) synth $(DEMO)/corpus --patents 60 --seed 0
 	PIR_DATA_DIR=$(DEMO)/store $(PIR) ingest $(DEMO)/corpus
 	PIR_DATA_DIR=$(DEMO)/store $(PIR) info
-	PIR_DATA_DIR=$(DEMO)/store $(PIR) search $$(ls $(DEMO)/corpus/images/*.png | head -1) --k 10
+	# a new drawing (front + perspective views of an object that is not in the corpus) as a multi-view query
+	$(PIR) synth $(DEMO)/query --patents 2 --seed 99 > /dev/null
+	PIR_DATA_DIR=$(DEMO)/store $(PIR) search $$(ls $(DEMO)/query/images/SYN0000001_FIG*.png | head -2) --k 10
 
 test: venv wordnet
 	$(PY) -m pytest -q

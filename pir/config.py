@@ -28,6 +28,7 @@ class QdrantSettings(BaseModel):
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
+
     timeout: float = 30.0
     collection: str = "pir_figures"
     # Server-side distribution (ignored by the embedded store).
@@ -93,6 +94,7 @@ class WorkerSettings(BaseModel):
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
+
     batch_size: int = 32
     visibility_timeout: int = 7200
     task_time_limit: int = 3600

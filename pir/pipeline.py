@@ -10,6 +10,8 @@ overwrites, never duplicates, what changed. One bad file is recorded as failed a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -81,6 +83,17 @@ class IngestSummary:
         return d
 
 
+def metadata_hash(figure: PatentFigure) -> str:
+    """Hash of the figure's stored metadata: a changed title, class or date re-stores the figure on re-ingest."""
+    blob = json.dumps(figure.payload(), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def encoder_id(encoder: ImageEncoder) -> str:
+    """What a collection records about its encoder: name and weights version (``name@version``)."""
+    return f"{encoder.name}@{encoder.version}"
+
+
 def batched(items: Iterable[PatentFigure], n: int) -> Iterator[list[PatentFigure]]:
     """Chunk an iterable into lists of at most ``n``."""
     batch: list[PatentFigure] = []
@@ -93,10 +106,12 @@ def batched(items: Iterable[PatentFigure], n: int) -> Iterator[list[PatentFigure
         yield batch
 
 
-def discover(path: str | Path, settings: Settings, *, fmt: str | None = None, **reader_options: Any) -> tuple[list[PatentFigure], list[ReadIssue]]:
+def discover(
+    path: str | Path, settings: Settings, *, fmt: str | None = None, **reader_options: Any
+) -> tuple[list[PatentFigure], list[ReadIssue]]:
     """Read every figure under ``path`` (metadata only; images are decoded later)."""
     issues: list[ReadIssue] = []
-    figures = list(read_figures(Path(path), fmt, issues=issues, **reader_options))
+    figures = list(read_figures(Path(path).resolve(), fmt, issues=issues, **reader_options))
     return figures, issues
 
 
@@ -126,12 +141,17 @@ def embed_and_upsert(
     *,
     with_descriptions: bool = True,
     force: bool = False,
+    descriptions: dict[str, list[str]] | None = None,
 ) -> BatchResult:
-    """Embed a batch of figures and upsert them; skip figures stored with the same encoder version and content.
+    """Embed a batch of figures and upsert them; skip figures stored unchanged.
+
+    A figure is unchanged when its stored point has the same encoder version, image hash and metadata hash.
 
     Args:
         figures: the batch (metadata; images are read here).
         force: re-embed even figures that are already stored unchanged.
+        descriptions: figure key -> enrichment descriptions (e.g. handed over by the enrich task); looked up in the
+            enrichment cache when absent.
     """
     res = BatchResult()
     t0 = time.perf_counter()
@@ -148,7 +168,12 @@ def embed_and_upsert(
         keep = []
         for fig in todo:
             old = existing.get(fig.point_id)
-            if old and old.get("encoder_version") == encoder.version and old.get("content_hash") == hashes[fig.point_id]:
+            if (
+                old
+                and old.get("encoder_version") == encoder.version
+                and old.get("content_hash") == hashes[fig.point_id]
+                and old.get("metadata_hash") == metadata_hash(fig)
+            ):
                 res.skipped.append(fig.key)
             else:
                 keep.append(fig)
@@ -176,10 +201,12 @@ def embed_and_upsert(
                 encoder=encoder.name,
                 encoder_version=encoder.version,
                 content_hash=hashes[fig.point_id],
+                metadata_hash=metadata_hash(fig),
                 embedded_at=now,
             )
             if with_descriptions:
-                p["descriptions"] = _descriptions(fig, settings)
+                given = (descriptions or {}).get(fig.key)
+                p["descriptions"] = list(given) if given is not None else _descriptions(fig, settings)
             payloads.append(p)
         store.upsert([f.point_id for f in ok], vectors.astype(np.float32, copy=False), payloads)
         res.ingested.extend(f.key for f in ok)
@@ -208,18 +235,22 @@ def ingest(
         >>> summary = ingest("drawings/", get_settings())
         >>> summary.ingested, summary.skipped, summary.n_failed
     """
+    from pir.encoder.backbone import set_threads
     from pir.encoder.model import load_encoder
     from pir.search.store import open_store
 
+    set_threads(settings.encoder.num_threads)
     t0 = time.perf_counter()
     enc = encoder or load_encoder(settings.encoder.name, device=settings.encoder.device, image_size=settings.image_size)
     own_store = store is None
     st = store or open_store(settings)
     try:
-        st.ensure_collection(enc.dim, encoder=enc.name)
         figures, issues = discover(path, settings, fmt=fmt, **(reader_options or {}))
-        summary = IngestSummary(path=str(path), discovered=len(figures), read_issues=issues, encoder=enc.name,
-                                collection=st.collection)
+        summary = IngestSummary(
+            path=str(path), discovered=len(figures), read_issues=issues, encoder=enc.name, collection=st.collection
+        )
+        if figures:  # an empty or unreadable folder never creates (or binds) a collection
+            st.ensure_collection(enc.dim, encoder=encoder_id(enc))
         bar = tqdm(total=len(figures), desc="ingest", unit="fig", disable=not show_progress)
         for batch in batched(figures, settings.worker.batch_size):
             if enrich:

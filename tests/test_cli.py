@@ -40,13 +40,13 @@ def test_info_reports_count_and_encoder(env: dict[str, Path]) -> None:
     r = _run(env, "info", "--json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert d["count"] == len(_records(env)) and d["encoder"] == "tiny-test" and d["backend"] == "edge"
+    assert d["count"] == len(_records(env)) and d["encoder"].startswith("tiny-test@") and d["backend"] == "edge"
 
 
 def test_reingest_adds_nothing(env: dict[str, Path]) -> None:
     r = _run(env, "ingest", str(env["corpus"]), "--encoder", str(env["enc"]), "--json")
     assert r.exit_code == 0, r.output
-    d = json.loads(r.output[r.output.index("{"):])
+    d = json.loads(r.output[r.output.index("{") :])
     assert d["ingested"] == 0 and d["skipped"] == len(_records(env))
 
 
@@ -78,8 +78,9 @@ def test_search_filters(env: dict[str, Path]) -> None:
     r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--viewpoint", rec["viewpoint"], "--json")
     assert all(x["viewpoint"] == rec["viewpoint"] for x in json.loads(r.output)["results"])
     year = int(rec["publication_date"][:4])
-    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--year-from", str(year), "--year-to", str(year),
-             "--json")
+    r = _run(
+        env, "search", img, "--k", "50", "--encoder", enc, "--year-from", str(year), "--year-to", str(year), "--json"
+    )
     res = json.loads(r.output)["results"]
     assert res and all(x["year"] == year for x in res)
     r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--one-per-patent", "--json")
@@ -98,7 +99,9 @@ def test_multi_view_and_like_queries(env: dict[str, Path]) -> None:
     key = f"{recs[1]['patent_id']}/{recs[1]['figure_id']}"
     r = _run(env, "search", "--like", key, "--k", "3", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["results"][0]["figure_id"] == recs[1]["figure_id"]
+    res = json.loads(r.output)["results"]
+    assert len(res) == 3 and all(f"{x['patent_id']}/{x['figure_id']}" != key for x in res)  # itself is no result
+    assert [x["rank"] for x in res] == [1, 2, 3]
     r = _run(env, "search", "--like", "NOPE/FIG1")
     assert r.exit_code != 0 and "not in collection" in r.output
 
@@ -121,14 +124,57 @@ def test_cuda_request_without_cuda_fails_loudly(env: dict[str, Path]) -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     img = str(env["corpus"] / _records(env)[0]["file"])
-    r = CliRunner().invoke(main, ["--data-dir", str(env["data"]), "--device", "cuda", "search", img,
-                                  "--encoder", str(env["enc"])])
+    r = CliRunner().invoke(
+        main, ["--data-dir", str(env["data"]), "--device", "cuda", "search", img, "--encoder", str(env["enc"])]
+    )
     assert r.exit_code != 0 and "CUDA is not available" in r.output
 
 
 def test_console_script_runs_in_a_subprocess(env: dict[str, Path]) -> None:
     exe = Path(sys.executable).with_name("pir")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pir.cli"]
-    out = subprocess.run([*cmd, "--data-dir", str(env["data"]), "info", "--json"], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PIR_QDRANT__URL": ""})
+    out = subprocess.run(
+        [*cmd, "--data-dir", str(env["data"]), "info", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PIR_QDRANT__URL": ""},
+    )
     assert json.loads(out.stdout)["count"] == len(_records(env))
+
+
+def test_user_input_is_normalised_like_the_payload(env: dict[str, Path]) -> None:
+    recs = _records(env)
+    rec = recs[0]
+    img = str(env["corpus"] / rec["file"])
+    enc = str(env["enc"])
+    code = rec["uspc"][0]  # e.g. D6-361
+    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--class", code.replace("-", "/").lower(), "--json")
+    res = json.loads(r.output)["results"]
+    assert res and all(code.split("-")[0] in x["classes"] for x in res)
+    r = _run(env, "search", img, "--k", "50", "--encoder", enc, "--viewpoint", rec["viewpoint"].upper(), "--json")
+    res = json.loads(r.output)["results"]
+    assert res and all(x["viewpoint"] == rec["viewpoint"] for x in res)
+
+
+def test_bad_query_image_and_bad_options_are_one_line_errors(env: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    r = _run(env, "search", str(bad), "--encoder", str(env["enc"]))
+    assert r.exit_code == 1 and "broken.png" in r.output and "Traceback" not in r.output
+    r = _run(env, "ingest", str(env["corpus"]), "--encoder", str(env["enc"]), "--column", "bogus_field=x")
+    assert r.exit_code == 1 and "bogus_field" in r.output
+    # the failed ingest touched nothing
+    d = json.loads(_run(env, "info", "--json").output)
+    assert d["count"] == len(_records(env))
+
+
+def test_empty_folder_creates_no_collection(tmp_path: Path, env: dict[str, Path]) -> None:
+    (tmp_path / "empty").mkdir()
+    data = tmp_path / "d"
+    r = CliRunner().invoke(
+        main, ["--data-dir", str(data), "ingest", str(tmp_path / "empty"), "--encoder", str(env["enc"])]
+    )
+    assert r.exit_code == 1 and "no drawings found" in r.output
+    d = json.loads(CliRunner().invoke(main, ["--data-dir", str(data), "info", "--json"]).output)
+    assert d["count"] == 0 and not d.get("dim")

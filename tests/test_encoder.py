@@ -31,8 +31,15 @@ def _drawing(seed: int, size: int = 96) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = EncoderConfig(name="tiny-test", backbone="test_efficientnet", pretrained="none", projector="linear",
-                        embed_dim=16, preprocess=PreprocessConfig(image_size=64), text_model=None)
+    cfg = EncoderConfig(
+        name="tiny-test",
+        backbone="test_efficientnet",
+        pretrained="none",
+        projector="linear",
+        embed_dim=16,
+        preprocess=PreprocessConfig(image_size=64),
+        text_model=None,
+    )
     model = VisualEncoder(cfg.backbone, projector=cfg.projector, embed_dim=cfg.embed_dim, pretrained=False)
     return save_encoder_dir(tmp_path_factory.mktemp("enc") / "tiny", cfg, model)
 

@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,12 @@ from pir.enrich import (
     figure_descriptions,
     figure_inputs,
     get_descriptions,
+    latest_descriptions,
     load_lexicon,
     template_descriptions,
 )
 from pir.enrich.aliases import DEFAULT_WORDNET_ROOT, AliasLexicon
+from pir.enrich.cache import EnrichCache
 from pir.enrich.classes import class_titles, parse_locarno, parse_uspc_design
 from pir.enrich.inputs import clean_figure_text, object_from_title
 from pir.enrich.text import alias_share, carries_alias, content_tokens, jaccard, mentions
@@ -131,6 +134,49 @@ def test_figure_inputs_from_uspto_style_metadata() -> None:
     assert figure_inputs(fig(), with_aliases=False).aliases == ()
 
 
+def _sheet(**kw: object) -> PatentFigure:
+    """A drawing sheet like USD0907293/D00002: one of FIG. 2 (top), 3 (bottom) or 4 (right), the reader can't tell."""
+    fields: dict[str, object] = {
+        "title": "Shaving razor cartridge",
+        "viewpoint": None,
+        "description": "FIG. 2 is a top view thereof FIG. 3 is a bottom view thereof FIG. 4 is a right view thereof",
+        "uspc": ["D28-47"],
+        "extra": {"figures": ["2", "3", "4"], "figure_mapping": "ambiguous"},
+    }
+    fields.update(kw)
+    return fig(patent="USD0907293", figure="D00002", **fields)
+
+
+def test_ambiguous_sheet_gets_no_invented_viewpoint() -> None:
+    inputs = figure_inputs(_sheet())
+    assert inputs.viewpoint == "top, bottom or right view"
+    assert inputs.description == "A top, bottom or right view of the shaving razor cartridge."
+    out = template_descriptions(inputs, k=10)
+    assert all("top, bottom or right view" in t.lower() for t in out if "top" in t.lower()), out
+    assert sum("top, bottom or right view" in t.lower() for t in out) >= 3
+    # Several views named without candidate figures: still listed, not picked.
+    assert figure_inputs(_sheet(extra={})).viewpoint == "top, bottom or right view"
+    # A candidate figure whose view the text does not name: the view is left out.
+    unknown = figure_inputs(_sheet(extra={"figures": ["2", "3", "4", "5"]}))
+    assert (unknown.viewpoint, unknown.description) == (None, None)
+    # Every candidate shows the same view, or the reader knows the figure's view: that view is kept.
+    same = _sheet(description="FIG. 1 is a perspective view thereof FIG. 2 is another perspective view thereof")
+    assert figure_inputs(same, with_aliases=False).viewpoint == "perspective view"
+    assert figure_inputs(_sheet(viewpoint="bottom"), with_aliases=False).viewpoint == "bottom view"
+    assert figure_inputs(fig(), with_aliases=False).viewpoint == "front perspective view"  # single figure text
+
+
+@pytest.mark.shared
+def test_real_ambiguous_uspto_sheet_lists_its_views(shared_data: Path) -> None:
+    from pir.ingest.readers import read_figures
+
+    folder = shared_data / "impact_uspto_design_raw" / "sample_data" / "USD0907293-20210105"
+    sheet = next(f for f in read_figures(folder) if f.figure_id == "D00002")
+    inputs = figure_inputs(sheet, with_aliases=False)
+    assert sheet.viewpoint is None and inputs.viewpoint == "top, bottom or right view"
+    assert not any(t.lower().startswith("top view") for t in template_descriptions(inputs, k=10))
+
+
 # -- template backend -------------------------------------------------------------------------------------------
 
 
@@ -200,6 +246,29 @@ def test_second_run_is_served_from_the_cache_and_refresh_regenerates(settings) -
     assert len(get_descriptions(figures[1], settings, k=3)) == 3
     d = first.to_dict()
     assert json.loads(json.dumps(d))["n_generated"] == 6 and "6 generated" in first.describe()
+
+
+def test_latest_descriptions_only_for_the_same_inputs(settings, tmp_path: Path) -> None:
+    figures = _figures(2)
+    assert latest_descriptions(figures[0], settings) is None  # no cache yet
+    enrich_figures(figures, settings, show_progress=False)
+    stored = figure_descriptions(figures[0].key, settings)["descriptions"]
+    assert latest_descriptions(figures[0], settings) == stored == get_descriptions(figures[0], settings)
+    assert latest_descriptions(figures[0].model_copy(update={"uspc": ["D6-334"]}), settings) is None
+    assert latest_descriptions(figures[0], settings, k=4) is None
+    # A cache written before inputs hashes existed still opens; its figure entries are simply not "latest".
+    old = tmp_path / "old" / "enrich.sqlite"
+    old.parent.mkdir()
+    with sqlite3.connect(old) as conn:
+        conn.execute(
+            "CREATE TABLE figures (key TEXT PRIMARY KEY, hash TEXT NOT NULL, backend TEXT NOT NULL,"
+            " model TEXT NOT NULL, inputs TEXT NOT NULL, descriptions TEXT NOT NULL, fallback TEXT,"
+            " updated REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO figures VALUES ('A/1', 'h', 'openai', 'm', '{}', '[\"x\"]', NULL, 0)")
+    with EnrichCache(old) as cache:
+        entry = cache.figure("A/1")
+    assert entry is not None and entry.descriptions == ["x"] and entry.inputs_hash is None
 
 
 def test_one_bad_figure_is_reported_and_the_batch_goes_on(settings) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from pir.config import Settings
 from pir.encoder.model import load_encoder
+from pir.ingest.schema import point_id
 from pir.pipeline import ingest
 from pir.search.store import StoreError, open_store
 from pir.synth import synthesize_corpus
@@ -53,8 +54,9 @@ def test_ingest_then_reingest_adds_nothing(corpus: Path, tiny: Path, settings: S
         np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
 
 
-def test_bad_file_is_reported_and_the_rest_is_stored(corpus: Path, tiny: Path, settings: Settings,
-                                                     tmp_path: Path) -> None:
+def test_bad_file_is_reported_and_the_rest_is_stored(
+    corpus: Path, tiny: Path, settings: Settings, tmp_path: Path
+) -> None:
     bad = tmp_path / "corpus"
     shutil.copytree(corpus, bad)
     rows = [json.loads(x) for x in (bad / "metadata.jsonl").read_text().splitlines() if x.strip()]
@@ -70,8 +72,9 @@ def test_bad_file_is_reported_and_the_rest_is_stored(corpus: Path, tiny: Path, s
     assert s2.ingested == 1 and s2.skipped == len(rows) - 1 and s2.store_count == len(rows)
 
 
-def test_dimension_mismatch_is_refused_and_nothing_is_lost(corpus: Path, tiny: Path, settings: Settings,
-                                                           tmp_path: Path) -> None:
+def test_dimension_mismatch_is_refused_and_nothing_is_lost(
+    corpus: Path, tiny: Path, settings: Settings, tmp_path: Path
+) -> None:
     enc = load_encoder(tiny)
     ingest(corpus, settings, encoder=enc, show_progress=False)
     other = load_encoder(make_tiny_encoder(tmp_path / "other", embed_dim=24, name="other-24"))
@@ -97,7 +100,30 @@ def test_ingest_real_uspto_grants(shared_data: Path, settings: Settings, tmp_pat
     again = ingest(sub, settings, encoder=enc, show_progress=False)
     assert again.ingested == 0 and again.store_count == s.store_count
     with open_store(settings) as store:
-        hits = store.search(enc.encode_images([folders[0] / f"{folders[0].name}-D00001.TIF"])[0], 5)
-        # the query sheet itself is stored: it comes back first with cosine ~1
-        assert hits[0].payload["figure_id"] == "D00001" and hits[0].score > 0.999
-        assert hits[0].payload["title"]
+        query = folders[0] / f"{folders[0].name}-D00003.TIF"
+        hits = store.search(enc.encode_images([query])[0], 8)
+        # the query sheet itself is stored: it comes back first with cosine ~1 ...
+        assert hits[0].payload["figure_id"] == "D00003" and hits[0].score > 0.999
+        stored_path = Path(hits[0].payload["image_path"])
+        assert hits[0].payload["title"] and stored_path.is_absolute() and stored_path.name == query.name
+        # ... followed by most of that patent's other sheets (zero-shot ImageNet features already do this)
+        own = hits[0].payload["patent_id"]
+        n_own = len(list(folders[0].glob("*.TIF")))
+        same = [h for h in hits[1:] if h.payload["patent_id"] == own]
+        assert len(same) >= min(4, n_own - 1), [(h.payload["patent_id"], h.payload["figure_id"]) for h in hits]
+
+
+def test_changed_metadata_is_restored_on_reingest(corpus: Path, tiny: Path, settings: Settings, tmp_path: Path) -> None:
+    work = tmp_path / "corpus"
+    shutil.copytree(corpus, work)
+    enc = load_encoder(tiny)
+    ingest(work, settings, encoder=enc, show_progress=False)
+    rows = [json.loads(x) for x in (work / "metadata.jsonl").read_text().splitlines() if x.strip()]
+    rows[0]["class_label"] = "relabelled"
+    (work / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    again = ingest(work, settings, encoder=enc, show_progress=False)
+    assert again.ingested == 1 and again.skipped == len(rows) - 1
+    with open_store(settings) as store:
+        pid = store.retrieve([point_id(rows[0]["patent_id"], rows[0]["figure_id"])])[0]
+        assert pid.payload["class_label"] == "relabelled"
+        assert store.count() == len(rows)

@@ -2,12 +2,15 @@
 
 Each module run claims an empty Redis database (SET NX marker) so parallel runs never share queues or job keys, and
 flushes it at the end. Workers are ``python -m pir.cli worker`` subprocesses with a tiny random timm encoder; the
-embed worker owns the embedded Qdrant Edge store, so the store is read only after the worker stopped.
+embed worker owns the embedded Qdrant Edge store, so the store is read only after the worker stopped. The main jobs
+run on an enrich worker and an embed worker with different data dirs, as on two hosts.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import os
 import random
 import shutil
@@ -248,11 +251,15 @@ def queued(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> dict[str, Any]:
-    """Run the synthetic, corrupt and (when present) USPTO jobs through one worker, then stop it."""
+    """Run the synthetic, corrupt and (when present) USPTO jobs through an enrich and an embed worker, then stop them.
+
+    The two workers have different data dirs (as on two hosts): the embed worker has no enrich cache of its own.
+    """
     from pir.workers.jobs import submit_ingest
 
     root = tmp_path_factory.mktemp("queued")
     s = _settings(root / "pir", redis_url, tiny_encoder)
+    s_enrich = _settings(root / "enrich-host", redis_url, tiny_encoder)
     jobs: dict[str, tuple[Path, str, bool]] = {
         "synth": (synth_corpus, "synth", True),
         "corrupt": (corrupt_corpus[0], "corrupt", False),
@@ -262,8 +269,10 @@ def queued(
         jobs["uspto"] = (_uspto_subset(shared, root / "uspto", USPTO_PATENTS), "uspto", False)
     except pytest.skip.Exception:
         pass
-    worker = Worker(s, root / "worker.log")
+    enricher = Worker(s_enrich, root / "enrich.log", "--queues", "enrich", "--pool", "solo")
+    worker = Worker(s, root / "worker.log", "--queues", "embed")
     try:
+        enricher.wait_ready()
         worker.wait_ready()
         submitted = {}
         for name, (path, coll, enrich) in jobs.items():
@@ -273,9 +282,17 @@ def queued(
         # the same folder again, through `pir ingest --queue --wait`: every stored figure is skipped
         statuses["again"] = _cli_ingest_wait(corrupt_corpus[0], s, "corrupt")
     finally:
-        rc = worker.stop()
+        rc, rc_enrich = worker.stop(), enricher.stop()
     assert rc == 0, worker.log.read_text(errors="replace")[-3000:]
-    return {"settings": s, "jobs": jobs, "submitted": submitted, "status": statuses, "root": root}
+    assert rc_enrich == 0, enricher.log.read_text(errors="replace")[-3000:]
+    return {
+        "settings": s,
+        "enrich_settings": s_enrich,
+        "jobs": jobs,
+        "submitted": submitted,
+        "status": statuses,
+        "root": root,
+    }
 
 
 def test_queued_synthetic_equals_in_process(queued: dict[str, Any], tmp_path: Path, tiny_encoder: Path) -> None:
@@ -288,6 +305,9 @@ def test_queued_synthetic_equals_in_process(queued: dict[str, Any], tmp_path: Pa
     want = _in_process(path, _settings(tmp_path / "pir", None, tiny_encoder), coll, enrich=enrich)
     _assert_same_points(got, want)
     assert all(p["descriptions"] for _, p in got.values())  # enrichment reached the payload
+    # the descriptions travelled in the task chain: the embed worker never opened an enrich cache of its own
+    assert (queued["enrich_settings"].cache_dir / "enrich.sqlite").is_file()
+    assert not (queued["settings"].cache_dir / "enrich.sqlite").exists()
 
 
 def test_queued_uspto_sample_equals_in_process(queued: dict[str, Any], tmp_path: Path, tiny_encoder: Path) -> None:
@@ -383,6 +403,53 @@ def test_sigkill_mid_batch_then_restart_stores_each_figure_once(
     got = _points(s, s.qdrant.collection)
     assert len(got) == len(figures)
     assert set(got) == {f.point_id for f in figures}
+
+
+def test_follow_without_worker_hints_and_message_is_portable(
+    redis_url: str,
+    tiny_encoder: Path,
+    synth_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No worker: following prints one hint and keeps waiting; the queued message holds absolute paths only."""
+    import redis
+
+    from pir.workers.app import create_app
+    from pir.workers.jobs import follow_job, submit_ingest
+    from pir.workers.tasks import EMBED_TASK
+
+    monkeypatch.chdir(tiny_encoder.parent)
+    s = _settings(tmp_path / "pir", redis_url, Path(tiny_encoder.name))  # relative encoder dir, as `--encoder runs/x`
+    raw = redis.Redis.from_url(redis_url)
+    job = submit_ingest(os.path.relpath(synth_corpus), s)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pir.workers.jobs"):
+            t0 = time.monotonic()
+            st = follow_job(job.job_id, s, poll_s=0.1, timeout_s=1.5, show_progress=False, hint_after_s=0.5)
+        assert 1.4 < time.monotonic() - t0 < 10  # kept waiting after the hint, until the timeout
+        assert st.state == "queued" and st.pending == st.total == job.total and not st.finished
+        hints = [r.getMessage() for r in caplog.records if "no progress for 0.5 s" in r.getMessage()]
+        assert len(hints) == 1 and "is a worker running?" in hints[0] and "`pir worker`" in hints[0]
+        follow_job(job.job_id, s, poll_s=0.1, timeout_s=0.6, hint_after_s=0.2)  # with the bar: on stderr
+        captured = capsys.readouterr()
+        assert "no progress for 0.2 s: is a worker running?" in captured.err and "worker" not in captured.out
+        encoder = str(tiny_encoder.resolve())
+        assert st.encoder == encoder and Path(st.path) == synth_corpus.resolve()
+        bodies = [json.loads(base64.b64decode(json.loads(m)["body"])) for m in raw.lrange("enrich", 0, -1)]
+        mine = [b for b in bodies if b[0][0] == job.job_id]
+        assert len(mine) == job.n_batches
+        for args, _, embed in mine:
+            assert args[3]["encoder"] == encoder
+            assert all(Path(f["image_path"]).is_absolute() and Path(f["image_path"]).is_file() for f in args[2])
+            (nxt,) = embed["chain"]  # embed gets the enrich result (descriptions) prepended: not immutable
+            assert nxt["task"] == EMBED_TASK and not nxt["immutable"] and nxt["args"] == args
+    finally:
+        app = create_app(s)
+        app.control.purge()  # no worker of a later test may pick these up
+        app.close()
 
 
 def test_redis_unreachable_clear_error_nothing_written(

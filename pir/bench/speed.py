@@ -329,8 +329,7 @@ def bench_speed(
         result["peak_rss_mb_after_ingest"] = peak_rss_mb()
         d = int(dim or enc.dim)
         result["store"] = [
-            measure_store(settings, int(s), d, work, n_queries=n_queries, seed=seed, vectors=vectors)
-            for s in sizes
+            measure_store(settings, int(s), d, work, n_queries=n_queries, seed=seed, vectors=vectors) for s in sizes
         ]
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
-import pir.encoder._tvshim  # noqa: F401  (before timm)
 import timm
 import torch
 from torch import nn
+
+import pir.encoder._tvshim  # noqa: F401  (before timm)
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,6 @@ def load_positional(model: nn.Module, src: dict[str, torch.Tensor], *, skip_pref
 
 
 def set_threads(num_threads: int | None) -> None:
-    """Set torch's CPU thread count (None = leave torch's default, or ``OMP_NUM_THREADS``)."""
+    """Set torch's CPU thread count (None = leave torch's default, which honours ``OMP_NUM_THREADS``)."""
     if num_threads:
         torch.set_num_threads(num_threads)
-    elif os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

@@ -15,14 +15,12 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pir.encoder._tvshim  # noqa: F401  (before timm)
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -31,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+import pir.encoder._tvshim  # noqa: F401  (before timm)
 from pir.encoder.backbone import create_backbone, default_norm, has_offline_weights
 from pir.encoder.device import resolve_device
 from pir.ingest.images import load_line_art, to_line_art
@@ -76,7 +75,9 @@ class EncoderConfig(BaseModel):
 class VisualEncoder(nn.Module):
     """timm trunk (global-pooled) + projector; ``forward`` returns L2-normalised embeddings."""
 
-    def __init__(self, backbone: str, *, projector: str = "none", embed_dim: int | None = None, pretrained: bool = True):
+    def __init__(
+        self, backbone: str, *, projector: str = "none", embed_dim: int | None = None, pretrained: bool = True
+    ):
         super().__init__()
         self.trunk, self.pretrained_loaded = create_backbone(backbone, pretrained=pretrained)
         feat = int(self.trunk.num_features)
@@ -174,7 +175,9 @@ class ImageEncoder:
         return load_line_art(path, self.config.preprocess.image_size, trim=self.config.preprocess.trim)
 
     @torch.inference_mode()
-    def encode_pil(self, images: Sequence[Image.Image], *, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+    def encode_pil(
+        self, images: Sequence[Image.Image], *, batch_size: int = 32, show_progress: bool = False
+    ) -> np.ndarray:
         """Embed already-loaded line-art images. Returns float32 (N, dim), L2-normalised."""
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         starts = range(0, len(images), batch_size)
@@ -202,7 +205,9 @@ class ImageEncoder:
         return self.encode_pil(imgs, batch_size=batch_size, show_progress=show_progress)
 
     # -- text -----------------------------------------------------------------------------------------------------
-    def encode_text(self, texts: Sequence[str], *, text_encoder_factory: Callable[..., Any] | None = None) -> np.ndarray:
+    def encode_text(
+        self, texts: Sequence[str], *, text_encoder_factory: Callable[..., Any] | None = None
+    ) -> np.ndarray:
         """Embed text queries into the image space (only for encoders trained against a text encoder)."""
         if not self.text_aligned:
             raise ZeroShotTextError(
@@ -244,7 +249,9 @@ def builtin_config(backbone: str, image_size: int = 224) -> EncoderConfig:
     )
 
 
-def load_encoder(spec: str | Path, *, device: str | torch.device = "cpu", image_size: int | None = None) -> ImageEncoder:
+def load_encoder(
+    spec: str | Path, *, device: str | torch.device = "cpu", image_size: int | None = None
+) -> ImageEncoder:
     """Load an encoder from a directory (``config.json`` + ``model.safetensors``) or a built-in timm name.
 
     Raises:
@@ -261,14 +268,13 @@ def load_encoder(spec: str | Path, *, device: str | torch.device = "cpu", image_
         if not cfg_file.is_file() or not w_file.is_file():
             raise FileNotFoundError(f"{path}: not an encoder directory (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
         config = EncoderConfig.model_validate_json(cfg_file.read_text())
-        model = VisualEncoder(
-            config.backbone, projector=config.projector, embed_dim=config.embed_dim, pretrained=False
-        )
+        model = VisualEncoder(config.backbone, projector=config.projector, embed_dim=config.embed_dim, pretrained=False)
         state = load_file(str(w_file))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise RuntimeError(f"{w_file}: weights do not match {config.backbone} (missing {missing[:3]}, "
-                               f"unexpected {unexpected[:3]})")
+            raise RuntimeError(
+                f"{w_file}: weights do not match {config.backbone} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
         return ImageEncoder(config, model, dev)
     if "/" in str(spec) or "\\" in str(spec) or path.exists():
         raise FileNotFoundError(f"{spec}: no such encoder directory (and not a built-in backbone name)")

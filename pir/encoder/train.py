@@ -536,10 +536,10 @@ def train(
             torch.cuda.set_rng_state(ck["rng_cuda"])
         log.info("resuming %s from epoch %d, step %d", out, start_epoch - 1, step)
 
-    def encoder_config(metrics: dict[str, Any] | None, epoch: int) -> EncoderConfig:
+    def encoder_config(metrics: dict[str, Any] | None, epoch: int, suffix: str = "") -> EncoderConfig:
         weights = {k: round(float(v), 6) for k, v in _loss_state(loss_fn).items() if k.startswith("weight/")}
         return EncoderConfig(
-            name=out.resolve().name,
+            name=out.resolve().name + suffix,
             backbone=cfg.backbone,
             pretrained="trained",
             projector=cfg.projector,
@@ -631,7 +631,7 @@ def train(
         if val_map is not None and val_map > best_map:
             best_map, best_epoch, best_metrics = float(val_map), epoch, entry["val"]
             save_encoder_dir(out, encoder_config(entry["val"], epoch), model)
-        save_encoder_dir(last_dir, encoder_config(entry["val"], epoch), model)
+        save_encoder_dir(last_dir, encoder_config(entry["val"], epoch, suffix="-last"), model)
         _save_checkpoint(
             ckpt_path, model, loss_fn, optimizer, scheduler, step, epoch, best_map, best_epoch, history, classes, device
         )

@@ -4,7 +4,7 @@ Typical use::
 
     from pir.enrich import enrich_figures, get_descriptions
     summary = enrich_figures(figures, settings)          # fills the cache under settings.cache_dir
-    texts = get_descriptions(figure, settings)           # cached, or generated and cached
+    texts = get_descriptions(figure, settings)           # latest cached (any backend), or generated and cached
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pir.enrich.backends import (
     LlamaCppEnricher,
     OpenAIEnricher,
     backend_identity,
+    clear_shared_enrichers,
     make_enricher,
+    shared_enricher,
 )
 from pir.enrich.base import PROMPT_VERSION, Enricher, EnrichError, Generation
 from pir.enrich.classes import ClassTitle, class_titles
@@ -27,6 +29,7 @@ from pir.enrich.pipeline import (
     enrich_path,
     figure_descriptions,
     get_descriptions,
+    latest_descriptions,
     make_captioner,
 )
 from pir.enrich.template import TemplateEnricher, template_descriptions
@@ -47,13 +50,16 @@ __all__ = [
     "cached_descriptions",
     "class_aliases",
     "class_titles",
+    "clear_shared_enrichers",
     "enrich_figures",
     "enrich_path",
     "figure_descriptions",
     "figure_inputs",
     "get_descriptions",
+    "latest_descriptions",
     "load_lexicon",
     "make_captioner",
     "make_enricher",
+    "shared_enricher",
     "template_descriptions",
 ]

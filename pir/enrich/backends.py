@@ -8,12 +8,15 @@ replaced by the template output (counted as a fallback).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import json
 import logging
 import math
 import re
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +212,7 @@ class LlamaCppEnricher(Enricher):
         self.seed = settings.seed
         self._server: Any = None
         self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one generation at a time (a shared instance may serve several threads)
 
     def _load(self) -> Any:
         with self._load_lock:
@@ -256,14 +260,15 @@ class LlamaCppEnricher(Enricher):
         server = self._load()  # a missing model or runtime is an error, not a silent fallback
         self._count_call()
         try:
-            answer = server.handle_chat_completions(
-                {
-                    "messages": self.prompt(inputs, n_model),
-                    "max_tokens": 40 * n_model + 20,
-                    "temperature": self.temperature,
-                    "seed": self.seed,
-                }
-            )
+            with self._run_lock:
+                answer = server.handle_chat_completions(
+                    {
+                        "messages": self.prompt(inputs, n_model),
+                        "max_tokens": 40 * n_model + 20,
+                        "temperature": self.temperature,
+                        "seed": self.seed,
+                    }
+                )
             text = message_text(answer)
         except Exception as exc:  # noqa: BLE001 - a failed generation falls back to the template output
             self._count_fallback()
@@ -309,6 +314,54 @@ def make_enricher(settings: Settings, backend: str | None = None) -> Enricher:
     return TemplateEnricher(settings.enrich.max_chars)
 
 
+def enricher_spec(settings: Settings, backend: str | None = None) -> tuple[Any, ...]:
+    """The settings values that shape a backend, as a hashable tuple (the API key only as its sha256)."""
+    name, model = backend_identity(settings, backend)
+    cfg = settings.enrich
+    if name == "openai":
+        key = cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else ""
+        secret = hashlib.sha256(key.encode()).hexdigest() if key else ""
+        return (name, model, cfg.openai_base_url, secret, cfg.timeout, cfg.max_retries, cfg.max_chars, cfg.temperature)
+    if name == "llamacpp":
+        path = str(cfg.llamacpp_model_path or "")
+        return (name, model, path, cfg.llamacpp_threads, cfg.max_chars, cfg.temperature, settings.seed)
+    return (name, model, cfg.max_chars)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Cache key of :func:`shared_enricher`: equal and hashed by ``key`` only; ``settings`` builds the backend."""
+
+    key: tuple[Any, ...]
+    settings: Settings = field(compare=False, hash=False, repr=False)
+
+
+_SHARED_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _shared(spec: _Spec) -> Enricher:
+    return make_enricher(spec.settings, spec.key[0])
+
+
+def shared_enricher(settings: Settings, backend: str | None = None) -> Enricher:
+    """One backend instance per distinct :func:`enricher_spec` in this process, reused across calls (a llama.cpp
+    model is loaded once, an HTTP client keeps its connections). Do not close it.
+
+    An ``functools.lru_cache`` of at most 4 instances, keyed by the settings values that shape the backend (it
+    keeps the settings of the first call with each key); :func:`clear_shared_enrichers` empties it.
+    """
+    spec = _Spec(enricher_spec(settings, backend), settings)
+    with _SHARED_LOCK:  # two threads asking at once get one instance (one model load)
+        return _shared(spec)
+
+
+def clear_shared_enrichers() -> None:
+    """Forget the instances of :func:`shared_enricher` (e.g. after a fork, or to free a loaded model)."""
+    with _SHARED_LOCK:
+        _shared.cache_clear()
+
+
 __all__ = [
     "BACKENDS",
     "PROMPT_VERSION",
@@ -317,8 +370,11 @@ __all__ = [
     "OpenAIEnricher",
     "backend_identity",
     "build_messages",
+    "clear_shared_enrichers",
+    "enricher_spec",
     "make_enricher",
     "parse_list",
+    "shared_enricher",
     "smollm2_path",
     "validate",
 ]

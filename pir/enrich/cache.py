@@ -2,7 +2,9 @@
 
 Tables:
     ``descriptions``: content hash of (inputs, backend, model, prompt version, k, max_chars) -> descriptions.
-    ``figures``: figure key (``<patent_id>/<figure_id>``) -> latest descriptions, for ``pir enrich --show``.
+    ``figures``: figure key (``<patent_id>/<figure_id>``) -> latest descriptions, whatever the backend, with the
+    hash of the inputs they were made from (see :func:`inputs_hash`); ``pir enrich --show`` and
+    :func:`pir.enrich.latest_descriptions` read it.
     ``captions``: sha256 of (image bytes, caption model) -> caption.
 """
 
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS descriptions (
 );
 CREATE TABLE IF NOT EXISTS figures (
     key TEXT PRIMARY KEY, hash TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL,
-    inputs TEXT NOT NULL, descriptions TEXT NOT NULL, fallback TEXT, updated REAL NOT NULL
+    inputs TEXT NOT NULL, descriptions TEXT NOT NULL, fallback TEXT, updated REAL NOT NULL, inputs_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS captions (
     hash TEXT PRIMARY KEY, model TEXT NOT NULL, caption TEXT NOT NULL, created REAL NOT NULL
@@ -53,10 +55,18 @@ def cache_key(inputs: FigureInputs, backend: str, model: str, k: int, max_chars:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def inputs_hash(inputs: FigureInputs, k: int, max_chars: int) -> str:
+    """sha256 of what a figure's descriptions are made from, whatever the backend: its inputs (without the
+    aliases), K and the length limit. Changed metadata gives another hash, so stale descriptions are not reused."""
+    payload = json.dumps({"inputs": inputs.to_json(aliases=False), "k": k, "max_chars": max_chars}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class CacheRow:
     """One result to store. ``content=False`` records it for the figure key only (a cache hit, or a transport
-    failure whose template fallback must not stop a later run from asking the backend again)."""
+    failure whose template fallback must not stop a later run from asking the backend again). ``inputs_hash``
+    (:func:`inputs_hash`) goes with the figure key's entry."""
 
     fig_key: str | None
     hash: str
@@ -66,6 +76,7 @@ class CacheRow:
     descriptions: list[str]
     fallback: str | None = None
     content: bool = True
+    inputs_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class CachedEntry:
     descriptions: list[str]
     fallback: str | None
     inputs: dict[str, Any]
+    inputs_hash: str | None = None
 
 
 class EnrichCache:
@@ -91,7 +103,18 @@ class EnrichCache:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(_SCHEMA)
+        self._migrate()
         self._lock = threading.Lock()  # one connection; calls from several threads are serialised
+
+    def _migrate(self) -> None:
+        """Add ``figures.inputs_hash`` to a cache written before it existed (its rows stay without a hash)."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(figures)")}
+        if "inputs_hash" not in columns:
+            try:
+                self._conn.execute("ALTER TABLE figures ADD COLUMN inputs_hash TEXT")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         with self._lock:
@@ -141,8 +164,19 @@ class EnrichCache:
                         )
                     if row.fig_key:
                         self._conn.execute(
-                            "INSERT OR REPLACE INTO figures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (row.fig_key, row.hash, row.backend, row.model, inputs_json, texts_json, row.fallback, now),
+                            "INSERT OR REPLACE INTO figures (key, hash, backend, model, inputs, descriptions, "
+                            "fallback, updated, inputs_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                row.fig_key,
+                                row.hash,
+                                row.backend,
+                                row.model,
+                                inputs_json,
+                                texts_json,
+                                row.fallback,
+                                now,
+                                row.inputs_hash,
+                            ),
                         )
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -150,9 +184,10 @@ class EnrichCache:
                 raise
 
     def figure(self, fig_key: str) -> CachedEntry | None:
-        """The latest descriptions stored for a figure key (``"USD0907292/D00001"``)."""
+        """The latest descriptions stored for a figure key (``"USD0907292/D00001"``), with their inputs hash."""
         row = self._one(
-            "SELECT hash, backend, model, descriptions, fallback, inputs FROM figures WHERE key = ?", (fig_key,)
+            "SELECT hash, backend, model, descriptions, fallback, inputs, inputs_hash FROM figures WHERE key = ?",
+            (fig_key,),
         )
         return _entry(row)
 
@@ -185,5 +220,5 @@ class EnrichCache:
 def _entry(row: tuple[Any, ...] | None) -> CachedEntry | None:
     if row is None:
         return None
-    key_hash, backend, model, texts, fallback, inputs = row
-    return CachedEntry(key_hash, backend, model, json.loads(texts), fallback, json.loads(inputs))
+    key_hash, backend, model, texts, fallback, inputs, *rest = row
+    return CachedEntry(key_hash, backend, model, json.loads(texts), fallback, json.loads(inputs), *rest)

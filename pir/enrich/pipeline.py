@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 from pir.config import Settings
 from pir.enrich.aliases import lexicon_signature
-from pir.enrich.backends import backend_identity, make_enricher
+from pir.enrich.backends import backend_identity, make_enricher, shared_enricher
 from pir.enrich.base import Enricher, EnrichError, Generation
-from pir.enrich.cache import CacheRow, EnrichCache, cache_key
+from pir.enrich.cache import CachedEntry, CacheRow, EnrichCache, cache_key, inputs_hash
 from pir.enrich.http import Captioner
 from pir.enrich.inputs import FigureInputs, add_aliases, figure_inputs
 from pir.enrich.text import carries_alias
@@ -152,6 +152,10 @@ def enrich_figures(
     whose generation fails is recorded in ``failures`` and the batch goes on. Remote backends run
     ``settings.enrich.concurrency`` requests at a time. Safe to call from several processes at once.
 
+    With neither ``backend`` nor ``enricher`` given and the default ``template`` backend in the settings, a figure
+    whose latest descriptions came from an LLM backend (``pir enrich --backend openai``) from the same inputs and K
+    counts as cached: the implicit default never overwrites them (``refresh`` or an explicit backend does).
+
     Args:
         figures: figures to describe (any iterable; consumed in chunks).
         settings: the settings tree (``enrich`` section, ``cache_dir``).
@@ -167,6 +171,7 @@ def enrich_figures(
     max_chars = settings.enrich.max_chars
     own = enricher is None
     enricher = enricher if enricher is not None else make_enricher(settings, backend)
+    keep_llm = own and backend is None and enricher.name == "template" and not refresh
     captioner = make_captioner(settings)
     calls0 = enricher.calls
     summary = EnrichSummary(backend=enricher.name, model=enricher.model, k=k)
@@ -180,16 +185,19 @@ def enrich_figures(
     try:
         for chunk in _chunks(figures):
             captions = _captions(chunk, captioner, cache, pool)
-            jobs: list[tuple[str, str, FigureInputs]] = []
+            jobs: list[tuple[str, str, str, FigureInputs]] = []
             done: list[CacheRow] = []
             for fig in chunk:
                 summary.n_figures += 1
                 try:
                     inputs = figure_inputs(fig, captions.get(fig.key), with_aliases=False)
                     h = cache_key(inputs, enricher.name, enricher.model, k, max_chars, lexicon)
+                    ih = inputs_hash(inputs, k, max_chars)
                     hit = None if refresh else cache.get(h)
+                    if hit is None and keep_llm:
+                        hit = _llm_entry(cache.figure(fig.key), ih)
                     if hit is None:
-                        jobs.append((fig.key, h, add_aliases(inputs, wordnet_root=wordnet_root)))
+                        jobs.append((fig.key, h, ih, add_aliases(inputs, wordnet_root=wordnet_root)))
                         continue
                 except Exception as exc:  # noqa: BLE001 - one bad figure is reported, the batch goes on
                     summary.failures.append((fig.key, f"{type(exc).__name__}: {exc}"))
@@ -200,19 +208,27 @@ def enrich_figures(
                 n_alias += _count_alias(hit.descriptions, inputs)
                 summary.n_descriptions += len(hit.descriptions)
                 row = CacheRow(
-                    fig.key, h, inputs, hit.backend, hit.model, hit.descriptions, hit.fallback, content=False
+                    fig.key,
+                    hit.hash,
+                    inputs,
+                    hit.backend,
+                    hit.model,
+                    hit.descriptions,
+                    hit.fallback,
+                    content=False,
+                    inputs_hash=ih,
                 )
                 done.append(row)
                 bar.update(1)
 
-            def run(job: tuple[str, str, FigureInputs]) -> Generation | Exception:
+            def run(job: tuple[str, str, str, FigureInputs]) -> Generation | Exception:
                 try:
-                    return enricher.generate(job[2], k)
+                    return enricher.generate(job[3], k)
                 except Exception as exc:  # noqa: BLE001 - reported per figure
                     return exc
 
             results = pool.map(run, jobs) if (pool is not None and enricher.parallel) else map(run, jobs)
-            for (key, h, inputs), res in zip(jobs, results, strict=True):
+            for (key, h, ih, inputs), res in zip(jobs, results, strict=True):
                 bar.update(1)
                 if isinstance(res, Exception):
                     summary.failures.append((key, f"{type(res).__name__}: {res}"))
@@ -222,11 +238,20 @@ def enrich_figures(
                 summary.n_fallbacks += res.fallback is not None
                 summary.n_descriptions += len(res.descriptions)
                 n_alias += _count_alias(res.descriptions, inputs)
-                # A transport failure's template output is kept for the figure only: the next run asks again.
+                # A transport failure's template output is kept for the figure key only (so get_descriptions uses
+                # it without asking again); it is not a content-cache entry, so the next enrich run asks again.
                 transient = res.fallback == "error"
                 done.append(
                     CacheRow(
-                        key, h, inputs, enricher.name, enricher.model, res.descriptions, res.fallback, not transient
+                        key,
+                        h,
+                        inputs,
+                        enricher.name,
+                        enricher.model,
+                        res.descriptions,
+                        res.fallback,
+                        not transient,
+                        inputs_hash=ih,
                     )
                 )
             cache.put_many(done)
@@ -244,6 +269,13 @@ def enrich_figures(
     summary.alias_share = n_alias / summary.n_descriptions if summary.n_descriptions else 0.0
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _llm_entry(entry: CachedEntry | None, ih: str) -> CachedEntry | None:
+    """``entry`` when an LLM backend made it from the inputs hashed as ``ih``, else None."""
+    if entry is None or entry.backend == "template" or entry.inputs_hash != ih:
+        return None
+    return entry
 
 
 def _count_alias(descriptions: list[str], inputs: FigureInputs) -> int:
@@ -272,6 +304,26 @@ def cached_descriptions(
     return hit.descriptions if hit else None
 
 
+def latest_descriptions(figure: PatentFigure, settings: Settings, *, k: int | None = None) -> list[str] | None:
+    """The figure key's most recent descriptions, whatever backend made them (``pir enrich --show``), or None.
+
+    They are returned only when they were made from the figure's current inputs and K (``k``, default
+    ``settings.enrich.k``): changed metadata gives None, not stale descriptions. Never generates.
+    """
+    path = Path(settings.cache_dir) / "enrich.sqlite"
+    if not path.is_file():
+        return None
+    k = int(k or settings.enrich.k)
+    with EnrichCache(path) as cache:
+        entry = cache.figure(figure.key)
+        if entry is None or entry.inputs_hash is None:
+            return None
+        inputs = _inputs_cached_caption(figure, settings, cache)
+    if entry.inputs_hash != inputs_hash(inputs, k, settings.enrich.max_chars):
+        return None
+    return list(entry.descriptions)
+
+
 def get_descriptions(
     figure: PatentFigure,
     settings: Settings,
@@ -280,10 +332,22 @@ def get_descriptions(
     k: int | None = None,
     enricher: Enricher | None = None,
 ) -> list[str]:
-    """A figure's descriptions from the cache, generating (and caching) them when missing."""
+    """A figure's descriptions from the cache, generating (and caching) them when missing.
+
+    Without ``backend`` the figure's latest descriptions are used whatever backend made them (see
+    :func:`latest_descriptions`; e.g. after ``pir enrich --backend openai``, or a template fallback stored when the
+    LLM server was down), then the settings backend's cache entry; an explicit ``backend`` looks up exactly its
+    own entry. Generation uses ``enricher``, else the process-wide :func:`~pir.enrich.backends.shared_enricher`.
+    """
+    if backend is None:
+        latest = latest_descriptions(figure, settings, k=k)
+        if latest is not None:
+            return latest
     cached = cached_descriptions(figure, settings, backend=backend, k=k)
     if cached is not None:
         return cached
+    if enricher is None:
+        enricher = shared_enricher(settings, backend)
     summary = enrich_figures([figure], settings, backend=backend, k=k, show_progress=False, enricher=enricher)
     entry = figure_descriptions(figure.key, settings)
     if summary.failures or entry is None:

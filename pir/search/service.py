@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -76,6 +77,71 @@ class SearchResponse:
         }
 
 
+class EncoderMismatchError(RuntimeError):
+    """The query encoder is not the one the collection was built with (their embedding spaces differ)."""
+
+
+def check_encoder(store: VectorStore, encoder: ImageEncoder) -> None:
+    """Refuse to query a collection with another encoder than the one it was built with.
+
+    Collections record ``name@version`` (see :func:`pir.pipeline.encoder_id`); older ones only the name.
+    """
+    stored = store.info().get("encoder")
+    if not stored:
+        return
+    mine = f"{encoder.name}@{encoder.version}"
+    if stored != mine and stored != encoder.name:
+        raise EncoderMismatchError(
+            f"collection {store.collection!r} was built with encoder {stored!r} but the query uses {mine!r}; pass the "
+            "same --encoder as at ingest (or another --collection)"
+        )
+
+
+def build_filter(
+    *,
+    classes: Sequence[str] = (),
+    year_from: int | None = None,
+    year_to: int | None = None,
+    viewpoints: Sequence[str] = (),
+    exclude_patents: Sequence[str] = (),
+    patent_ids: Sequence[str] = (),
+) -> SearchFilter:
+    """A :class:`SearchFilter` from what a user types, normalised like the stored payload.
+
+    ``D28/47`` and ``d28-47`` match the stored ``D28-47``; ``D907,293`` / ``US D907293 S`` match ``USD0907293``;
+    ``Perspective`` / ``left side elevational`` match the stored viewpoint vocabulary.
+    """
+    from pir.ingest.readers import normalize_patent_id, normalize_viewpoint
+    from pir.search.store import SearchFilter
+
+    def variants(values: Sequence[str], norm: Any) -> list[str] | None:
+        out: list[str] = []
+        for v in values:
+            for x in (v.strip(), norm(v)):
+                if x and x not in out:
+                    out.append(x)
+        return out or None
+
+    def norm_class(v: str) -> str:
+        v = v.strip()
+        return re.sub(r"\s*[/\s]\s*", "-", v).upper() if re.match(r"^[A-Za-z]?\d", v) else v
+
+    def norm_patent(v: str) -> str:
+        try:
+            return normalize_patent_id(v)
+        except ValueError:
+            return v.strip()
+
+    return SearchFilter(
+        classes=variants(classes, norm_class),
+        year_from=year_from,
+        year_to=year_to,
+        viewpoints=variants(viewpoints, lambda v: normalize_viewpoint(v) or v.strip().lower()),
+        exclude_patents=variants(exclude_patents, norm_patent),
+        patent_ids=variants(patent_ids, norm_patent),
+    )
+
+
 def fuse(vectors: np.ndarray) -> np.ndarray:
     """Fuse several views of one object into one query: the normalised mean of their embeddings."""
     v = np.asarray(vectors, dtype=np.float32).reshape(-1, vectors.shape[-1]).mean(axis=0)
@@ -99,9 +165,7 @@ def search_vector(
     return [SearchResult.from_hit(i + 1, h) for i, h in enumerate(hits)]
 
 
-def _respond(
-    q: np.ndarray, t0: float, query: dict[str, Any], store: VectorStore, **kw: Any
-) -> SearchResponse:
+def _respond(q: np.ndarray, t0: float, query: dict[str, Any], store: VectorStore, **kw: Any) -> SearchResponse:
     """Run the kNN for an encoded query and time both halves (``t0`` = when encoding started)."""
     t1 = time.perf_counter()
     results = search_vector(q, store, **kw)
@@ -128,6 +192,7 @@ def search_images(
     """
     if not images:
         raise ValueError("no query image given")
+    check_encoder(store, encoder)
     t0 = time.perf_counter()
     q = fuse(encoder.encode_images(list(images), batch_size=settings.encoder.batch_size))
     query = {"images": [str(i) if not isinstance(i, Image.Image) else "<image>" for i in images]}
@@ -146,10 +211,12 @@ def search_text(
     group_by_patent: bool = False,
 ) -> SearchResponse:
     """Search drawings by words (needs an encoder trained into the text space; raises ZeroShotTextError otherwise)."""
+    check_encoder(store, encoder)
     t0 = time.perf_counter()
     q = encoder.encode_text([text])[0]
-    return _respond(q, t0, {"text": text}, store, k=k, filter=filter, min_score=min_score,
-                    group_by_patent=group_by_patent)
+    return _respond(
+        q, t0, {"text": text}, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent
+    )
 
 
 def search_like(
@@ -161,7 +228,7 @@ def search_like(
     min_score: float | None = None,
     group_by_patent: bool = False,
 ) -> SearchResponse:
-    """"More like this": query with a stored figure (``PATENT/FIGURE``) by its stored vector.
+    """ "More like this": query with a stored figure (``PATENT/FIGURE``) by its stored vector; it is not a result.
 
     Raises:
         ValueError: ``key`` is not ``PATENT/FIGURE``.
@@ -170,9 +237,29 @@ def search_like(
     if "/" not in key:
         raise ValueError(f"{key!r}: expected PATENT_ID/FIGURE_ID, e.g. USD0907292/D00001")
     patent, figure = key.split("/", 1)
+    from pir.ingest.readers import normalize_patent_id
+
+    try:
+        patent = normalize_patent_id(patent)
+    except ValueError:
+        pass
     t0 = time.perf_counter()
     pts = store.retrieve([point_id(patent, figure)], with_vectors=True)
     if not pts or pts[0].vector is None:
         raise KeyError(f"figure {key} is not in collection {store.collection!r}")
-    return _respond(pts[0].vector, t0, {"like": key}, store, k=k, filter=filter, min_score=min_score,
-                    group_by_patent=group_by_patent)
+    resp = _respond(
+        pts[0].vector,
+        t0,
+        {"like": key},
+        store,
+        k=k + 1,
+        filter=filter,
+        min_score=min_score,
+        group_by_patent=group_by_patent,
+    )
+    own = pts[0].id
+    kept = [r for r in resp.results if r.id != own][:k]  # the figure itself is not a result
+    for i, r in enumerate(kept):
+        r.rank = i + 1
+    resp.results = kept
+    return resp

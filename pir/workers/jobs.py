@@ -20,6 +20,8 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -32,6 +34,10 @@ from pir.config import Settings
 
 if TYPE_CHECKING:
     import redis
+
+    from pir.ingest.schema import PatentFigure
+
+log = logging.getLogger(__name__)
 
 #: Seconds a job's state is kept in Redis after its last update.
 JOB_TTL_S = 7 * 24 * 3600
@@ -155,6 +161,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def portable_encoder_name(name: str) -> str:
+    """``name`` as an absolute path when it names an existing encoder directory (or file) here; built-in names as is.
+
+    Workers run in another directory (or on another host): a relative ``runs/x`` would be resolved there.
+    """
+    path = Path(name)
+    return str(path.resolve()) if path.exists() else name
+
+
+def _absolute(figure: PatentFigure) -> PatentFigure:
+    """The figure with an absolute image path (workers have another working directory)."""
+    if figure.image_path.is_absolute():
+        return figure
+    return figure.model_copy(update={"image_path": figure.image_path.resolve()})
+
+
 def submit_ingest(
     path: str | Path,
     settings: Settings,
@@ -167,9 +189,10 @@ def submit_ingest(
     """Discover the figures under ``path`` and queue them as batches (``enrich`` -> ``embed`` per batch).
 
     Redis is checked before anything is written. The figures travel as metadata with absolute image paths (never
-    image bytes), so workers must see the same files at the same paths. The job carries the encoder name, the
-    collection and the ``enrich``/``force`` flags; workers use their own settings for everything else (data dir,
-    Qdrant url, device).
+    image bytes), so enrich and embed workers must see the same files at the same paths. The enrich task hands the
+    batch's descriptions to the embed task through the chain, so embed workers never need the enrich cache. The job
+    carries the encoder (an existing directory as an absolute path), the collection and the ``enrich``/``force``
+    flags; workers use their own settings for everything else (data dir, Qdrant url, device).
 
     Raises:
         JobError: No broker, Redis unreachable, an unreadable path, or no drawings found.
@@ -195,9 +218,10 @@ def submit_ingest(
             detail = f" ({len(issues)} problems, first: {issues[0]})" if issues else ""
             raise JobError(f"{path}: no drawings found{detail}")
         job_id = uuid.uuid4().hex
+        figures = [_absolute(f) for f in figures]
         batches = list(batched(figures, settings.worker.batch_size))
         options = {
-            "encoder": settings.encoder.name,
+            "encoder": portable_encoder_name(settings.encoder.name),
             "collection": settings.qdrant.collection,
             "enrich": enrich,
             "force": force,
@@ -232,7 +256,8 @@ def submit_ingest(
             with app.producer_or_acquire() as producer:
                 for n, batch in enumerate(batches):
                     args = (job_id, n, [f.model_dump(mode="json") for f in batch], options)
-                    sig = (enrich_task.si(*args) | embed_task.si(*args)) if enrich else embed_task.si(*args)
+                    # `.s()`: the chain prepends the enrich result (figure key -> descriptions) to embed's arguments
+                    sig = (enrich_task.si(*args) | embed_task.s(*args)) if enrich else embed_task.si(None, *args)
                     sig.apply_async(producer=producer)
         except Exception as e:
             client.hset(job_key(job_id), "state", f"enqueue failed: {e}")
@@ -363,8 +388,12 @@ def follow_job(
     poll_s: float = 0.5,
     timeout_s: float | None = None,
     show_progress: bool = True,
+    hint_after_s: float | None = 30.0,
 ) -> JobStatus:
     """Poll a job until nothing is pending (or ``timeout_s`` passed), with a progress bar; returns the last status.
+
+    When nothing progressed (no batch enriched or stored) for ``hint_after_s`` seconds, one hint line asks whether a
+    worker runs (on stderr with the progress bar, else logged as a warning); following goes on.
 
     Raises:
         JobError: Redis unreachable or no such job.
@@ -378,6 +407,7 @@ def follow_job(
         status = read_status(client, job_id)
         bar = tqdm(total=status.total, desc=f"job {job_id[:8]}", unit="fig", disable=not show_progress)
         seen = 0
+        progress, t_progress, hinted = None, time.monotonic(), False
         while True:
             finished = status.done + status.skipped + status.failed
             bar.update(finished - seen)
@@ -385,7 +415,20 @@ def follow_job(
             bar.set_postfix(new=status.done, skipped=status.skipped, failed=status.failed)
             if status.finished or status.state not in ("queued", "queueing", "running", "done"):
                 break
-            if t_end is not None and time.monotonic() >= t_end:
+            now = time.monotonic()
+            if (finished, status.batches_enriched, status.batches_done) != progress:
+                progress, t_progress, hinted = (finished, status.batches_enriched, status.batches_done), now, False
+            elif hint_after_s is not None and not hinted and now - t_progress >= hint_after_s:
+                hinted = True
+                hint = (
+                    f"job {job_id[:8]}: no progress for {hint_after_s:g} s: is a worker running? start one with "
+                    "`pir worker` (still waiting; Ctrl-C stops waiting, the job stays queued)"
+                )
+                if show_progress:
+                    bar.write(hint, file=sys.stderr)
+                else:
+                    log.warning(hint)
+            if t_end is not None and now >= t_end:
                 break
             time.sleep(poll_s)
             try:

@@ -63,9 +63,12 @@ class WorkerResources:
                 from pir.search.store import open_store
 
                 st = self._stores[collection] = open_store(self.settings, collection=collection)
-            if (collection, encoder.name) not in self._ensured:
-                st.ensure_collection(encoder.dim, encoder=encoder.name)
-                self._ensured.add((collection, encoder.name))
+            from pir.pipeline import encoder_id
+
+            eid = encoder_id(encoder)
+            if (collection, eid) not in self._ensured:
+                st.ensure_collection(encoder.dim, encoder=eid)
+                self._ensured.add((collection, eid))
             return st
 
     def redis(self) -> redis.Redis:

@@ -3,9 +3,11 @@
 Both take ``(job_id, batch, figures, options)``: ``figures`` are ``PatentFigure.model_dump(mode="json")`` dicts
 (metadata and image paths, never image bytes), ``options`` the job's ``encoder``, ``collection``, ``enrich`` and
 ``force``. Per batch the job queues ``enrich_batch`` (queue ``enrich``) chained to ``embed_and_upsert_batch`` (queue
-``embed``). Transient errors (Qdrant, LLM server or Redis unreachable, timeouts) are retried with exponential
-backoff and jitter; any other error, or retries running out, records every figure of the batch as failed with the
-reason, so the job still ends.
+``embed``): the enrich task returns ``{figure key: [descriptions]}`` and the chain passes it to the embed task as its
+first argument (``None`` without enrichment), so the descriptions travel in the embed message and embed workers never
+read or fill an enrich cache (a redelivered embed message still carries them). Transient errors (Qdrant, LLM server
+or Redis unreachable, timeouts) are retried with exponential backoff and jitter; any other error, or retries running
+out, records every figure of the batch as failed with the reason, so the job still ends.
 """
 
 from __future__ import annotations
@@ -96,17 +98,36 @@ def job_settings(settings: Settings, options: dict[str, Any]) -> Settings:
     )
 
 
+def batch_descriptions(figures: list[Any], settings: Settings) -> dict[str, list[str]]:
+    """Each figure's descriptions (``PatentFigure`` list), read from the cache the enrichment just filled.
+
+    A figure whose descriptions cannot be had gets ``[]`` (logged), as in the in-process path.
+    """
+    from pir.enrich import get_descriptions
+
+    out: dict[str, list[str]] = {}
+    for fig in figures:
+        try:
+            out[fig.key] = list(get_descriptions(fig, settings))
+        except Exception as e:  # noqa: BLE001  (enrichment must never lose a figure)
+            log.warning("%s: no descriptions (%s)", fig.key, e)
+            out[fig.key] = []
+    return out
+
+
 class BatchTask(Task):
     """Records the whole batch as failed when the task fails for good (retries exhausted or a permanent error)."""
 
     stage = "task"
+    #: Arguments before ``(job_id, batch, figures, options)`` (the embed task gets the enrich result first).
+    leading_args = 0
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
         from pir.workers.jobs import record_batch
 
         try:
-            job_id, batch, figures = args[0], args[1], args[2]
-        except (IndexError, TypeError):
+            job_id, batch, figures = args[self.leading_args : self.leading_args + 3]
+        except (ValueError, TypeError):
             return
         reason = f"{self.stage} failed: {type(exc).__name__}: {exc}"
         failed = [
@@ -144,26 +165,37 @@ def register_tasks(app: Celery) -> None:
 
     class EmbedTask(BatchTask):
         stage = "embedding"
+        leading_args = 1
 
     @app.task(name=ENRICH_TASK, base=EnrichTask, **retry)
     def enrich_batch(
         self: Task, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
-    ) -> dict:
-        """Enrich one batch (fills the description cache the embed step reads)."""
+    ) -> dict[str, list[str]]:
+        """Enrich one batch; returns ``{figure key: [descriptions]}`` (the chain hands it to the embed task)."""
         from pir.ingest.schema import PatentFigure
         from pir.pipeline import enrich_batch as run_enrich
         from pir.workers.jobs import record_enriched
 
         s = job_settings(settings, options)
-        summary = run_enrich([PatentFigure.model_validate(f) for f in figures], s)
+        figs = [PatentFigure.model_validate(f) for f in figures]
+        summary = run_enrich(figs, s)
+        descriptions = batch_descriptions(figs, s)
         record_enriched(app.pir_resources.redis(), job_id, batch, summary)  # type: ignore[attr-defined]
-        return {"job_id": job_id, "batch": batch, "enrich": summary}
+        return descriptions
 
     @app.task(name=EMBED_TASK, base=EmbedTask, **retry)
     def embed_and_upsert_batch(
-        self: Task, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
+        self: Task,
+        descriptions: dict[str, list[str]] | None,
+        job_id: str,
+        batch: int,
+        figures: list[dict[str, Any]],
+        options: dict[str, Any],
     ) -> dict:
-        """Embed one batch and upsert it (skipping figures stored unchanged); record the result in the job."""
+        """Embed one batch and upsert it (skipping figures stored unchanged); record the result in the job.
+
+        ``descriptions`` (figure key -> descriptions) is the enrich task's result, ``None`` without enrichment.
+        """
         from pir.ingest.schema import PatentFigure
         from pir.pipeline import embed_and_upsert
         from pir.workers.jobs import claim_once, read_status, record_batch
@@ -181,6 +213,7 @@ def register_tasks(app: Celery) -> None:
                 store,
                 with_descriptions=bool(options.get("enrich", True)),
                 force=bool(options.get("force", False)),
+                descriptions=descriptions,
             )
         for f in out.failed:
             log.warning("job %s: skipped %s (%s): %s", job_id, f.key, f.path, f.reason)
