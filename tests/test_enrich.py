@@ -160,7 +160,10 @@ def test_ambiguous_sheet_gets_no_invented_viewpoint() -> None:
     unknown = figure_inputs(_sheet(extra={"figures": ["2", "3", "4", "5"]}))
     assert (unknown.viewpoint, unknown.description) == (None, None)
     # Every candidate shows the same view, or the reader knows the figure's view: that view is kept.
-    same = _sheet(description="FIG. 1 is a perspective view thereof FIG. 2 is another perspective view thereof")
+    same = _sheet(
+        description="FIG. 1 is a perspective view thereof FIG. 2 is another perspective view thereof",
+        extra={"figures": ["1", "2"]},
+    )
     assert figure_inputs(same, with_aliases=False).viewpoint == "perspective view"
     assert figure_inputs(_sheet(viewpoint="bottom"), with_aliases=False).viewpoint == "bottom view"
     assert figure_inputs(fig(), with_aliases=False).viewpoint == "front perspective view"  # single figure text

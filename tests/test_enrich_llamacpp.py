@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from pir.config import get_settings
-from pir.enrich import LlamaCppEnricher, enrich_figures, figure_descriptions, figure_inputs, make_enricher
+from pir.enrich import (
+    LlamaCppEnricher,
+    clear_shared_enrichers,
+    enrich_figures,
+    figure_descriptions,
+    figure_inputs,
+    get_descriptions,
+    make_enricher,
+    shared_enricher,
+)
 from pir.enrich.text import mentions
 from pir.ingest.schema import PatentFigure
 
@@ -55,3 +64,16 @@ def test_smollm2_output_is_validated_and_merged_with_the_template(tmp_path: Path
     second = enrich_figures(figs, s, show_progress=False, enricher=enricher)
     assert (second.n_from_cache, second.backend_calls) == (2, 0)
     enricher.close()
+    # Per-figure look-ups: stored figures cost nothing; new ones share one loaded model.
+    assert get_descriptions(figs[0], s) == figure_descriptions(figs[0].key, s)["descriptions"]
+    shared = shared_enricher(s)
+    assert shared.calls == 0
+    new = [
+        f.model_copy(update={"patent_id": f"USD000001{i}", "title": title, "description": None})
+        for i, (f, title) in enumerate(zip(figs, ["Floor lamp", "Tricycle"], strict=True))
+    ]
+    get_descriptions(new[0], s)
+    server = shared._server
+    get_descriptions(new[1], s)
+    assert shared.calls == 2 and shared._server is server and shared_enricher(s) is shared
+    clear_shared_enrichers()
