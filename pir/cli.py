@@ -239,6 +239,7 @@ def _print_job(status: Any, as_json: bool) -> None:
     help="Encoder name or directory (PIR_ENCODER__NAME); must be the one the collection was built with.",
 )
 @click.option("--collection", default=None)
+@click.option("--details", is_flag=True, help="Also print each hit's classes, image path and a stored description.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def search(
@@ -256,6 +257,7 @@ def search(
     min_score: float | None,
     encoder: str | None,
     collection: str | None,
+    details: bool,
     as_json: bool,
 ) -> None:
     """Find prior-art figures like IMAGES (several images = several views of one object), --text or --like."""
@@ -293,6 +295,11 @@ def search(
             f"{r.rank:>3}  {r.score:6.3f}  {r.patent_id:<14} {r.figure_id:<10} {str(r.class_label or '-'):<10} "
             f"{str(r.viewpoint or '-'):<14} {str(r.year or '-'):<5} {r.title or ''}"
         )
+        if details:
+            click.echo(f"{'':>13}classes: {', '.join(r.classes) or '-'}")
+            click.echo(f"{'':>13}image:   {r.image_path or '-'}")
+            if r.descriptions:
+                click.echo(f"{'':>13}about:   {r.descriptions[0]}")
     click.echo(f"(encode {resp.encode_ms:.0f} ms, search {resp.search_ms:.1f} ms)")
 
 

@@ -178,3 +178,36 @@ def test_empty_folder_creates_no_collection(tmp_path: Path, env: dict[str, Path]
     assert r.exit_code == 1 and "no drawings found" in r.output
     d = json.loads(CliRunner().invoke(main, ["--data-dir", str(data), "info", "--json"]).output)
     assert d["count"] == 0 and not d.get("dim")
+
+
+def test_text_search_with_a_text_aligned_encoder(tmp_path: Path) -> None:
+    """An encoder trained into the MiniLM space answers `pir search --text` (here: projector into 384-d)."""
+    enc = make_tiny_encoder(tmp_path / "aligned", embed_dim=384, name="tiny-aligned", text_model="minilm")
+    runner = CliRunner()
+    corpus = tmp_path / "corpus"
+    assert (
+        runner.invoke(main, ["synth", str(corpus), "--patents", "6", "--seed", "2", "--image-size", "96"]).exit_code
+        == 0
+    )
+    data = tmp_path / "data"
+    r = runner.invoke(main, ["--data-dir", str(data), "ingest", str(corpus), "--encoder", str(enc), "--no-enrich"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        main,
+        [
+            "--data-dir",
+            str(data),
+            "search",
+            "--text",
+            "lamp with a curved arm",
+            "--k",
+            "4",
+            "--encoder",
+            str(enc),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)  # stderr carries the text model's loading progress
+    assert d["query"] == {"text": "lamp with a curved arm"} and len(d["results"]) == 4
+    assert all(-1.0 <= x["score"] <= 1.0 for x in d["results"])

@@ -127,3 +127,17 @@ def test_changed_metadata_is_restored_on_reingest(corpus: Path, tiny: Path, sett
         pid = store.retrieve([point_id(rows[0]["patent_id"], rows[0]["figure_id"])])[0]
         assert pid.payload["class_label"] == "relabelled"
         assert store.count() == len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_ingest_all_438_uspto_sheets_then_reingest_adds_nothing(shared_data: Path, settings: Settings) -> None:
+    """Issue acceptance: every sheet of the 2021 sample is stored (or named as unreadable); a re-run adds 0 points."""
+    src = shared_data / "impact_uspto_design_raw" / "sample_data"
+    n_sheets = len(list(src.glob("*/*.TIF")))
+    assert n_sheets == 438
+    enc = load_encoder("tf_efficientnet_lite0")
+    first = ingest(src, settings, encoder=enc, show_progress=False)
+    assert first.discovered == n_sheets and first.ingested == n_sheets and first.n_failed == 0
+    again = ingest(src, settings, encoder=enc, show_progress=False)
+    assert again.ingested == 0 and again.skipped == n_sheets and again.store_count == n_sheets
