@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pir.ingest.schema import file_sha256
+from pir.sqlite_cache import open_sqlite
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
@@ -56,7 +57,7 @@ class EmbeddingCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path))
+        self._db = open_sqlite(self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS emb (version TEXT NOT NULL, sha TEXT NOT NULL, dim INTEGER NOT NULL, "
             "vec BLOB NOT NULL, PRIMARY KEY (version, sha))"

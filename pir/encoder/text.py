@@ -25,6 +25,7 @@ import numpy as np
 
 import pir.encoder._tvshim  # noqa: F401  (before transformers / sentence-transformers)
 from pir.encoder.device import resolve_device
+from pir.sqlite_cache import open_sqlite
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -203,10 +204,7 @@ class TextEmbeddingCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=timeout_s)
-            self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = open_sqlite(self.path, timeout=timeout_s)
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS text_emb ("
                 " model TEXT NOT NULL, sha TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL,"

@@ -21,6 +21,7 @@ from typing import Any
 
 from pir.enrich.base import PROMPT_VERSION
 from pir.enrich.inputs import FigureInputs
+from pir.sqlite_cache import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS descriptions (
@@ -97,11 +98,7 @@ class EnrichCache:
 
     def __init__(self, path: Path, timeout: float = 60.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn = open_sqlite(self.path, timeout=timeout, isolation_level=None)
         self._conn.executescript(_SCHEMA)
         self._migrate()
         self._lock = threading.Lock()  # one connection; calls from several threads are serialised

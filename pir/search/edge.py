@@ -44,7 +44,16 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from pir.search.store import PAYLOAD_INDEXES, Hit, SearchFilter, StoredPoint, StoreError, VectorStore
+from pir.search.store import (
+    PAYLOAD_INDEXES,
+    Hit,
+    SearchFilter,
+    StoredPoint,
+    StoreError,
+    VectorStore,
+    to_hits,
+    to_stored_point,
+)
 
 log = logging.getLogger(__name__)
 
@@ -299,22 +308,11 @@ class EdgeStore(VectorStore):
             results = [self._sh.query(requests[0])]
         else:
             results = self._sh.query_batch(QueryBatchRequest(queries=requests))
-        return [
-            [
-                Hit(
-                    id=str(p.id),
-                    score=float(p.score),
-                    payload=dict(p.payload or {}),
-                    vector=_as_array(p.vector) if with_vectors else None,
-                )
-                for p in row
-            ]
-            for row in results
-        ]
+        return to_hits(results, with_vectors)
 
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]:
         records = self._sh.retrieve(ids, with_payload=True, with_vector=with_vectors)
-        return [_record(r, with_vectors) for r in records]
+        return [to_stored_point(r, with_vectors) for r in records]
 
     def count(self, filter: SearchFilter | None = None) -> int:
         if self._closed:
@@ -341,7 +339,7 @@ class EdgeStore(VectorStore):
                 )
             )
             for r in records:
-                yield _record(r, with_vectors)
+                yield to_stored_point(r, with_vectors)
             if offset is None or not records:
                 return
 
@@ -389,16 +387,3 @@ def to_edge_filter(flt: SearchFilter | None) -> Filter | None:
     if flt.exclude_patents:
         must_not.append(FieldCondition(key="patent_id", match=MatchAny([str(p) for p in flt.exclude_patents])))
     return Filter(must=must or None, must_not=must_not or None)
-
-
-def _as_array(vector: Any) -> np.ndarray | None:
-    if vector is None:
-        return None
-    if isinstance(vector, dict):  # named vectors: the default one is ""
-        vector = vector.get("", next(iter(vector.values()), None))
-    return None if vector is None else np.asarray(vector, dtype=np.float32)
-
-
-def _record(r: Any, with_vectors: bool) -> StoredPoint:
-    vector = _as_array(r.vector) if with_vectors else None
-    return StoredPoint(id=str(r.id), payload=dict(r.payload or {}), vector=vector)

@@ -17,7 +17,16 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.local.qdrant_local import QdrantLocal
 
-from pir.search.store import PAYLOAD_INDEXES, Hit, SearchFilter, StoredPoint, StoreError, VectorStore
+from pir.search.store import (
+    PAYLOAD_INDEXES,
+    Hit,
+    SearchFilter,
+    StoredPoint,
+    StoreError,
+    VectorStore,
+    to_hits,
+    to_stored_point,
+)
 
 log = logging.getLogger(__name__)
 
@@ -222,22 +231,11 @@ class ServerStore(VectorStore):
                 for v in vectors
             ]
             rows = [r.points for r in self.client.query_batch_points(self.collection, requests=requests)]
-        return [
-            [
-                Hit(
-                    id=str(p.id),
-                    score=float(p.score),
-                    payload=dict(p.payload or {}),
-                    vector=_as_array(p.vector) if with_vectors else None,
-                )
-                for p in row
-            ]
-            for row in rows
-        ]
+        return to_hits(rows, with_vectors)
 
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]:
         records = self.client.retrieve(self.collection, ids, with_payload=True, with_vectors=with_vectors)
-        return [_record(r, with_vectors) for r in records]
+        return [to_stored_point(r, with_vectors) for r in records]
 
     def count(self, filter: SearchFilter | None = None) -> int:
         if self.dim() is None:
@@ -263,7 +261,7 @@ class ServerStore(VectorStore):
                 with_vectors=with_vectors,
             )
             for r in records:
-                yield _record(r, with_vectors)
+                yield to_stored_point(r, with_vectors)
             if offset is None or not records:
                 return
 
@@ -308,16 +306,3 @@ def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
             qm.FieldCondition(key="patent_id", match=qm.MatchAny(any=[str(p) for p in flt.exclude_patents]))
         )
     return qm.Filter(must=must or None, must_not=must_not or None)
-
-
-def _as_array(vector: Any) -> np.ndarray | None:
-    if vector is None:
-        return None
-    if isinstance(vector, dict):
-        vector = vector.get("", next(iter(vector.values()), None))
-    return None if vector is None else np.asarray(vector, dtype=np.float32)
-
-
-def _record(r: Any, with_vectors: bool) -> StoredPoint:
-    vector = _as_array(r.vector) if with_vectors else None
-    return StoredPoint(id=str(r.id), payload=dict(r.payload or {}), vector=vector)

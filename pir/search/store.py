@@ -443,3 +443,34 @@ def open_store(settings: Settings, *, collection: str | None = None) -> VectorSt
         location=q.url,
         owns_client=True,
     )
+
+
+def as_vector(vector: Any) -> np.ndarray | None:
+    """A point's vector as float32 (the default one of named vectors); None when absent."""
+    if vector is None:
+        return None
+    if isinstance(vector, dict):  # named vectors: the default one is ""
+        vector = vector.get("", next(iter(vector.values()), None))
+    return None if vector is None else np.asarray(vector, dtype=np.float32)
+
+
+def to_stored_point(r: Any, with_vectors: bool) -> StoredPoint:
+    """A backend record (Edge or qdrant-client, same field names) as a :class:`StoredPoint`."""
+    vector = as_vector(r.vector) if with_vectors else None
+    return StoredPoint(id=str(r.id), payload=dict(r.payload or {}), vector=vector)
+
+
+def to_hits(rows: Any, with_vectors: bool) -> list[list[Hit]]:
+    """Backend scored points, one list per query, as :class:`Hit` lists."""
+    return [
+        [
+            Hit(
+                id=str(p.id),
+                score=float(p.score),
+                payload=dict(p.payload or {}),
+                vector=as_vector(p.vector) if with_vectors else None,
+            )
+            for p in row
+        ]
+        for row in rows
+    ]
