@@ -83,9 +83,9 @@ class IngestSummary:
         return d
 
 
-def metadata_hash(figure: PatentFigure) -> str:
-    """Hash of the figure's stored metadata: a changed title, class or date re-stores the figure on re-ingest."""
-    blob = json.dumps(figure.payload(), sort_keys=True, default=str).encode()
+def metadata_hash(figure: PatentFigure, descriptions: Sequence[str] | None = None) -> str:
+    """Hash of what the payload says about a figure (metadata + descriptions): a change re-stores the payload."""
+    blob = json.dumps([figure.payload(), list(descriptions or [])], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -145,7 +145,9 @@ def embed_and_upsert(
 ) -> BatchResult:
     """Embed a batch of figures and upsert them; skip figures stored unchanged.
 
-    A figure is unchanged when its stored point has the same encoder version, image hash and metadata hash.
+    A stored point is reused when its encoder version and image hash match: unchanged metadata (payload and
+    descriptions) means the figure is skipped, changed metadata means only the payload is rewritten, with the stored
+    vector (no image is decoded or embedded for it).
 
     Args:
         figures: the batch (metadata; images are read here).
@@ -163,18 +165,28 @@ def embed_and_upsert(
             todo.append(fig)
         except OSError as e:
             res.failed.append(FigureFailure(fig.key, str(fig.image_path), f"cannot read file: {e.strerror or e}"))
+    descs: dict[str, list[str] | None] = {}
+    for fig in todo:
+        given = (descriptions or {}).get(fig.key) if with_descriptions else None
+        descs[fig.key] = (
+            None if not with_descriptions else list(given) if given is not None else _descriptions(fig, settings)
+        )
+    meta = {fig.key: metadata_hash(fig, descs[fig.key]) for fig in todo}
+    reuse: list[tuple[PatentFigure, np.ndarray]] = []
     if not force and todo:
-        existing = {p.id: p.payload for p in store.retrieve([f.point_id for f in todo])}
+        existing = {p.id: p for p in store.retrieve([f.point_id for f in todo], with_vectors=True)}
         keep = []
         for fig in todo:
             old = existing.get(fig.point_id)
-            if (
-                old
-                and old.get("encoder_version") == encoder.version
-                and old.get("content_hash") == hashes[fig.point_id]
-                and old.get("metadata_hash") == metadata_hash(fig)
-            ):
+            same_vector = (
+                old is not None
+                and old.payload.get("encoder_version") == encoder.version
+                and old.payload.get("content_hash") == hashes[fig.point_id]
+            )
+            if same_vector and old.payload.get("metadata_hash") == meta[fig.key]:
                 res.skipped.append(fig.key)
+            elif same_vector and old.vector is not None:
+                reuse.append((fig, old.vector))
             else:
                 keep.append(fig)
         todo = keep
@@ -190,29 +202,30 @@ def embed_and_upsert(
         except Exception as e:  # noqa: BLE001  (one bad file never stops the batch)
             res.failed.append(FigureFailure(fig.key, str(fig.image_path), f"{type(e).__name__}: {e}"))
     t2 = time.perf_counter()
-    if ok:
-        vectors = encoder.encode_pil(images, batch_size=settings.encoder.batch_size)
-        t3 = time.perf_counter()
+    vectors = encoder.encode_pil(images, batch_size=settings.encoder.batch_size) if ok else None
+    t3 = time.perf_counter()
+    rows = [*zip(ok, vectors if vectors is not None else [], strict=True), *reuse]
+    if rows:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         payloads = []
-        for fig in ok:
+        for fig, _ in rows:
             p = fig.payload()
             p.update(
                 encoder=encoder.name,
                 encoder_version=encoder.version,
                 content_hash=hashes[fig.point_id],
-                metadata_hash=metadata_hash(fig),
+                metadata_hash=meta[fig.key],
                 embedded_at=now,
             )
-            if with_descriptions:
-                given = (descriptions or {}).get(fig.key)
-                p["descriptions"] = list(given) if given is not None else _descriptions(fig, settings)
+            if descs[fig.key] is not None:
+                p["descriptions"] = descs[fig.key]
             payloads.append(p)
-        store.upsert([f.point_id for f in ok], vectors.astype(np.float32, copy=False), payloads)
-        res.ingested.extend(f.key for f in ok)
-        t4 = time.perf_counter()
-        res.seconds.update(embed=t3 - t2, upsert=t4 - t3)
-    res.seconds.update(check=t1 - t0, load=t2 - t1, total=time.perf_counter() - t0)
+        matrix = np.stack([np.asarray(v, dtype=np.float32) for _, v in rows])
+        store.upsert([f.point_id for f, _ in rows], matrix, payloads)
+        res.ingested.extend(f.key for f, _ in rows)
+    res.seconds.update(
+        check=t1 - t0, load=t2 - t1, embed=t3 - t2, upsert=time.perf_counter() - t3, total=time.perf_counter() - t0
+    )
     return res
 
 

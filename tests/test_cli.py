@@ -211,3 +211,27 @@ def test_text_search_with_a_text_aligned_encoder(tmp_path: Path) -> None:
     d = json.loads(r.stdout)  # stderr carries the text model's loading progress
     assert d["query"] == {"text": "lamp with a curved arm"} and len(d["results"]) == 4
     assert all(-1.0 <= x["score"] <= 1.0 for x in d["results"])
+
+
+def test_build_filter_normalises_codes_ids_and_views() -> None:
+    from pir.search.service import build_filter
+
+    f = build_filter(
+        classes=["D28/47", "d26", "a47g19/22", "26.05", "Lamp"],
+        viewpoints=["Left side elevational"],
+        exclude_patents=["D907,293", "US D907293 S"],
+    )
+    assert {"D28-47", "D26", "A47G 19/22", "26-05", "lamp"} <= set(f.classes)
+    assert "left side" in f.viewpoints
+    assert "USD0907293" in f.exclude_patents
+
+
+def test_like_with_one_per_patent_keeps_the_figures_own_patent(env: dict[str, Path]) -> None:
+    recs = _records(env)
+    rec = recs[0]
+    key = f"{rec['patent_id']}/{rec['figure_id']}"
+    r = _run(env, "search", "--like", key, "--k", "50", "--one-per-patent", "--json")
+    res = json.loads(r.output)["results"]
+    pats = [x["patent_id"] for x in res]
+    assert rec["patent_id"] in pats and len(pats) == len(set(pats))
+    assert all(f"{x['patent_id']}/{x['figure_id']}" != key for x in res)

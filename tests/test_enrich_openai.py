@@ -346,6 +346,21 @@ def test_llm_descriptions_are_used_downstream_with_the_default_backend(serve, tm
     assert latest_descriptions(figs[1], s, k=3) is None  # another K is not the same entry
 
 
+def test_llm_output_survives_an_earlier_template_run(serve, tmp_path: Path) -> None:
+    """template run, then an openai run, then `pir ingest`'s default enrich step: the LLM text stays."""
+    server = serve(good)
+    figs = figures(2)
+    s = make_settings(tmp_path, server.url, backend="template")
+    enrich_figures(figs, s, show_progress=False)  # a template entry exists first
+    enrich_figures(figs, make_settings(tmp_path, server.url), backend="openai", show_progress=False)
+    llm = [figure_descriptions(f.key, s)["descriptions"] for f in figs]
+    assert all(figure_descriptions(f.key, s)["backend"] == "openai" for f in figs)
+    batch = enrich_figures(figs, s, show_progress=False)  # the implicit default backend, as in ingest
+    assert batch.backend_calls == 0
+    assert all(figure_descriptions(f.key, s)["backend"] == "openai" for f in figs)
+    assert [get_descriptions(f, s) for f in figs] == llm
+
+
 def test_a_failing_server_is_not_asked_twice_per_figure(serve, tmp_path: Path) -> None:
     server = serve(lambda n, body: (503, {}, {"error": {"message": "overloaded"}}, 0.0))
     s = make_settings(tmp_path, server.url, backend="openai", max_retries=1)

@@ -141,3 +141,22 @@ def test_ingest_all_438_uspto_sheets_then_reingest_adds_nothing(shared_data: Pat
     assert first.discovered == n_sheets and first.ingested == n_sheets and first.n_failed == 0
     again = ingest(src, settings, encoder=enc, show_progress=False)
     assert again.ingested == 0 and again.skipped == n_sheets and again.store_count == n_sheets
+
+
+def test_descriptions_added_later_update_the_payload_without_re_embedding(
+    corpus: Path, tiny: Path, settings: Settings
+) -> None:
+    enc = load_encoder(tiny)
+    first = ingest(corpus, settings, encoder=enc, enrich=False, show_progress=False)
+    with open_store(settings) as store:
+        before = {p.id: p for p in store.scroll(with_vectors=True)}
+    assert all("descriptions" not in p.payload for p in before.values())
+    second = ingest(corpus, settings, encoder=enc, enrich=True, show_progress=False)
+    assert second.ingested == first.ingested and second.store_count == first.store_count
+    with open_store(settings) as store:
+        after = {p.id: p for p in store.scroll(with_vectors=True)}
+    assert all(p.payload["descriptions"] for p in after.values())
+    for pid, p in after.items():  # the stored vector was reused, bit for bit
+        np.testing.assert_array_equal(p.vector, before[pid].vector)
+    third = ingest(corpus, settings, encoder=enc, enrich=True, show_progress=False)
+    assert third.ingested == 0 and third.skipped == first.ingested

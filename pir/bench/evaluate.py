@@ -252,7 +252,7 @@ def evaluate_method(
     t2 = time.perf_counter()
     store = open_bench_store(settings, _collection_name(bench.name, encoder.version), store_kind)
     try:
-        store.ensure_collection(encoder.dim, encoder=encoder.name)
+        store.ensure_collection(encoder.dim, encoder=f"{encoder.name}@{encoder.version}")
         payloads = [
             {
                 "patent_id": bench.items[i].patent_id,

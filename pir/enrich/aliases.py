@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -297,6 +298,8 @@ class AliasLexicon:
     def __init__(self, wordnet: Any | None) -> None:
         self.wordnet = wordnet
         self._cache: dict[str, tuple[str, ...]] = {}
+        # nltk's WordNet reader seeks and reads shared file handles: one caller at a time.
+        self._lock = threading.RLock()
 
     @property
     def has_wordnet(self) -> bool:
@@ -310,16 +313,18 @@ class AliasLexicon:
         last = words[-1]
         base = None
         if self.wordnet is not None:
-            base = self.wordnet.morphy(last, "n")
+            with self._lock:
+                base = self.wordnet.morphy(last, "n")
         words[-1] = base or _naive_singular(last)
         return " ".join(words)
 
     def aliases(self, name: str, max_aliases: int = 8) -> list[str]:
         """Aliases of ``name``, best first, without ``name`` itself; see :func:`class_aliases`."""
         key = normalize_name(name)
-        if key not in self._cache:
-            self._cache[key] = tuple(self._compute(key))
-        return list(self._cache[key][:max_aliases])
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = tuple(self._compute(key))
+            return list(self._cache[key][:max_aliases])
 
     # -- internals -------------------------------------------------------------------------------------------------
     def _compute(self, name: str) -> list[str]:
@@ -467,11 +472,14 @@ def load_lexicon(wordnet_root: Path | None = None) -> AliasLexicon:
 
     Falls back to the curated table alone, with one warning, when WordNet is absent or unreadable.
     """
-    return _load_lexicon(Path(wordnet_root).resolve() if wordnet_root is not None else DEFAULT_WORDNET_ROOT)
+    root = Path(wordnet_root).resolve() if wordnet_root is not None else DEFAULT_WORDNET_ROOT
+    # keyed by process id too: a forked worker (Celery prefork) must not share the parent's open WordNet files,
+    # whose file offsets would be shared between the processes
+    return _load_lexicon(root, os.getpid())
 
 
 @functools.cache
-def _load_lexicon(root: Path) -> AliasLexicon:
+def _load_lexicon(root: Path, pid: int) -> AliasLexicon:
     if not (root / "data.noun").is_file() or not (root / "index.noun").is_file():
         logger.warning("WordNet not found at %s; using the built-in alias table only (apt install wordnet-base)", root)
         return AliasLexicon(None)

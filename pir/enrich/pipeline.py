@@ -193,9 +193,11 @@ def enrich_figures(
                     inputs = figure_inputs(fig, captions.get(fig.key), with_aliases=False)
                     h = cache_key(inputs, enricher.name, enricher.model, k, max_chars, lexicon)
                     ih = inputs_hash(inputs, k, max_chars)
-                    hit = None if refresh else cache.get(h)
-                    if hit is None and keep_llm:
+                    hit = None
+                    if keep_llm:  # an LLM's descriptions of unchanged inputs beat the default template's
                         hit = _llm_entry(cache.figure(fig.key), ih)
+                    if hit is None and not refresh:
+                        hit = cache.get(h)
                     if hit is None:
                         jobs.append((fig.key, h, ih, add_aliases(inputs, wordnet_root=wordnet_root)))
                         continue

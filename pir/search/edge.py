@@ -31,6 +31,7 @@ from qdrant_edge import (
     EdgeVectorParams,
     FieldCondition,
     Filter,
+    HasIdCondition,
     HnswIndexConfig,
     MatchAny,
     PayloadSchemaType,
@@ -386,4 +387,6 @@ def to_edge_filter(flt: SearchFilter | None) -> Filter | None:
     must_not: list[Any] = []
     if flt.exclude_patents:
         must_not.append(FieldCondition(key="patent_id", match=MatchAny([str(p) for p in flt.exclude_patents])))
+    if flt.exclude_ids:
+        must_not.append(HasIdCondition({str(i) for i in flt.exclude_ids}))
     return Filter(must=must or None, must_not=must_not or None)

@@ -305,4 +305,6 @@ def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
         must_not.append(
             qm.FieldCondition(key="patent_id", match=qm.MatchAny(any=[str(p) for p in flt.exclude_patents]))
         )
+    if flt.exclude_ids:
+        must_not.append(qm.HasIdCondition(has_id=[str(i) for i in flt.exclude_ids]))
     return qm.Filter(must=must or None, must_not=must_not or None)

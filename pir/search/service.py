@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Sequence
@@ -84,13 +85,12 @@ class EncoderMismatchError(RuntimeError):
 def check_encoder(store: VectorStore, encoder: ImageEncoder) -> None:
     """Refuse to query a collection with another encoder than the one it was built with.
 
-    Collections record ``name@version`` (see :func:`pir.pipeline.encoder_id`); older ones only the name.
+    A collection records ``name@version`` of its encoder (see :func:`pir.pipeline.encoder_id`), so a retrained
+    encoder that kept its name is refused too.
     """
-    stored = store.info().get("encoder")
-    if not stored:
-        return
+    stored = store.encoder()
     mine = f"{encoder.name}@{encoder.version}"
-    if stored != mine and stored != encoder.name:
+    if stored and stored != mine:
         raise EncoderMismatchError(
             f"collection {store.collection!r} was built with encoder {stored!r} but the query uses {mine!r}; pass the "
             "same --encoder as at ingest (or another --collection)"
@@ -124,7 +124,13 @@ def build_filter(
 
     def norm_class(v: str) -> str:
         v = v.strip()
-        return re.sub(r"\s*[/\s]\s*", "-", v).upper() if re.match(r"^[A-Za-z]?\d", v) else v
+        if m := re.fullmatch(r"(D?\d+)\s*[/.\- ]\s*(\d+)", v, re.I):  # USPC D28/47, Locarno 26.05 -> D28-47, 26-05
+            return f"{m.group(1).upper()}-{m.group(2)}"
+        if m := re.fullmatch(r"([A-H]\d{2}[A-Z])\s*(\d+\s*/\s*\d+)", v, re.I):  # CPC a47g19/22 -> A47G 19/22
+            return m.group(1).upper() + " " + "".join(m.group(2).split())
+        if re.fullmatch(r"D?\d+", v, re.I):  # a main class: d26 -> D26
+            return v.upper()
+        return v.lower()  # an object class name: Lamp -> lamp
 
     def norm_patent(v: str) -> str:
         try:
@@ -247,19 +253,10 @@ def search_like(
     pts = store.retrieve([point_id(patent, figure)], with_vectors=True)
     if not pts or pts[0].vector is None:
         raise KeyError(f"figure {key} is not in collection {store.collection!r}")
-    resp = _respond(
-        pts[0].vector,
-        t0,
-        {"like": key},
-        store,
-        k=k + 1,
-        filter=filter,
-        min_score=min_score,
-        group_by_patent=group_by_patent,
+    from pir.search.store import SearchFilter
+
+    flt = dataclasses.replace(filter) if filter is not None else SearchFilter()
+    flt.exclude_ids = [*(flt.exclude_ids or []), pts[0].id]  # the figure itself is not a result
+    return _respond(
+        pts[0].vector, t0, {"like": key}, store, k=k, filter=flt, min_score=min_score, group_by_patent=group_by_patent
     )
-    own = pts[0].id
-    kept = [r for r in resp.results if r.id != own][:k]  # the figure itself is not a result
-    for i, r in enumerate(kept):
-        r.rank = i + 1
-    resp.results = kept
-    return resp

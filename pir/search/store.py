@@ -60,6 +60,7 @@ class SearchFilter:
     object_names: list[str] | None = None
     patent_ids: list[str] | None = None
     exclude_patents: list[str] | None = None
+    exclude_ids: list[str] | None = None  # point ids left out (e.g. the query figure of "more like this")
 
     def is_empty(self) -> bool:
         """True when the filter constrains nothing."""
@@ -69,6 +70,7 @@ class SearchFilter:
             or self.object_names
             or self.patent_ids
             or self.exclude_patents
+            or self.exclude_ids
             or self.year_from is not None
             or self.year_to is not None
         )
