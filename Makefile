@@ -42,10 +42,10 @@ demo: venv wordnet
 	PIR_DATA_DIR=$(DEMO)/store $(PIR) search $$(ls $(DEMO)/query/images/SYN0000001_FIG*.png | head -2) --k 10
 
 test: venv wordnet
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-slow: venv wordnet
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow --durations=15
 
 lint: venv
 	$(VENV)/bin/ruff check pir tests

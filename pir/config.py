@@ -96,10 +96,31 @@ class WorkerSettings(BaseModel):
         return None if isinstance(v, str) and not v.strip() else v
 
     batch_size: int = 32
-    visibility_timeout: int = 7200
-    task_time_limit: int = 3600
-    task_soft_time_limit: int = 3300
+    #: Hard time limit of one batch (seconds); a batch of 32 takes seconds to a few minutes on a CPU.
+    task_time_limit: int = 600
+    task_soft_time_limit: int = 540
+    #: Redis only: seconds before a batch taken by a worker that died is handed out again. Unset = derived from the
+    #: batch's time limit (:attr:`redelivery_timeout`); RabbitMQ redelivers as soon as the dead worker's connection
+    #: closes and ignores it.
+    visibility_timeout: int | None = None
     max_retries: int = 5
+    #: Seconds between two worker heartbeats in Redis (``pir:worker:<name>``, expiring after 3 beats).
+    heartbeat_s: float = 5.0
+
+    @property
+    def broker_kind(self) -> str:
+        """``redis``, ``amqp`` (RabbitMQ), another kombu scheme, or ``""`` without a broker."""
+        if not self.broker_url:
+            return ""
+        scheme = self.broker_url.split("://", 1)[0].lower()
+        return {"rediss": "redis", "unix": "redis", "amqps": "amqp", "pyamqp": "amqp"}.get(scheme, scheme)
+
+    @property
+    def redelivery_timeout(self) -> int:
+        """Redis visibility timeout in use: the explicit one, else the hard time limit plus 10% (at least 10 s)."""
+        if self.visibility_timeout is not None:
+            return self.visibility_timeout
+        return self.task_time_limit + max(10, self.task_time_limit // 10)
 
 
 class Settings(BaseSettings):
@@ -114,6 +135,11 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path(".pir")
+    #: Free space (MB) kept in reserve in the data dir on top of what a batch needs; writers stop with one line
+    #: below it (the embedded store's write-ahead log grows in 32 MB segments).
+    min_free_mb: float = 64.0
+    #: Seconds an in-process ingest waits for an embedded store held by another process before giving up.
+    store_wait_s: float = 60.0
     image_size: int = 224
     seed: int = 0
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
@@ -131,6 +157,26 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Directory of the on-disk caches (text embeddings, enrichment, bench embeddings)."""
         return self.data_dir / "cache"
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as JSON-safe values with every URL password redacted and secrets masked (for ``pir info``)."""
+        from pir.errors import redact_url
+
+        d = self.model_dump(mode="json")  # SecretStr fields dump as "**********"
+        for section, key in _URL_FIELDS:
+            if d.get(section, {}).get(key):
+                d[section][key] = redact_url(d[section][key])
+        return d
+
+
+#: (section, field) of every URL setting that may carry a password.
+_URL_FIELDS = (
+    ("worker", "broker_url"),
+    ("worker", "result_backend"),
+    ("qdrant", "url"),
+    ("enrich", "openai_base_url"),
+    ("enrich", "caption_base_url"),
+)
 
 
 def get_settings(**overrides: Any) -> Settings:

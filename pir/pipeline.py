@@ -3,9 +3,15 @@
 The in-process path (:func:`ingest`) and the Celery tasks (``pir.workers.tasks``) call the same batch functions,
 :func:`enrich_batch` and :func:`embed_and_upsert`, so both store identical points.
 
+Every point gets three vectors: ``image`` (the visual encoder), ``text`` (the frozen text encoder over the figure's
+own words) and ``words`` (sparse BM25 over the same words); see :mod:`pir.search.words`.
+
 Idempotent and resumable: point ids are deterministic (uuid5 of patent id + figure id) and every point carries the
-encoder version and the image's content hash, so a re-run (or a re-delivered task) skips what is already stored and
-overwrites, never duplicates, what changed. One bad file is recorded as failed and the batch goes on.
+encoder version, the image's content hash and a metadata hash (payload, descriptions, text model, words model,
+class words on/off), so a re-run (or a re-delivered task) skips what is already stored and overwrites, never
+duplicates, what changed. One bad file is recorded as failed and the batch goes on.
+
+:func:`reindex` upgrades a collection of the old single-vector layout in place (see :mod:`pir.search.migrate`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +31,17 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from pir.config import Settings
+from pir.diskspace import check_batch, check_data_dir, check_optimize
+from pir.ingest.conflicts import stored_conflicts
 from pir.ingest.images import ImageLoadError
 from pir.ingest.readers import ReadIssue, read_figures
 from pir.ingest.schema import PatentFigure, file_sha256
+from pir.storewait import wait_for_store
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
+    from pir.encoder.text import TextEmbeddingCache, TextEncoder
+    from pir.search.migrate import ReindexSummary
     from pir.search.store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -83,10 +94,55 @@ class IngestSummary:
         return d
 
 
-def metadata_hash(figure: PatentFigure, descriptions: Sequence[str] | None = None) -> str:
-    """Hash of what the payload says about a figure (metadata + descriptions): a change re-stores the payload."""
-    blob = json.dumps([figure.payload(), list(descriptions or [])], sort_keys=True, default=str).encode()
+def metadata_hash(figure: PatentFigure, descriptions: Sequence[str] | None = None, words_key: str = "") -> str:
+    """Hash of what the payload says about a figure (metadata + descriptions) and how its words are embedded
+    (``words_key``: text model, words model, class words): a change re-stores payload, text and words."""
+    blob = json.dumps([figure.payload(), list(descriptions or []), words_key], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def words_key(text_encoder: TextEncoder, include_class: bool) -> str:
+    """What the ``text`` and ``words`` vectors depend on besides the figure's words."""
+    from pir.search.words import WORDS_MODEL
+
+    return f"{text_encoder.name}|{WORDS_MODEL}|class={int(include_class)}"
+
+
+def text_and_words(
+    payloads: Sequence[Mapping[str, Any]],
+    text_encoder: TextEncoder,
+    *,
+    include_class: bool = True,
+    cache: TextEmbeddingCache | None = None,
+    batch_size: int = 128,
+) -> tuple[list[np.ndarray | None], list[Any]]:
+    """The ``text`` and ``words`` vectors of figures from their payloads (with ``descriptions``), batched.
+
+    ``include_class=False`` keeps the class label and class titles out of both (class-level evaluation).
+    """
+    from pir.search.words import figure_words, text_vectors, words_vector
+
+    pieces = [figure_words(p, include_class=include_class) for p in payloads]
+    return text_vectors(pieces, text_encoder, cache=cache, batch_size=batch_size), [words_vector(w) for w in pieces]
+
+
+def ensure_collection(store: VectorStore, encoder: ImageEncoder, text_encoder: TextEncoder) -> None:
+    """Create (or check) the collection for this image encoder and text encoder.
+
+    Raises:
+        pir.search.store.StoreError: Another encoder, text encoder or layout (legacy: run ``pir reindex``).
+    """
+    from pir.search.store import StoreError
+
+    store.ensure_collection(
+        encoder.dim, encoder=encoder_id(encoder), text_dim=text_encoder.dim, text_encoder=text_encoder.name
+    )
+    stored = store.text_encoder()
+    if stored and stored != text_encoder.name:
+        raise StoreError(
+            f"collection '{store.collection}' holds text vectors of '{stored}', not '{text_encoder.name}'; use the "
+            "same text model (settings text.model) or another collection"
+        )
 
 
 def encoder_id(encoder: ImageEncoder) -> str:
@@ -142,19 +198,33 @@ def embed_and_upsert(
     with_descriptions: bool = True,
     force: bool = False,
     descriptions: dict[str, list[str]] | None = None,
+    vectors: Mapping[str, np.ndarray] | None = None,
+    text_encoder: TextEncoder | None = None,
+    include_class: bool = True,
+    text_cache: TextEmbeddingCache | None = None,
 ) -> BatchResult:
-    """Embed a batch of figures and upsert them; skip figures stored unchanged.
+    """Embed a batch of figures (``image``, ``text``, ``words`` vectors) and upsert them; skip figures stored unchanged.
 
-    A stored point is reused when its encoder version and image hash match: unchanged metadata (payload and
-    descriptions) means the figure is skipped, changed metadata means only the payload is rewritten, with the stored
-    vector (no image is decoded or embedded for it).
+    A stored point is reused when its encoder version and image hash match: unchanged metadata (payload,
+    descriptions, words key) means the figure is skipped, changed metadata means the payload, text and words are
+    rewritten with the stored image vector (no image is decoded or embedded for it).
 
     Args:
         figures: the batch (metadata; images are read here).
         force: re-embed even figures that are already stored unchanged.
         descriptions: figure key -> enrichment descriptions (e.g. handed over by the enrich task); looked up in the
             enrichment cache when absent.
+        vectors: figure key -> image vector already computed with ``encoder`` (e.g. a benchmark's embedding cache):
+            used instead of loading and embedding that figure.
+        text_encoder: the frozen text encoder (default: ``settings.text.model``, loaded once per process).
+        include_class: put the class label and class titles into the figure's words (False for class-level
+            evaluation: no label leakage).
+        text_cache: text-embedding cache (default: the one in ``settings.cache_dir``).
     """
+    from pir.search.words import get_text_encoder
+
+    te = text_encoder or get_text_encoder(settings)
+    wkey = words_key(te, include_class)
     res = BatchResult()
     t0 = time.perf_counter()
     hashes: dict[str, str] = {}
@@ -171,12 +241,16 @@ def embed_and_upsert(
         descs[fig.key] = (
             None if not with_descriptions else list(given) if given is not None else _descriptions(fig, settings)
         )
-    meta = {fig.key: metadata_hash(fig, descs[fig.key]) for fig in todo}
+    meta = {fig.key: metadata_hash(fig, descs[fig.key], wkey) for fig in todo}
     reuse: list[tuple[PatentFigure, np.ndarray]] = []
     if not force and todo:
         existing = {p.id: p for p in store.retrieve([f.point_id for f in todo], with_vectors=True)}
+        conflicts = stored_conflicts(todo, hashes, {pid: p.payload for pid, p in existing.items()})  # faults: #4
         keep = []
         for fig in todo:
+            if fig.key in conflicts:  # another file's point: reported, never overwritten (--force overwrites)
+                res.failed.append(FigureFailure(fig.key, str(fig.image_path), conflicts[fig.key]))
+                continue
             old = existing.get(fig.point_id)
             same_vector = (
                 old is not None
@@ -191,6 +265,10 @@ def embed_and_upsert(
                 keep.append(fig)
         todo = keep
     t1 = time.perf_counter()
+    given_vectors = vectors or {}
+    for fig in [f for f in todo if f.key in given_vectors]:
+        reuse.append((fig, np.asarray(given_vectors[fig.key], dtype=np.float32)))
+    todo = [f for f in todo if f.key not in given_vectors]
     images: list[Image.Image] = []
     ok: list[PatentFigure] = []
     for fig in todo:
@@ -202,9 +280,10 @@ def embed_and_upsert(
         except Exception as e:  # noqa: BLE001  (one bad file never stops the batch)
             res.failed.append(FigureFailure(fig.key, str(fig.image_path), f"{type(e).__name__}: {e}"))
     t2 = time.perf_counter()
-    vectors = encoder.encode_pil(images, batch_size=settings.encoder.batch_size) if ok else None
+    embedded = encoder.encode_pil(images, batch_size=settings.encoder.batch_size) if ok else None
     t3 = time.perf_counter()
-    rows = [*zip(ok, vectors if vectors is not None else [], strict=True), *reuse]
+    rows = [*zip(ok, embedded if embedded is not None else [], strict=True), *reuse]
+    t_text = 0.0
     if rows:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         payloads = []
@@ -221,12 +300,49 @@ def embed_and_upsert(
                 p["descriptions"] = descs[fig.key]
             payloads.append(p)
         matrix = np.stack([np.asarray(v, dtype=np.float32) for _, v in rows])
-        store.upsert([f.point_id for f, _ in rows], matrix, payloads)
+        t_text0 = time.perf_counter()
+        own_cache = text_cache is None
+        cache = text_cache or _open_text_cache(settings)
+        try:
+            text, words = text_and_words(
+                payloads, te, include_class=include_class, cache=cache, batch_size=settings.text.batch_size
+            )
+        finally:
+            if own_cache and cache is not None:
+                cache.close()
+        t_text = time.perf_counter() - t_text0
+        store.upsert([f.point_id for f, _ in rows], matrix, payloads, text=text, words=words)
         res.ingested.extend(f.key for f, _ in rows)
     res.seconds.update(
-        check=t1 - t0, load=t2 - t1, embed=t3 - t2, upsert=time.perf_counter() - t3, total=time.perf_counter() - t0
+        check=t1 - t0,
+        load=t2 - t1,
+        embed=t3 - t2,
+        text=t_text,
+        upsert=time.perf_counter() - t3 - t_text,
+        total=time.perf_counter() - t0,
     )
     return res
+
+
+def _open_text_cache(settings: Settings) -> TextEmbeddingCache | None:
+    """The text-embedding cache of the settings; None (encode without it) when it cannot be opened."""
+    from pir.encoder.text import TextEmbeddingCache, text_cache_path
+
+    try:
+        return TextEmbeddingCache(text_cache_path(settings))
+    except (OSError, ValueError) as e:
+        log.warning("text-embedding cache unavailable (%s); encoding without it", e)
+        return None
+
+
+def reindex(settings: Settings, *, collection: str | None = None, show_progress: bool = True) -> ReindexSummary:
+    """Upgrade a collection of the old single-vector layout to ``image``/``text``/``words`` with nothing lost.
+
+    See :func:`pir.search.migrate.reindex`.
+    """
+    from pir.search.migrate import reindex as _reindex
+
+    return _reindex(settings, collection=collection, show_progress=show_progress)
 
 
 def ingest(
@@ -241,6 +357,7 @@ def ingest(
     force: bool = False,
     optimize: bool = True,
     show_progress: bool = True,
+    text_encoder: TextEncoder | None = None,
 ) -> IngestSummary:
     """Ingest every figure under ``path`` into the store, in-process.
 
@@ -250,25 +367,32 @@ def ingest(
     """
     from pir.encoder.backbone import set_threads
     from pir.encoder.model import load_encoder
-    from pir.search.store import open_store
+    from pir.search import open_store
+    from pir.search.words import get_text_encoder
 
     set_threads(settings.encoder.num_threads)
     t0 = time.perf_counter()
     enc = encoder or load_encoder(settings.encoder.name, device=settings.encoder.device, image_size=settings.image_size)
+    te = text_encoder or get_text_encoder(settings)
     own_store = store is None
-    st = store or open_store(settings)
+    text_cache = _open_text_cache(settings)
+    check_data_dir(settings)  # faults: read-only or full data dir -> one line, before anything is written
+    st = store or wait_for_store(lambda: open_store(settings), timeout_s=settings.store_wait_s)  # faults: held store
     try:
         figures, issues = discover(path, settings, fmt=fmt, **(reader_options or {}))
         summary = IngestSummary(
             path=str(path), discovered=len(figures), read_issues=issues, encoder=enc.name, collection=st.collection
         )
         if figures:  # an empty or unreadable folder never creates (or binds) a collection
-            st.ensure_collection(enc.dim, encoder=encoder_id(enc))
+            ensure_collection(st, enc, te)
         bar = tqdm(total=len(figures), desc="ingest", unit="fig", disable=not show_progress)
         for batch in batched(figures, settings.worker.batch_size):
+            check_batch(settings, len(batch), enc.dim)  # faults: stop between batches, never in the middle
             if enrich:
                 enrich_batch(batch, settings)
-            res = embed_and_upsert(batch, settings, enc, st, with_descriptions=enrich, force=force)
+            res = embed_and_upsert(
+                batch, settings, enc, st, with_descriptions=enrich, force=force, text_encoder=te, text_cache=text_cache
+            )
             summary.ingested += len(res.ingested)
             summary.skipped += len(res.skipped)
             summary.failed.extend(res.failed)
@@ -278,9 +402,12 @@ def ingest(
             bar.set_postfix(new=summary.ingested, skipped=summary.skipped, failed=summary.n_failed)
         bar.close()
         if optimize and summary.ingested:
+            check_optimize(settings)
             st.optimize()
         summary.store_count = st.count()
     finally:
+        if text_cache is not None:
+            text_cache.close()
         if own_store:
             st.close()
     summary.seconds = time.perf_counter() - t0

@@ -39,16 +39,19 @@ def _batch(seed: int = 0, n: int = 12, d: int = 8) -> tuple[torch.Tensor, torch.
 
 
 # -- naive references --------------------------------------------------------------------------------------------
-def ref_contrastive(img: np.ndarray, txt: np.ndarray, scale: float, ids: list[int] | None = None) -> float:
+def ref_contrastive(
+    img: np.ndarray, txt: np.ndarray, scale: float, ids: list[int] | None = None, more_ids: list[int] | None = None
+) -> float:
     n = len(img)
     ids = list(range(n)) if ids is None else ids
+    more = list(range(n)) if more_ids is None else more_ids
     a = [_unit(v) for v in img]
     b = [_unit(v) for v in txt]
 
     def one_side(q: list[np.ndarray], k: list[np.ndarray]) -> float:
         total = 0.0
         for i in range(n):
-            keep = [j for j in range(n) if j == i or ids[j] != ids[i]]  # same-id rows are not negatives
+            keep = [j for j in range(n) if j == i or (ids[j] != ids[i] and more[j] != more[i])]  # not negatives
             lse = math.log(sum(math.exp(scale * float(q[i] @ k[j])) for j in keep))
             total += lse - scale * float(q[i] @ k[i])
         return total / n
@@ -153,13 +156,12 @@ def test_supcon_matches_reference(weighting: str) -> None:
     assert out["supcon_anchors"].item() == 10  # classes 3 and 4 appear once: their anchors are skipped
 
 
-def test_supcon_without_positives_or_negatives_is_zero_with_graph() -> None:
+def test_supcon_without_positives_or_negatives_is_absent() -> None:
     x = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
     loss = BalancedSupConLoss(COUNTS)
     for labels in (torch.tensor([0, 1, 2, 3]), torch.tensor([1, 1, 1, 1])):
         out = loss(x, labels)
-        assert out["supcon_loss"].item() == 0.0
-        out["supcon_loss"].backward()  # still part of the graph: a trainer can always call backward
+        assert out["supcon_loss"] is None  # absent, not 0: a learnable weight must not react to it
 
 
 def test_arcface_matches_reference_and_owns_w() -> None:
@@ -175,7 +177,8 @@ def test_uncertainty_and_fixed_weighting_formula() -> None:
     terms = {"a_loss": torch.tensor(2.0, dtype=torch.float64), "b_loss": torch.tensor(0.5, dtype=torch.float64)}
     uw = UncertaintyWeighting(["a_loss", "b_loss"])
     with torch.no_grad():
-        uw.log_vars.copy_(torch.tensor([0.3, -1.2]))
+        uw.log_vars_by_name["a_loss"].fill_(0.3)
+        uw.log_vars_by_name["b_loss"].fill_(-1.2)
     out = uw({**terms, "some_metric": torch.tensor(7.0)})
     s = uw.log_vars.detach().double()
     want = math.exp(-s[0]) * 2.0 + s[0] + math.exp(-s[1]) * 0.5 + s[1]
@@ -205,7 +208,7 @@ def test_gradients_reach_inputs_and_parameters() -> None:
         "terms.contrastive.logit_scale",
         "terms.class.logit_scale",
         "terms.arcface.arcface.W",
-        "weighting.log_vars",
+        *(f"weighting.log_vars_by_name.{t}_loss" for t in ("contrastive", "class", "supcon", "arcface")),
     }
     for name, p in named.items():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -241,7 +244,7 @@ def test_uncertainty_and_temperature_are_optimised() -> None:
     opt = torch.optim.AdamW(list(model.parameters()) + list(loss.parameters()), lr=0.05)
     in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
     watched = {
-        "log_vars": loss.weighting.log_vars,
+        **{f"s/{k}": p for k, p in loss.weighting.log_vars_by_name.items()},
         "contrastive.logit_scale": loss.terms["contrastive"].logit_scale,
         "class.logit_scale": loss.terms["class"].logit_scale,
     }
@@ -370,3 +373,61 @@ def test_bad_configs_and_inputs_are_clear_errors() -> None:
         loss(img, text_emb=txt, labels=labels, prototypes=protos[:3])
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
         loss(img, text_emb=txt, labels=labels + 5, prototypes=protos)
+
+
+# -- audit fixes (issue 9) ----------------------------------------------------------------------------------------
+def test_contrastive_two_copies_of_one_figure_are_not_negatives() -> None:
+    """A class-balanced sampler draws one figure twice (different sampled descriptions): the copies, and any two
+    figures of one patent, are left out of each other's denominators instead of being pushed apart."""
+    img, txt, _, _ = _batch(seed=11)
+    figs = [0, 1, 2, 0, 3, 4, 5, 6, 7, 8, 9, 10]  # row 3 is a second draw of figure 0
+    pats = [0, 1, 1, 0, 2, 3, 4, 5, 6, 7, 8, 9]  # figures 1 and 2 share a patent
+    img = img.clone()
+    img[3] = img[0]
+    loss = ImageTextContrastiveLoss().double()
+    scale = math.exp(loss.logit_scale.item())
+    got = loss(img, txt, figure_ids=torch.tensor(figs))["contrastive_loss"].item()
+    assert got == pytest.approx(ref_contrastive(img.numpy(), txt.numpy(), scale, figs), abs=TOL)
+    both = loss(img, txt, figure_ids=figs, patent_ids=pats)["contrastive_loss"].item()
+    assert both == pytest.approx(ref_contrastive(img.numpy(), txt.numpy(), scale, pats), abs=TOL)
+    # the masks combine with text ids (a union of "not a negative" pairs)
+    tids = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1]
+    union = loss(img, txt, text_ids=tids, patent_ids=pats)["contrastive_loss"].item()
+    assert union == pytest.approx(ref_contrastive(img.numpy(), txt.numpy(), scale, tids, pats), abs=TOL)
+    # through PirLoss (what the trainer calls)
+    pir = PirLoss(("contrastive",), weighting="fixed").double()
+    assert pir(img, text_emb=txt, figure_ids=figs)["contrastive_loss"].item() == pytest.approx(got, abs=1e-12)
+
+
+def test_uncertainty_weight_of_an_absent_term_is_left_untouched() -> None:
+    """SupCon with no positive pair is absent (None), not 0: its s_i gets no gradient and AdamW (momentum or weight
+    decay) does not move it, while the present terms' s_i keep learning."""
+    torch.manual_seed(0)
+    img_in, txt, _, protos = _batch(seed=7, d=16)
+    model = nn.Linear(16, 16).double()
+    loss = PirLoss(("contrastive", "class", "supcon"), class_counts=COUNTS).double()
+    opt = torch.optim.AdamW(list(model.parameters()) + list(loss.parameters()), lr=0.05, weight_decay=0.1)
+    with_pos = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0, 1])
+    s = loss.weighting.log_vars_by_name
+    for step in range(8):
+        opt.zero_grad(set_to_none=True)
+        n = 12 if step < 3 else 5  # steps 3..7: five distinct classes, SupCon has no positive pair
+        labels = with_pos if step < 3 else torch.arange(5)
+        out = loss(model(img_in[:n]), text_emb=txt[:n, :16], labels=labels, prototypes=protos)
+        if step < 3:
+            assert out["supcon_loss"] is not None
+        else:
+            assert out["supcon_loss"] is None and "weight/supcon_loss" in out
+            if step == 3:
+                frozen = s["supcon_loss"].detach().clone()
+                moving = s["class_loss"].detach().clone()
+        out["loss"].backward()
+        opt.step()
+    assert torch.equal(s["supcon_loss"].detach(), frozen)
+    assert not torch.equal(s["class_loss"].detach(), moving)
+
+
+def test_all_terms_absent_gives_a_loss_without_gradient() -> None:
+    loss = PirLoss(("supcon",), class_counts=COUNTS)
+    out = loss(torch.randn(4, 8, requires_grad=True), labels=torch.tensor([0, 1, 2, 3]))
+    assert out["supcon_loss"] is None and out["loss"].item() == 0.0 and not out["loss"].requires_grad

@@ -13,7 +13,7 @@ from pir.config import Settings
 from pir.encoder.model import load_encoder
 from pir.ingest.schema import point_id
 from pir.pipeline import ingest
-from pir.search.store import StoreError, open_store
+from pir.search import StoreError, open_store
 from pir.synth import synthesize_corpus
 from tests.helpers import make_tiny_encoder
 

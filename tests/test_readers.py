@@ -486,7 +486,10 @@ def test_deeppatent2_json_on_real_images(shared_data: Path, tmp_path: Path) -> N
     lamps = shared_data / "deeppatent2_lamps_original_figures" / "images"
     root = _dp2_corpus(tmp_path, shared_lamps=lamps)
     issues: list[ReadIssue] = []
-    figs = [f for f in read_figures(root / "2020b", issues=issues)]
+    refused = list(read_figures(root / "2020b", issues=issues))  # Original/ is a symlink to ../shared: outside
+    assert refused == [] and len(issues) == 15 and all("outside the ingest folder" in i.reason for i in issues)
+    issues = []
+    figs = list(read_figures(root / "2020b", issues=issues, follow_outside=True))
     assert issues == [] and len(figs) == 15
     assert all(f.extra["image_kind"] == "original" and f.image_path.is_file() for f in figs)
     assert all(f.class_label == "lamp" and f.viewpoint == "perspective" for f in figs)

@@ -105,3 +105,23 @@ def test_bad_inputs(minilm: TextEncoder, tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(ValueError, match="garbage.sqlite"):
         TextEmbeddingCache(bad)
+
+
+def test_cache_key_changes_when_weights_change_but_not_their_size(tmp_path: Path) -> None:
+    """Fine-tuned weights of the same shape have the same file size: the key must hash their content."""
+    from pir.encoder.text import _resolve_spec
+
+    model = tmp_path / "my-model"
+    model.mkdir()
+    (model / "config.json").write_text('{"hidden_size": 8}')
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"\x00" * 4096)
+    name_before = _resolve_spec(str(model))[1]
+    assert _resolve_spec(str(model))[1] == name_before  # stable
+    weights.write_bytes(b"\x01" + b"\x00" * 4095)  # same size, other content
+    name_after = _resolve_spec(str(model))[1]
+    assert name_after != name_before
+    moved = tmp_path / "elsewhere" / "my-model"
+    moved.parent.mkdir()
+    model.rename(moved)
+    assert _resolve_spec(str(moved))[1] == name_after  # location-independent

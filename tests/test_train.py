@@ -85,15 +85,22 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def test_one_epoch_recipe_saves_a_loadable_text_aligned_encoder(corpus, run_settings, text_encoder, tmp_path) -> None:
     _, figures = corpus
     out = tmp_path / "enc"
-    res = train(figures, out, tiny_cfg(), run_settings, show_progress=False, text_encoder=text_encoder)
+    cfg = tiny_cfg(test_fraction=0.4)  # two test patents per class: class-level test queries have a relevant item
+    res = train(figures, out, cfg, run_settings, show_progress=False, text_encoder=text_encoder)
 
     for name in ("config.json", "model.safetensors", "checkpoint.pt", "history.json", "split.json"):
         assert (out / name).is_file(), name
     assert res.steps > 0 and len(res.history) == 1 and res.n_train > 0 and res.n_val > 0
     assert np.isfinite(res.history[0]["train"]["loss"])
     split = json.loads((out / "split.json").read_text())
-    assert not set(split["train_patents"]) & set(split["val_patents"])
-    assert set(split["train_patents"]) | set(split["val_patents"]) == {f.patent_id for f in figures}
+    parts = [set(split[f"{p}_patents"]) for p in ("train", "val", "test")]
+    assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert parts[0] | parts[1] | parts[2] == {f.patent_id for f in figures}
+    assert len(split["dataset_fingerprint"]) == 64
+    # validation picked the epoch; the test patents are reported once, for that epoch
+    history = json.loads((out / "history.json").read_text())
+    assert history[0]["test"] == res.test_metrics and res.test_metrics["overall"]["map"] is not None
+    assert res.n_test > 0 and res.test_zero_shot is not None
 
     enc = load_encoder(out)
     cfg = enc.config
@@ -106,7 +113,7 @@ def test_one_epoch_recipe_saves_a_loadable_text_aligned_encoder(corpus, run_sett
 
     # Reloaded weights give the same embeddings as the checkpoint's model.
     ck = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
-    model = VisualEncoder(BACKBONE, projector="mlp", embed_dim=text_encoder.dim, pretrained=False)
+    model = VisualEncoder(BACKBONE, projector="mlp", embed_dim=text_encoder.dim, pretrained=False, image_weight=0.8)
     model.load_state_dict(ck["model"])
     model.eval()
     paths = [f.image_path for f in figures[:6]]
@@ -114,7 +121,7 @@ def test_one_epoch_recipe_saves_a_loadable_text_aligned_encoder(corpus, run_sett
 
     a = enc.encode_images(paths)
     b = ImageEncoder(cfg, model).encode_images(paths)
-    assert a.shape == (6, text_encoder.dim) and np.allclose(a, b, atol=1e-6)
+    assert a.shape == (6, model.feat_dim + text_encoder.dim) and np.allclose(a, b, atol=1e-6)
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
 
     # The text side lands in the same space.
@@ -123,7 +130,7 @@ def test_one_epoch_recipe_saves_a_loadable_text_aligned_encoder(corpus, run_sett
 
 
 def test_validation_metric_is_reproduced_by_the_saved_encoder(corpus, run_settings, text_encoder, tmp_path) -> None:
-    from pir.bench.metrics import evaluate_embeddings, split_head_tail
+    from pir.metrics import evaluate_embeddings, split_head_tail
 
     _, figures = corpus
     out = tmp_path / "enc"
@@ -204,7 +211,8 @@ def test_loss_parameters_are_optimised_without_weight_decay(corpus, run_settings
     train(figures, out, tiny_cfg(epochs=2), run_settings, show_progress=False, text_encoder=text_encoder)
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["loss"]
     fresh = _build_loss(tiny_cfg(), [1] * 2, 384).state_dict()
-    assert not torch.allclose(state["weighting.log_vars"], torch.zeros_like(state["weighting.log_vars"]))
+    s = torch.stack([v for k, v in state.items() if k.startswith("weighting.log_vars_by_name.")])
+    assert len(s) == 3 and not torch.allclose(s, torch.zeros_like(s))
     assert not torch.allclose(state["terms.contrastive.logit_scale"], fresh["terms.contrastive.logit_scale"])
     assert float(state["terms.contrastive.logit_scale"].exp()) <= 100.0 + 1e-4
 
@@ -270,7 +278,7 @@ def test_bad_image_is_reported_and_skipped(corpus, run_settings, text_encoder, t
         [*figures, extra], tmp_path / "enc", tiny_cfg(), run_settings, show_progress=False, text_encoder=text_encoder
     )
     assert any("broken.png" in f for f in res.failures)
-    assert res.n_train + res.n_val == len(figures)
+    assert res.n_train + res.n_val + res.n_test == len(figures)
 
 
 def test_unlabelled_data_is_a_clear_error(corpus, run_settings, tmp_path) -> None:
@@ -282,10 +290,16 @@ def test_unlabelled_data_is_a_clear_error(corpus, run_settings, tmp_path) -> Non
 
 def test_split_by_patent_is_seeded_disjoint_and_stratified(corpus) -> None:
     _, figures = corpus
-    tr, va = split_by_patent(figures, 0.3, seed=0)
-    assert (tr, va) == split_by_patent(figures, 0.3, seed=0)
-    assert not set(tr) & set(va) and va
-    classes_train = {f.class_label for f in figures if f.patent_id in set(tr)}
+    split = split_by_patent(figures, 0.3, seed=0, test_fraction=0.25)
+    assert split == split_by_patent(figures, 0.3, seed=0, test_fraction=0.25)
+    tr, va, te = set(split.train), set(split.val), set(split.test)
+    assert va and te and not (tr & va or tr & te or va & te)
+    for c in {f.class_label for f in figures}:  # stratified: each class's share, test served first
+        pats = {f.patent_id for f in figures if f.class_label == c}
+        n_test = min(round(0.25 * len(pats)), len(pats) - 1)
+        assert len(pats & te) == n_test and len(pats & va) == min(round(0.3 * len(pats)), len(pats) - 1 - n_test)
+    assert split_by_patent(figures, 0.3, seed=1, test_fraction=0.25) != split
+    classes_train = {f.class_label for f in figures if f.patent_id in tr}
     assert classes_train == {f.class_label for f in figures}  # every class keeps a training patent
 
 

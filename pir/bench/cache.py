@@ -1,5 +1,7 @@
-"""Embedding cache of the benchmarks: one row per (encoder version, sha256 of the image bytes).
+"""Embedding cache of the benchmarks: one row per (encoder key, sha256 of the image bytes).
 
+The encoder key (:func:`cache_key`) is the encoder's content version (config + weights) plus the device type and
+the compute precision (bf16 autocast on CUDA, fp32 elsewhere), so a CUDA run never serves vectors to a CPU run.
 Every encoder embeds each query and gallery image once across bench runs: a second run over the same images with the
 same encoder weights reads every vector back (0 new embeddings). The cache is one SQLite file under
 ``settings.cache_dir / "bench_emb"``; vectors are stored as raw float32 bytes.
@@ -48,7 +50,7 @@ class EmbedResult:
 
 
 class EmbeddingCache:
-    """SQLite store of image embeddings keyed by ``(encoder_version, image_sha256)``.
+    """SQLite store of image embeddings keyed by ``(encoder key, image_sha256)`` (see :func:`cache_key`).
 
     Args:
         path: The SQLite file (parent folders are created).
@@ -114,6 +116,19 @@ class EmbeddingCache:
         self.close()
 
 
+def compute_dtype(encoder: ImageEncoder) -> str:
+    """The precision the encoder's forward pass runs in (``encode_pil`` autocasts to bf16 on CUDA only)."""
+    given = getattr(encoder, "compute_dtype", None)  # an encoder that states its own precision wins
+    if given:
+        return str(given)
+    return "bf16" if encoder.device.type == "cuda" else "fp32"
+
+
+def cache_key(encoder: ImageEncoder) -> str:
+    """``<version>|<device type>|<dtype>``: what keys the cached vectors of this encoder."""
+    return f"{encoder.version}|{encoder.device.type}|{compute_dtype(encoder)}"
+
+
 def embed_paths(
     encoder: ImageEncoder,
     paths: Sequence[str | Path],
@@ -127,7 +142,7 @@ def embed_paths(
     One unreadable file is recorded in :attr:`EmbedResult.failures` and the others go on.
 
     Args:
-        encoder: The image encoder (its ``version`` keys the cache).
+        encoder: The image encoder (:func:`cache_key` keys the cache).
         paths: Image files.
         cache: The embedding cache.
         batch_size: Images per forward pass.
@@ -152,7 +167,7 @@ def embed_paths(
             hashes[i] = file_sha256(Path(p))
         except OSError as e:
             res.failures.append((str(p), f"cannot read file: {e.strerror or e}"))
-    version = encoder.version
+    version = cache_key(encoder)
     cached = cache.get_many(version, [h for h in hashes if h])
     todo: list[int] = []
     for i, h in enumerate(hashes):

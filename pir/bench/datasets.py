@@ -15,6 +15,7 @@ Three protocols build a :class:`BenchSet`:
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -25,11 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pir.ingest.schema import PatentFigure, point_id
+from pir.ingest.schema import PatentFigure, main_class, point_id
 
 log = logging.getLogger(__name__)
 
 Relevance = Literal["class", "patent"]
+#: Where a class label comes from: the reader's ``class_label`` (or object name), or the main class of the figure's
+#: first Locarno / USPC code.
+LabelFrom = Literal["class", "locarno", "uspc"]
 
 
 @dataclass
@@ -41,6 +45,7 @@ class BenchItem:
     path: Path
     label: str | None = None
     title: str | None = None
+    figure: PatentFigure | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -51,9 +56,23 @@ class BenchItem:
         return point_id(self.patent_id, self.figure_id)
 
     @classmethod
-    def from_figure(cls, fig: PatentFigure, relevance: Relevance) -> BenchItem:
-        label = fig.patent_id if relevance == "patent" else (fig.class_label or fig.object_name)
-        return cls(fig.patent_id, fig.figure_id, Path(fig.image_path), label, fig.title)
+    def from_figure(cls, fig: PatentFigure, relevance: Relevance, label_from: LabelFrom = "class") -> BenchItem:
+        if relevance == "patent":
+            label: str | None = fig.patent_id
+        elif label_from == "class":
+            label = fig.class_label or fig.object_name
+        else:
+            codes = fig.locarno if label_from == "locarno" else fig.uspc
+            label = main_class(codes[0]) if codes else None
+        return cls(fig.patent_id, fig.figure_id, Path(fig.image_path), label, fig.title, fig)
+
+    def as_figure(self) -> PatentFigure:
+        """The figure as the readers gave it (a minimal one for list-file protocols)."""
+        if self.figure is None:
+            self.figure = PatentFigure(
+                patent_id=self.patent_id, figure_id=self.figure_id, image_path=self.path, title=self.title
+            )
+        return self.figure
 
 
 @dataclass
@@ -79,6 +98,8 @@ class BenchSet:
     exclude_same_patent: bool
     protocol: str
     notes: dict[str, Any] = field(default_factory=dict)
+    #: Keys (``patent/figure``) of every figure read before sampling: identifies the data (see encoder splits).
+    source_keys: list[str] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """Counts for the report."""
@@ -108,10 +129,13 @@ def read_items(
     fmt: str | None = None,
     class_column: str | None = None,
     notes: dict[str, Any] | None = None,
+    label_from: LabelFrom = "class",
 ) -> list[BenchItem]:
     """Read figures from folders with :func:`pir.ingest.readers.read_figures`; duplicate keys are dropped.
 
-    Reader issues (bad records, missing images) are logged and counted in ``notes["read_issues"]``.
+    Benchmark data is local data the user points at: files that resolve outside the folder (symlinked corpora) are
+    read (``follow_outside``). Reader issues (bad records, missing images) are logged and counted in
+    ``notes["read_issues"]``.
     """
     from pir.ingest.readers import ReadIssue, read_figures
 
@@ -119,11 +143,11 @@ def read_items(
     seen: set[str] = set()
     issues: list[ReadIssue] = []
     for p in paths:
-        opts: dict[str, Any] = {}
+        opts: dict[str, Any] = {"follow_outside": True}
         if class_column:
             opts["class_column"] = class_column
         for fig in read_figures(Path(p), fmt, issues=issues, **opts):
-            it = BenchItem.from_figure(fig, relevance)
+            it = BenchItem.from_figure(fig, relevance, label_from)
             if it.key in seen:
                 continue
             seen.add(it.key)
@@ -374,12 +398,37 @@ def deeppatent_lists_set(
 # --------------------------------------------------------------------------------------------------------------
 
 
+def queries_with_partner(
+    items: Sequence[BenchItem], candidates: Sequence[int], gallery: Sequence[int], relevance: Relevance
+) -> list[int]:
+    """The labelled ``candidates`` that have a relevant partner in ``gallery``: for class relevance a same-label
+    figure of another patent (the query's own patent is excluded), for patent relevance another figure of the same
+    patent."""
+    patents: dict[str, set[str]] = defaultdict(set)
+    figures: dict[str, set[int]] = defaultdict(set)
+    for i in gallery:
+        if items[i].label:
+            patents[items[i].label].add(items[i].patent_id)  # type: ignore[index]
+            figures[items[i].label].add(i)  # type: ignore[index]
+    out = []
+    for i in candidates:
+        lab = items[i].label
+        if not lab:
+            continue
+        if relevance == "class" and patents[lab] - {items[i].patent_id}:
+            out.append(i)
+        elif relevance == "patent" and figures[lab] - {i}:
+            out.append(i)
+    return out
+
+
 def folder_set(
     path: str | Path,
     *,
     relevance: Relevance | None = None,
     fmt: str | None = None,
     class_column: str | None = None,
+    label_from: LabelFrom = "class",
     limit: int | None = None,
     seed: int = 0,
     name: str | None = None,
@@ -394,6 +443,7 @@ def folder_set(
         relevance: ``class`` / ``patent``; None picks ``class`` when most figures carry a class label, else ``patent``.
         fmt: Reader format (None = detect).
         class_column: Generic reader: the sidecar column with the class label.
+        label_from: Class relevance: ``class`` (the reader's class label), ``locarno`` or ``uspc`` (main class).
         limit: Sample about this many figures (whole patents, seeded).
         seed: Seed of the sampling.
         name: Dataset name (default: the folder name).
@@ -402,7 +452,10 @@ def folder_set(
         ValueError: No figure has a relevant partner.
     """
     notes: dict[str, Any] = {"data": str(path)}
-    items = read_items([path], "class", fmt=fmt, class_column=class_column, notes=notes)
+    if label_from != "class":
+        notes["label_from"] = label_from
+    items = read_items([path], "class", fmt=fmt, class_column=class_column, notes=notes, label_from=label_from)
+    source_keys = [it.key for it in items]
     if relevance is None:
         labelled = sum(1 for it in items if it.label)
         relevance = "class" if items and labelled >= 0.5 * len(items) else "patent"
@@ -410,16 +463,8 @@ def folder_set(
         for it in items:
             it.label = it.patent_id
     items = limit_by_patent(items, limit, seed)
-    counts: dict[str, set[str]] = defaultdict(set)
-    n_per_label: dict[str, int] = defaultdict(int)
-    for it in items:
-        if it.label:
-            counts[it.label].add(it.patent_id)
-            n_per_label[it.label] += 1
-    if relevance == "class":  # a query needs a same-class figure of another patent
-        queries = [i for i, it in enumerate(items) if it.label and len(counts[it.label]) >= 2]
-    else:  # a query needs another figure of its patent
-        queries = [i for i, it in enumerate(items) if it.label and n_per_label[it.label] >= 2]
+    gallery = list(range(len(items)))
+    queries = queries_with_partner(items, gallery, gallery, relevance)
     notes["queries_without_partner"] = sum(1 for it in items if it.label) - len(queries)
     if not queries:
         raise ValueError(f"{path}: no figure has a relevant partner under relevance {relevance!r}")
@@ -427,9 +472,28 @@ def folder_set(
         name=name or Path(path).name,
         items=items,
         queries=queries,
-        gallery=list(range(len(items))),
+        gallery=gallery,
         relevance=relevance,
         exclude_same_patent=relevance == "class",
         protocol="folder",
         notes=notes,
+        source_keys=source_keys,
     )
+
+
+def restrict_to_patents(bench: BenchSet, patents: set[str], why: str) -> BenchSet:
+    """The set with only the figures of ``patents`` (queries and gallery); queries left without a relevant partner
+    are dropped. ``why`` is recorded in the notes (``restricted_to``).
+
+    Raises:
+        ValueError: No query keeps a relevant partner.
+    """
+    keep = [i for i, it in enumerate(bench.items) if it.patent_id in patents]
+    new_of = {old: new for new, old in enumerate(keep)}
+    items = [bench.items[i] for i in keep]
+    gallery = [new_of[i] for i in bench.gallery if i in new_of]
+    queries = queries_with_partner(items, [new_of[i] for i in bench.queries if i in new_of], gallery, bench.relevance)
+    if not queries:
+        raise ValueError(f"{bench.name}: no query keeps a relevant partner among the {len(patents)} patents of {why}")
+    notes = {**bench.notes, "restricted_to": why, "n_items_before_restriction": len(bench.items)}
+    return dataclasses.replace(bench, items=items, queries=queries, gallery=gallery, notes=notes)

@@ -1,39 +1,54 @@
-"""Evaluate one encoder on one :class:`~pir.bench.datasets.BenchSet` through the real vector store.
+"""Evaluate one encoder on one :class:`~pir.bench.datasets.BenchSet` through the product: the real store and the
+real ingest batch function, in one or more query modes.
 
-Per method: the images are embedded through the :class:`~pir.bench.cache.EmbeddingCache`, the gallery is upserted
-into a dedicated collection (Qdrant Edge in ``<data_dir>/bench/stores/`` by default, optimised like a real ingest;
-or qdrant-client's ``:memory:`` store), and every query vector is searched in that store, excluding the query figure
-itself and, for class-level relevance, its whole patent (``SearchFilter(exclude_patents=[...])``).
+Per method: the images are embedded through the :class:`~pir.bench.cache.EmbeddingCache`; the gallery is stored
+with the product's own code (:func:`pir.search.open_store` for the collection, :func:`pir.pipeline.enrich_batch` and
+:func:`pir.pipeline.embed_and_upsert` for descriptions, payloads and every named vector), in a dedicated collection
+(Qdrant Edge under the settings' store folder by default, or qdrant-client's ``:memory:`` store); then every query
+is searched in that store once per mode:
 
-mAP over all relevant items needs the full ranking. The store is therefore searched with ``k`` = gallery size when
-the gallery holds at most :data:`FULL_RANKING_MAX` figures (then every metric, mAP included, comes from the store).
-For larger galleries it is searched with ``k`` (default 100): Recall@K / MRR@K come from the store and ``map`` from
-the exact numpy ranking of the same embeddings (the store's own AP@k is kept as ``store_map_at_k``). Both the
-store-based and the exact embedding metrics are always computed; ``agreement_max_abs_diff`` is the largest gap
-between them over the metrics the store ranking covers (0 for an exact store, small for HNSW).
+- ``image``: the query drawing's vector;
+- ``text``: the query's words (its title, and its figure caption where relevance is patent-level; see
+  :func:`query_words`) through the hybrid search function (text + BM25 vectors fused inside Qdrant);
+- ``image+text``: both, fused inside Qdrant by the same function.
+
+Every query excludes the query figure itself and, for class-level relevance, its whole patent
+(``SearchFilter(exclude_patents=[...])``, applied in every prefetch).
+
+**No label leakage.** With class-level relevance the gallery is stored from figures stripped of every class field
+(:func:`leak_free`: no class label, USPC/Locarno/CPC codes or class titles reach the enrichment, the payload words or
+the text/BM25 vectors) and the query words are the title (or caption) only, never the label.
+
+mAP over all relevant items needs the full ranking: the store is searched with ``k`` = gallery size when the gallery
+holds at most :data:`FULL_RANKING_MAX` figures. For larger galleries it is searched with ``k`` (default 100): in
+``image`` mode ``map`` then comes from the exact numpy ranking of the same embeddings (the store's AP@k is kept as
+``store_map_at_k``); in the word modes, which have no exact reference, ``map`` is AP@k (``map_source`` says which).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import re
 import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pir.bench.cache import EmbeddingCache, embed_paths
-from pir.bench.datasets import BenchSet
-from pir.bench.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings, split_head_tail
+from pir.bench.cache import EmbeddingCache, cache_key, embed_paths
+from pir.bench.datasets import BenchSet, Relevance
+from pir.bench.results import MODES, MethodResult, Mode
+from pir.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings, split_head_tail
 
 if TYPE_CHECKING:
     from pir.config import Settings
     from pir.encoder.model import ImageEncoder
-    from pir.search.store import VectorStore
+    from pir.ingest.schema import PatentFigure
+    from pir.search.store import Hit, SearchFilter, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -41,70 +56,45 @@ FULL_RANKING_MAX = 2000
 DEFAULT_DEPTH = 100
 CURVE_MAX_K = 20
 StoreKind = Literal["edge", "memory"]
+QueryText = Literal["auto", "title", "caption", "title+caption"]
+QUERY_TEXTS: tuple[str, ...] = ("auto", "title", "caption", "title+caption")
+#: Extra keys a reader may put in ``PatentFigure.extra`` that are kept for class-level relevance (no class facts).
+_SAFE_EXTRA = ("sheet", "figures", "figure_mapping", "kind", "number_of_figures", "number_of_sheets")
 
 
-@dataclass
-class MethodResult:
-    """Retrieval quality of one method (encoder) on one dataset.
+def parse_modes(spec: str | Sequence[str]) -> tuple[Mode, ...]:
+    """``"image,text,image+text"`` -> the modes, in order, de-duplicated (raises ValueError on an unknown one)."""
+    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p and p.strip()]
+    bad = [p for p in parts if p not in MODES]
+    if bad or not parts:
+        raise ValueError(f"unknown mode(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODES)}")
+    return tuple(dict.fromkeys(parts))  # type: ignore[arg-type]
 
-    Attributes:
-        method: Method label (``zero-shot``, an encoder directory name, ...).
-        encoder: Encoder name; ``encoder_version`` its content hash; ``dim`` its embedding size.
-        report: The primary metrics (from the store; ``map`` from the exact ranking when the store was not asked
-            for the full ranking).
-        exact: Metrics of the exact numpy ranking of the same embeddings.
-        curve: Recall@K (hit rate) for K = 1..20 from the store ranking.
-        depth: Results fetched from the store per query; ``full_ranking`` when that is the whole gallery.
+
+def leak_free(figure: PatentFigure) -> PatentFigure:
+    """The figure without any class information (label, USPC/Locarno/CPC codes, unknown extra fields).
+
+    What class-level relevance stores: the enrichment then runs without class titles and neither the payload's
+    words nor the text/BM25 vectors can carry the label.
     """
-
-    method: str
-    encoder: str
-    encoder_version: str
-    dim: int
-    report: RetrievalReport
-    exact: RetrievalReport
-    curve: dict[int, float]
-    depth: int
-    full_ranking: bool
-    agreement_max_abs_diff: float
-    store_backend: str
-    n_embedded_new: int
-    n_embedded_cached: int
-    n_failed_images: int
-    store_map_at_k: float | None
-    seconds: dict[str, float] = field(default_factory=dict)
-    # Kept in memory for plots (not serialised).
-    rankings: list[list[int]] = field(default_factory=list, repr=False)
-    query_items: list[int] = field(default_factory=list, repr=False)
-    embeddings: np.ndarray | None = field(default=None, repr=False)
-    embedded_items: list[int] = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (without rankings and embeddings)."""
-        return {
-            "method": self.method,
-            "encoder": self.encoder,
-            "encoder_version": self.encoder_version,
-            "dim": self.dim,
-            "metrics": self.report.to_dict(),
-            "exact_metrics": self.exact.to_dict(),
-            "recall_curve": {str(k): v for k, v in self.curve.items()},
-            "store_depth": self.depth,
-            "full_ranking": self.full_ranking,
-            "map_source": "store" if self.full_ranking else "exact",
-            "store_map_at_k": self.store_map_at_k,
-            "agreement_max_abs_diff": self.agreement_max_abs_diff,
-            "store_backend": self.store_backend,
-            "n_embedded_new": self.n_embedded_new,
-            "n_embedded_cached": self.n_embedded_cached,
-            "n_failed_images": self.n_failed_images,
-            "seconds": self.seconds,
-        }
+    extra = {k: v for k, v in figure.extra.items() if k in _SAFE_EXTRA}
+    return figure.model_copy(update={"class_label": None, "uspc": [], "locarno": [], "cpc": [], "extra": extra})
 
 
-def _labels(bench: BenchSet, idx: Sequence[int]) -> list[str]:
-    """Labels of items; unlabelled items get a unique label so that they are never relevant."""
-    return [bench.items[i].label or f"\x00unlabelled:{i}" for i in idx]
+def query_words(figure: PatentFigure, how: QueryText, relevance: Relevance) -> str | None:
+    """The words a query brings: its title (``auto`` adds the figure caption where relevance is patent-level).
+
+    The caption is the figure's own text (``FIG. 1 is a perspective view of ...``). Never the class label.
+    """
+    if how == "auto":
+        how = "title" if relevance == "class" else "title+caption"
+    parts = []
+    if how in ("title", "title+caption") and figure.title:
+        parts.append(figure.title.strip())
+    if how in ("caption", "title+caption") and figure.description:
+        parts.append(" ".join(figure.description.split()))
+    text = ". ".join(p for p in parts if p)
+    return text or None
 
 
 def _collection_name(dataset: str, version: str) -> str:
@@ -112,76 +102,197 @@ def _collection_name(dataset: str, version: str) -> str:
     return f"bench_{safe}_{version}"
 
 
-def open_bench_store(settings: Settings, collection: str, kind: StoreKind = "edge") -> VectorStore:
-    """A fresh, dedicated collection for one benchmark run (an old one of the same name is removed first)."""
-    q = settings.qdrant
+@contextmanager
+def gallery_store(settings: Settings, collection: str, kind: StoreKind = "edge") -> Iterator[VectorStore]:
+    """A fresh collection opened with the product's :func:`pir.search.open_store` (``memory``: qdrant-client
+    ``:memory:``); an old one of the same name is removed first and the Edge folder is removed afterwards."""
+    from pir.search import open_store
+
+    s = settings
     if kind == "memory":
-        from qdrant_client import QdrantClient
-
-        from pir.search.server import ServerStore
-
-        return ServerStore(
-            QdrantClient(":memory:"),
-            collection,
-            hnsw_ef=q.hnsw_ef,
-            exact_filter_threshold=q.exact_filter_threshold,
-            location=":memory:",
-            owns_client=True,
-        )
-    from pir.search.edge import EdgeStore
-
-    path = Path(settings.data_dir) / "bench" / "stores" / collection
-    if path.exists():
+        s = settings.model_copy(update={"qdrant": settings.qdrant.model_copy(update={"url": ":memory:"})})
+    else:
+        s = settings.model_copy(update={"qdrant": settings.qdrant.model_copy(update={"url": None})})
+    path = s.store_dir / collection
+    if kind == "edge" and path.exists():
         shutil.rmtree(path)
-    return EdgeStore(
-        path,
-        collection,
-        hnsw_ef=q.hnsw_ef,
-        exact_filter_threshold=q.exact_filter_threshold,
-        hnsw_m=q.hnsw_m,
-        hnsw_ef_construct=q.hnsw_ef_construct,
-    )
+    store = open_store(s, collection=collection)
+    try:
+        yield store
+    finally:
+        store.close()
+        if kind == "edge":
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def ingest_gallery(
+    store: VectorStore,
+    figures: Sequence[PatentFigure],
+    settings: Settings,
+    encoder: ImageEncoder,
+    vectors: dict[str, np.ndarray],
+    *,
+    enrich: bool = True,
+    optimize: bool = True,
+) -> int:
+    """Store the gallery as ``pir ingest`` does: enrich each batch, then the pipeline's batch function (payloads,
+    image/text/words vectors); image vectors already in ``vectors`` (figure key -> vector) are handed over.
+    Returns the number of points stored."""
+    from pir.pipeline import batched, embed_and_upsert, encoder_id, enrich_batch
+
+    store.ensure_collection(encoder.dim, encoder=encoder_id(encoder))
+    handover = "vectors" in inspect.signature(embed_and_upsert).parameters
+    n = 0
+    for batch in batched(figures, settings.worker.batch_size):
+        if enrich:
+            enrich_batch(batch, settings)
+        kw: dict[str, Any] = {"vectors": {f.key: vectors[f.key] for f in batch if f.key in vectors}} if handover else {}
+        res = embed_and_upsert(batch, settings, encoder, store, with_descriptions=enrich, **kw)
+        for f in res.failed:
+            log.warning("bench: gallery figure %s not stored: %s", f.key, f.reason)
+        n += len(res.ingested)
+    if optimize:
+        store.optimize()
+    return n
+
+
+def hybrid_search_fn() -> Callable[..., Any] | None:
+    """The product's hybrid search function (image + words fused inside Qdrant), when this version has one."""
+    try:
+        from pir.search import search_hybrid  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return search_hybrid  # type: ignore[no-any-return]
+
+
+def query_store(
+    store: VectorStore,
+    mode: Mode,
+    vector: np.ndarray | None,
+    words: str | None,
+    k: int,
+    flt: SearchFilter | None,
+    settings: Settings,
+) -> list[Hit]:
+    """One query in one mode: the only place the benchmark calls the search API."""
+    if mode == "image":
+        return store.search(vector, k, filter=flt)  # type: ignore[arg-type]
+    if not words:
+        return []
+    fn = hybrid_search_fn()
+    if fn is None:
+        raise ValueError(f"mode {mode!r} needs pir.search.search_hybrid (not in this version)")
+    image = vector if mode == "image+text" else None
+    res = fn(store, image_vector=image, text=words, k=k, filter=flt, settings=settings)
+    return list(getattr(res, "results", res))
 
 
 def search_rankings(
     store: VectorStore,
     bench: BenchSet,
+    mode: Mode,
     q_idx: Sequence[int],
     q_vecs: np.ndarray,
+    q_words: Sequence[str | None],
     g_pos: dict[str, int],
     depth: int,
-    *,
-    batch: int = 128,
+    settings: Settings,
 ) -> list[list[int]]:
-    """Ranked gallery positions per query from the store, the query itself (and its patent) excluded.
-
-    Args:
-        store: Store holding the gallery.
-        bench: The dataset.
-        q_idx: Item index of each query.
-        q_vecs: Query vectors (rows match ``q_idx``).
-        g_pos: Point id -> position in the gallery.
-        depth: Results kept per query (after exclusions).
-        batch: Queries per batched request when no per-query filter is needed.
-    """
+    """Ranked gallery positions per query from the store, the query itself (and, for class relevance, its patent)
+    excluded by the search filter."""
     from pir.search.store import SearchFilter
 
     out: list[list[int]] = []
-    fetch = depth + 1  # room for the query itself (leave-one-out)
-    if bench.exclude_same_patent:
-        hits_per_query = [
-            store.search(q_vecs[j], fetch, filter=SearchFilter(exclude_patents=[bench.items[i].patent_id]))
-            for j, i in enumerate(q_idx)
-        ]
-    else:
-        hits_per_query = []
-        for s in range(0, len(q_idx), batch):
-            hits_per_query.extend(store.search_batch(q_vecs[s : s + batch], fetch))
     for j, i in enumerate(q_idx):
-        own = bench.items[i].point_id
-        ranked = [g_pos[h.id] for h in hits_per_query[j] if h.id != own and h.id in g_pos]
+        item = bench.items[i]
+        flt = SearchFilter(exclude_ids=[item.point_id])
+        if bench.exclude_same_patent:
+            flt.exclude_patents = [item.patent_id]
+        hits = query_store(store, mode, q_vecs[j], q_words[j], depth, flt, settings)
+        ranked = [g_pos[h.id] for h in hits if h.id != item.point_id and h.id in g_pos]
         out.append(ranked[:depth])
     return out
+
+
+def score_rankings(
+    bench: BenchSet,
+    q_idx: Sequence[int],
+    g_idx: Sequence[int],
+    rankings: Sequence[Sequence[int]],
+    depth: int,
+    ks: Sequence[int],
+    head: set[str],
+) -> tuple[RetrievalReport, dict[int, float]]:
+    """Metrics of store rankings (gallery positions) and the Recall@K curve (K = 1..20)."""
+    q_lab, g_lab = _labels(bench, q_idx), _labels(bench, g_idx)
+    g_lab_arr = np.asarray(g_lab, dtype=object)
+    g_pat_arr = np.asarray([bench.items[i].patent_id for i in g_idx], dtype=object)
+    g_key_arr = np.asarray([bench.items[i].key for i in g_idx], dtype=object)
+    rel_lists: list[list[bool]] = []
+    n_rel: list[int] = []
+    for j, ranked in enumerate(rankings):
+        q = bench.items[q_idx[j]]
+        rel_lists.append([g_lab[p] == q_lab[j] for p in ranked[:depth]])
+        mask = (g_lab_arr == q_lab[j]) & (g_key_arr != q.key)
+        if bench.exclude_same_patent:
+            mask &= g_pat_arr != q.patent_id
+        n_rel.append(int(mask.sum()))
+    report = evaluate_rankings(rel_lists, n_rel, q_lab, ks=ks, head_classes=head)
+    curve_ks = list(range(1, min(CURVE_MAX_K, len(g_idx)) + 1))
+    curve_rel = [[g_lab[p] == q_lab[j] for p in ranked] for j, ranked in enumerate(rankings)]
+    curve_rep = evaluate_rankings(curve_rel, n_rel, q_lab, ks=curve_ks, head_classes=head)
+    return report, {kk: curve_rep.overall[f"recall@{kk}"] for kk in curve_ks}
+
+
+def _labels(bench: BenchSet, idx: Sequence[int]) -> list[str]:
+    """Labels of items; unlabelled items get a unique label so that they are never relevant."""
+    return [bench.items[i].label or f"\x00unlabelled:{i}" for i in idx]
+
+
+def _agreement(store_rep: RetrievalReport, exact: RetrievalReport, full: bool) -> float:
+    """Largest gap between store and exact metrics over what the store ranking covers."""
+    compare = [m for m in store_rep.overall if m != "map" or full]
+    diffs = [
+        abs(getattr(store_rep, part)[m] - getattr(exact, part)[m])
+        for part in ("overall", "head", "tail")
+        for m in compare
+        if not (np.isnan(getattr(store_rep, part)[m]) or np.isnan(getattr(exact, part)[m]))
+    ]
+    return float(max(diffs, default=0.0))
+
+
+def _with_exact_map(store_rep: RetrievalReport, exact: RetrievalReport) -> RetrievalReport:
+    """The store report with ``map`` taken from the exact ranking (the store was not asked for the full ranking)."""
+    return dataclasses.replace(
+        store_rep,
+        overall={**store_rep.overall, "map": exact.overall["map"]},
+        head={**store_rep.head, "map": exact.head["map"]},
+        tail={**store_rep.tail, "map": exact.tail["map"]},
+    )
+
+
+def exact_report(
+    bench: BenchSet, q_idx: list[int], g_idx: list[int], q_vecs: np.ndarray, g_vecs: np.ndarray, ks: Sequence[int]
+) -> RetrievalReport:
+    """Metrics of the exact numpy ranking of the image embeddings (the reference of the ``image`` mode)."""
+    head = _head(bench, g_idx)
+    return evaluate_embeddings(
+        q_vecs,
+        g_vecs,
+        _labels(bench, q_idx),
+        _labels(bench, g_idx),
+        query_ids=[bench.items[i].key for i in q_idx],
+        gallery_ids=[bench.items[i].key for i in g_idx],
+        query_patents=[bench.items[i].patent_id for i in q_idx],
+        gallery_patents=[bench.items[i].patent_id for i in g_idx],
+        exclude_same_patent=bench.exclude_same_patent,
+        ks=ks,
+        head_classes=head,
+    )
+
+
+def _head(bench: BenchSet, g_idx: Sequence[int]) -> set[str]:
+    return split_head_tail([bench.items[i].label for i in g_idx if bench.items[i].label])  # type: ignore[misc]
 
 
 def evaluate_method(
@@ -191,31 +302,37 @@ def evaluate_method(
     cache: EmbeddingCache,
     *,
     method: str,
+    modes: Sequence[Mode] = ("image",),
+    query_text: QueryText = "auto",
     k: int | None = None,
     ks: Sequence[int] = (1, 5, 10),
     store_kind: StoreKind = "edge",
+    enrich: bool = True,
     optimize: bool = True,
     keep_embeddings: bool = True,
-) -> MethodResult:
-    """Embed (through the cache), ingest the gallery into the store, search every query and score the rankings.
+) -> list[MethodResult]:
+    """Embed (through the cache), store the gallery with the product's ingest, search every query in each mode and
+    score the rankings. Returns one :class:`MethodResult` per mode.
 
     Args:
         bench: The dataset.
-        encoder: The encoder.
-        settings: Settings (data dir for the Edge store, Qdrant tuning, batch size).
+        encoder: The image encoder.
+        settings: Settings (store folder, Qdrant tuning, batch sizes, enrichment backend).
         cache: Embedding cache.
         method: Method label for the report.
+        modes: ``image``, ``text``, ``image+text`` (see the module docstring).
+        query_text: The query's words: ``auto`` (title; title + caption for patent-level relevance), ``title``,
+            ``caption`` or ``title+caption``.
         k: Store search depth; None = the whole gallery up to :data:`FULL_RANKING_MAX` figures, else 100.
         ks: Cut-offs of the reported @k metrics.
         store_kind: ``edge`` (Qdrant Edge on disk) or ``memory`` (qdrant-client ``:memory:``).
+        enrich: Generate the gallery's descriptions as ``pir ingest`` does (template backend by default).
         optimize: Build the HNSW index after upserting (as ``pir ingest`` does).
-        keep_embeddings: Keep embeddings and rankings on the result for plots.
+        keep_embeddings: Keep embeddings and rankings on the results for plots.
     """
-    times: dict[str, float] = {}
     t0 = time.perf_counter()
     needed = sorted(set(bench.queries) | set(bench.gallery))
     emb = embed_paths(encoder, [bench.items[i].path for i in needed], cache, batch_size=settings.encoder.batch_size)
-    times["embed"] = time.perf_counter() - t0
     row_of = {item: r for r, item in enumerate(needed) if emb.ok[r]}
     q_idx = [i for i in bench.queries if i in row_of]
     g_idx = [i for i in bench.gallery if i in row_of]
@@ -223,130 +340,55 @@ def evaluate_method(
         raise ValueError(f"{bench.name}: no query or no gallery image could be embedded ({len(emb.failures)} failed)")
     q_vecs = emb.vectors[[row_of[i] for i in q_idx]]
     g_vecs = emb.vectors[[row_of[i] for i in g_idx]]
-    q_lab, g_lab = _labels(bench, q_idx), _labels(bench, g_idx)
-    q_keys = [bench.items[i].key for i in q_idx]
-    g_keys = [bench.items[i].key for i in g_idx]
-    q_pat = [bench.items[i].patent_id for i in q_idx]
-    g_pat = [bench.items[i].patent_id for i in g_idx]
-    head = split_head_tail([bench.items[i].label for i in g_idx if bench.items[i].label])  # type: ignore[misc]
-
-    t1 = time.perf_counter()
-    exact = evaluate_embeddings(
-        q_vecs,
-        g_vecs,
-        q_lab,
-        g_lab,
-        query_ids=q_keys,
-        gallery_ids=g_keys,
-        query_patents=q_pat,
-        gallery_patents=g_pat,
-        exclude_same_patent=bench.exclude_same_patent,
-        ks=ks,
-        head_classes=head,
-    )
-    times["exact"] = time.perf_counter() - t1
-
-    depth = k or (len(g_idx) if len(g_idx) <= FULL_RANKING_MAX else DEFAULT_DEPTH)
-    depth = min(depth, len(g_idx))
-    full = depth >= len(g_idx)
-    t2 = time.perf_counter()
-    store = open_bench_store(settings, _collection_name(bench.name, encoder.version), store_kind)
-    try:
-        store.ensure_collection(encoder.dim, encoder=f"{encoder.name}@{encoder.version}")
-        payloads = [
-            {
-                "patent_id": bench.items[i].patent_id,
-                "figure_id": bench.items[i].figure_id,
-                "class_label": bench.items[i].label,
-                "image_path": str(bench.items[i].path),
-            }
-            for i in g_idx
-        ]
-        store.upsert([bench.items[i].point_id for i in g_idx], g_vecs, payloads)
-        if optimize:
-            store.optimize()
-        times["ingest"] = time.perf_counter() - t2
-        t3 = time.perf_counter()
-        g_pos = {bench.items[i].point_id: p for p, i in enumerate(g_idx)}
-        rankings = search_rankings(store, bench, q_idx, q_vecs, g_pos, max(depth, min(CURVE_MAX_K, len(g_idx))))
-        times["search"] = time.perf_counter() - t3
+    t_embed = time.perf_counter() - t0
+    exact = exact_report(bench, q_idx, g_idx, q_vecs, g_vecs, ks) if "image" in modes else None
+    figures = [bench.items[i].as_figure() for i in g_idx]
+    if bench.relevance == "class":
+        figures = [leak_free(f) for f in figures]
+    depth = min(k or (len(g_idx) if len(g_idx) <= FULL_RANKING_MAX else DEFAULT_DEPTH), len(g_idx))
+    fetch = max(depth, min(CURVE_MAX_K, len(g_idx)))
+    words = [query_words(bench.items[i].as_figure(), query_text, bench.relevance) for i in q_idx]
+    g_pos = {bench.items[i].point_id: p for p, i in enumerate(g_idx)}
+    results: list[MethodResult] = []
+    with gallery_store(settings, _collection_name(bench.name, cache_key(encoder)[:16]), store_kind) as store:
+        t1 = time.perf_counter()
+        vec_of = {f.key: g_vecs[p] for p, f in enumerate(figures)}
+        ingest_gallery(store, figures, settings, encoder, vec_of, enrich=enrich, optimize=optimize)
+        t_ingest = time.perf_counter() - t1
         backend = f"{store.backend}{'-memory' if store_kind == 'memory' else ''}"
-    finally:
-        store.close()
-        if store_kind == "edge":
-            shutil.rmtree(Path(settings.data_dir) / "bench" / "stores" / store.collection, ignore_errors=True)
-
-    # Relevance of each ranked item and the number of relevant gallery items per query (after exclusions).
-    g_lab_arr = np.asarray(g_lab, dtype=object)
-    g_pat_arr = np.asarray(g_pat, dtype=object)
-    g_key_arr = np.asarray(g_keys, dtype=object)
-    rel_lists: list[list[bool]] = []
-    n_rel: list[int] = []
-    for j, ranked in enumerate(rankings):
-        rel_lists.append([g_lab[p] == q_lab[j] for p in ranked[:depth]])
-        mask = (g_lab_arr == q_lab[j]) & (g_key_arr != q_keys[j])
-        if bench.exclude_same_patent:
-            mask &= g_pat_arr != q_pat[j]
-        n_rel.append(int(mask.sum()))
-    store_rep = evaluate_rankings(rel_lists, n_rel, q_lab, ks=ks, head_classes=head)
-    curve_ks = list(range(1, min(CURVE_MAX_K, len(g_idx)) + 1))
-    curve_rel = [[g_lab[p] == q_lab[j] for p in ranked] for j, ranked in enumerate(rankings)]
-    curve_rep = evaluate_rankings(curve_rel, n_rel, q_lab, ks=curve_ks, head_classes=head)
-    curve = {kk: curve_rep.overall[f"recall@{kk}"] for kk in curve_ks}
-
-    store_map = store_rep.overall["map"]
-    compare = [m for m in store_rep.overall if m != "map" or full]
-    diffs = [
-        abs(getattr(store_rep, part)[m] - getattr(exact, part)[m])
-        for part in ("overall", "head", "tail")
-        for m in compare
-        if not (np.isnan(getattr(store_rep, part)[m]) or np.isnan(getattr(exact, part)[m]))
-    ]
-    report = store_rep
-    if not full:  # mAP over all relevant items needs the full ranking: take it from the exact numpy ranking
-        report = RetrievalReport(
-            overall={**store_rep.overall, "map": exact.overall["map"]},
-            head={**store_rep.head, "map": exact.head["map"]},
-            tail={**store_rep.tail, "map": exact.tail["map"]},
-            n_queries=store_rep.n_queries,
-            n_queries_head=store_rep.n_queries_head,
-            n_queries_tail=store_rep.n_queries_tail,
-            n_skipped_no_relevant=store_rep.n_skipped_no_relevant,
-            ks=store_rep.ks,
-            head_classes=store_rep.head_classes,
-        )
-    times["total"] = time.perf_counter() - t0
-    res = MethodResult(
-        method=method,
-        encoder=encoder.name,
-        encoder_version=encoder.version,
-        dim=encoder.dim,
-        report=report,
-        exact=exact,
-        curve=curve,
-        depth=depth,
-        full_ranking=full,
-        agreement_max_abs_diff=float(max(diffs, default=0.0)),
-        store_backend=backend,
-        n_embedded_new=emb.n_new,
-        n_embedded_cached=emb.n_cached,
-        n_failed_images=len(emb.failures),
-        store_map_at_k=None if full else float(store_map),
-        seconds={k_: round(v, 3) for k_, v in times.items()},
-    )
-    if keep_embeddings:
-        res.rankings = [[g_idx[p] for p in r[:CURVE_MAX_K]] for r in rankings]
-        res.query_items = q_idx
-        res.embedded_items = [i for i in needed if i in row_of]
-        res.embeddings = emb.vectors[[row_of[i] for i in res.embedded_items]]
-    log.info(
-        "bench %s / %s: map %.3f R@1 %.3f (%d queries, %d new embeddings, %d cached)",
-        bench.name,
-        method,
-        report.overall["map"],
-        report.overall.get("recall@1", float("nan")),
-        report.n_queries,
-        emb.n_new,
-        emb.n_cached,
-    )
-    return res
+        for mode in modes:
+            t2 = time.perf_counter()
+            rankings = search_rankings(store, bench, mode, q_idx, q_vecs, words, g_pos, fetch, settings)
+            t_search = time.perf_counter() - t2
+            report, curve = score_rankings(bench, q_idx, g_idx, rankings, depth, ks, _head(bench, g_idx))
+            full = depth >= len(g_idx)
+            res = MethodResult(
+                method=method,
+                mode=mode,
+                query_text=None if mode == "image" else query_text,
+                encoder=encoder.name,
+                encoder_version=encoder.version,
+                dim=encoder.dim,
+                report=report if full or exact is None or mode != "image" else _with_exact_map(report, exact),
+                exact=exact if mode == "image" else None,
+                curve=curve,
+                depth=depth,
+                full_ranking=full,
+                agreement_max_abs_diff=_agreement(report, exact, full) if mode == "image" and exact else None,
+                store_backend=backend,
+                n_embedded_new=emb.n_new,
+                n_embedded_cached=emb.n_cached,
+                n_failed_images=len(emb.failures),
+                store_map_at_k=None if full else float(report.overall["map"]),
+                n_queries_without_words=0 if mode == "image" else sum(1 for w in words if not w),
+                seconds={"embed": round(t_embed, 3), "ingest": round(t_ingest, 3), "search": round(t_search, 3)},
+            )
+            if keep_embeddings:
+                res.rankings = [[g_idx[p] for p in r[:CURVE_MAX_K]] for r in rankings]
+                res.query_items = q_idx
+                if mode == "image":
+                    res.embedded_items = [i for i in needed if i in row_of]
+                    res.embeddings = emb.vectors[[row_of[i] for i in res.embedded_items]]
+            log.info("bench %s / %s [%s]: map %.3f", bench.name, method, mode, res.report.overall["map"])
+            results.append(res)
+    return results

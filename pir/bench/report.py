@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pir.bench.results import BenchRun, MethodResult
+
 if TYPE_CHECKING:
     from pir.bench.datasets import BenchSet
-    from pir.bench.evaluate import MethodResult
-    from pir.bench.run import BenchRun
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +65,34 @@ def markdown_table(run: BenchRun) -> str:
             f"gallery {d.get('n_gallery')} figures, {d.get('n_patents')} patents, {d.get('n_labels')} labels"
         )
         lines.append("")
-        lines.append("| method | bucket | queries | " + " | ".join(heads) + " |")
-        lines.append("|---|---|---:|" + "---:|" * len(heads))
+        lines.append("| method | mode | bucket | queries | " + " | ".join(heads) + " |")
+        lines.append("|---|---|---|---:|" + "---:|" * len(heads))
         for r in results:
             rep = r.report
             for bucket, n in (("overall", rep.n_queries), ("head", rep.n_queries_head), ("tail", rep.n_queries_tail)):
                 vals = getattr(rep, bucket)
-                lines.append(f"| {r.method} | {bucket} | {n} | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |")
-        notes = [
-            f"{r.method}: store {r.store_backend}, depth {r.depth} "
-            f"({'full ranking' if r.full_ranking else 'mAP exact'}), "
-            f"store vs exact max |diff| {r.agreement_max_abs_diff:.4f}, {r.n_embedded_new} new / "
-            f"{r.n_embedded_cached} cached embeddings, {r.n_failed_images} unreadable"
-            for r in results
-        ]
+                cells = " | ".join(_fmt(vals.get(c)) for c in cols)
+                lines.append(f"| {r.method} | {r.mode} | {bucket} | {n} | {cells} |")
+        notes = [_note(r) for r in results]
         lines.append("")
         lines.extend(f"- {n}" for n in notes)
         lines.append("")
     for name, reason in run.skipped.items():
         lines.append(f"- skipped {name}: {reason}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _note(r: MethodResult) -> str:
+    """One line about how a row was measured."""
+    how = "full ranking" if r.full_ranking else ("mAP exact" if r.exact is not None else f"mAP@{r.depth}")
+    text = f"{r.label}: store {r.store_backend}, depth {r.depth} ({how})"
+    if r.agreement_max_abs_diff is not None:
+        text += f", store vs exact max |diff| {r.agreement_max_abs_diff:.4f}"
+    if r.query_text:
+        text += f", query words {r.query_text} ({r.n_queries_without_words} queries without words)"
+    return text + (
+        f", {r.n_embedded_new} new / {r.n_embedded_cached} cached embeddings, {r.n_failed_images} unreadable"
+    )
 
 
 def write_report(run: BenchRun, out: Path, *, plots: bool = True) -> list[Path]:
@@ -103,11 +111,12 @@ def write_report(run: BenchRun, out: Path, *, plots: bool = True) -> list[Path]:
             bench = run.sets[name]
             files.append(plot_recall_curves(name, results, out / f"recall_{_slug(name)}.png"))
             for r in results:
+                suffix = _slug(r.method) if r.mode == "image" else f"{_slug(r.method)}_{_slug(r.mode)}"
                 try:
-                    p = plot_tsne(bench, r, out / f"tsne_{_slug(name)}_{_slug(r.method)}.png")
+                    p = plot_tsne(bench, r, out / f"tsne_{_slug(name)}_{suffix}.png")
                     if p:
                         files.append(p)
-                    p = plot_grid(bench, r, out / f"grid_{_slug(name)}_{_slug(r.method)}.png")
+                    p = plot_grid(bench, r, out / f"grid_{_slug(name)}_{suffix}.png")
                     if p:
                         files.append(p)
                 except Exception as e:  # noqa: BLE001  (a failed plot must not lose the numbers)
@@ -124,7 +133,7 @@ def plot_recall_curves(name: str, results: list[MethodResult], path: Path) -> Pa
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     for r in results:
         ks = sorted(r.curve)
-        ax.plot(ks, [r.curve[k] for k in ks], marker="o", ms=3, label=r.method)
+        ax.plot(ks, [r.curve[k] for k in ks], marker="o", ms=3, label=r.label)
     ax.set_xlabel("K")
     ax.set_ylabel("Recall@K (hit rate)")
     ax.set_ylim(0, 1.02)
@@ -159,7 +168,7 @@ def plot_tsne(bench: BenchSet, r: MethodResult, path: Path, *, seed: int = 0) ->
     for ci, c in enumerate(top):
         m = np.array([lab == c for lab in labels])
         ax.scatter(xy[m, 0], xy[m, 1], s=10, color=cmap(ci % 20), label=f"{c[:24]} ({int(m.sum())})")
-    ax.set_title(f"{bench.name} / {r.method}: t-SNE of {len(x)} embeddings")
+    ax.set_title(f"{bench.name} / {r.label}: t-SNE of {len(x)} embeddings")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -218,7 +227,7 @@ def plot_grid(bench: BenchSet, r: MethodResult, path: Path, *, seed: int = 0) ->
         for ax in axes[a]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"{bench.name} / {r.method}: query (blue) and top-{k} (green = relevant, red = not)", fontsize=9)
+    fig.suptitle(f"{bench.name} / {r.label}: query (blue) and top-{k} (green = relevant, red = not)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

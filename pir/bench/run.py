@@ -12,13 +12,15 @@ import os
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pir.bench.cache import EmbeddingCache
-from pir.bench.datasets import BenchSet, Relevance, deeppatent2_set, deeppatent_lists_set, folder_set
-from pir.bench.evaluate import MethodResult, StoreKind, evaluate_method
+from pir.bench.datasets import BenchSet, LabelFrom, Relevance, deeppatent2_set, deeppatent_lists_set, folder_set
+from pir.bench.evaluate import QueryText, StoreKind, evaluate_method, parse_modes
+from pir.bench.report import write_report
+from pir.bench.results import BenchRun, Mode
+from pir.bench.splits import apply_encoder_splits, read_split
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -27,39 +29,6 @@ log = logging.getLogger(__name__)
 
 ZERO_SHOT = "zero-shot"
 FALLBACK_BACKBONE = "tf_efficientnet_lite0"
-
-
-@dataclass
-class BenchRun:
-    """Everything one bench run measured.
-
-    Attributes:
-        datasets: The evaluated datasets (their :meth:`BenchSet.summary`).
-        results: Dataset name -> one :class:`MethodResult` per method.
-        sets: Dataset name -> the :class:`BenchSet` (for plots; not serialised).
-        skipped: Datasets that could not be evaluated, with the reason.
-        environment: Device, threads, versions.
-        out: Report folder (None when no report was written).
-    """
-
-    datasets: list[dict[str, Any]] = field(default_factory=list)
-    results: dict[str, list[MethodResult]] = field(default_factory=dict)
-    sets: dict[str, BenchSet] = field(default_factory=dict, repr=False)
-    skipped: dict[str, str] = field(default_factory=dict)
-    environment: dict[str, Any] = field(default_factory=dict)
-    ks: tuple[int, ...] = (1, 5, 10)
-    out: Path | None = None
-    files: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready results (``results.json``)."""
-        return {
-            "environment": self.environment,
-            "ks": list(self.ks),
-            "datasets": self.datasets,
-            "skipped": self.skipped,
-            "results": {name: [r.to_dict() for r in rs] for name, rs in self.results.items()},
-        }
 
 
 def environment(settings: Settings) -> dict[str, Any]:
@@ -110,46 +79,63 @@ def run_benchmark(
     settings: Settings,
     *,
     encoders: str | Sequence[str] = ZERO_SHOT,
+    modes: str | Sequence[Mode] = ("image",),
+    query_text: QueryText = "auto",
     k: int | None = None,
     ks: Sequence[int] = (1, 5, 10),
     out: str | Path | None = None,
     store_kind: StoreKind = "edge",
+    enrich: bool = True,
     plots: bool = True,
     skipped: dict[str, str] | None = None,
+    allow_train_overlap: bool = False,
 ) -> BenchRun:
-    """Evaluate every method on every dataset through the store; write the report when ``out`` is set.
+    """Evaluate every method in every mode on every dataset through the store; write the report when ``out`` is set.
 
     Args:
         sets: The datasets.
         settings: Settings (device, data dir, cache dir, Qdrant tuning).
         encoders: ``zero-shot,DIR1,...`` or a list of the same.
+        modes: ``image``, ``text``, ``image+text`` (comma-separated or a list); see :mod:`pir.bench.evaluate`.
+        query_text: The query's words (``auto``, ``title``, ``caption``, ``title+caption``).
         k: Store search depth (see :mod:`pir.bench.evaluate`).
         ks: Reported cut-offs.
         out: Report folder (``results.json``, ``results.md``, PNG plots).
         store_kind: ``edge`` or ``memory``.
+        enrich: Enrich the gallery as ``pir ingest`` does.
         plots: Draw the PNG plots.
         skipped: Datasets already known to be skipped (name -> reason), carried into the report.
+        allow_train_overlap: Evaluate even when queries include an encoder's training patents (see
+            :mod:`pir.bench.splits`).
+
+    Raises:
+        TrainOverlapError: Queries include an encoder's training or validation patents.
     """
     from pir.encoder.model import load_encoder
 
+    mode_list = parse_modes(modes)
     run = BenchRun(environment=environment(settings), ks=tuple(ks), skipped=dict(skipped or {}))
     methods = resolve_encoders(encoders, settings)
+    splits = [sp for label, spec in methods if (sp := read_split(label, spec)) is not None]
+    sets = apply_encoder_splits(sets, splits, allow_overlap=allow_train_overlap)
+    run.environment.update(modes=list(mode_list), query_text=query_text, enrich=enrich)
     with EmbeddingCache.for_settings(settings.cache_dir) as cache:
         for label, spec in methods:
             enc = load_encoder(spec, device=settings.encoder.device, image_size=settings.image_size)
             for bench in sets:
                 try:
-                    res = evaluate_method(bench, enc, settings, cache, method=label, k=k, ks=ks, store_kind=store_kind)
+                    res = evaluate_method(
+                        bench, enc, settings, cache, method=label, modes=mode_list, query_text=query_text, k=k,
+                        ks=ks, store_kind=store_kind, enrich=enrich,
+                    )  # fmt: skip
                 except ValueError as e:
                     log.warning("bench: %s skipped for %s: %s", bench.name, label, e)
                     run.skipped[f"{bench.name}/{label}"] = str(e)
                     continue
-                run.results.setdefault(bench.name, []).append(res)
+                run.results.setdefault(bench.name, []).extend(res)
                 run.sets[bench.name] = bench
     run.datasets = [b.summary() for b in sets]
     if out is not None:
-        from pir.bench.report import write_report
-
         write_report(run, Path(out), plots=plots)
     return run
 
@@ -171,8 +157,8 @@ def default_sets(
 ) -> tuple[list[BenchSet], dict[str, str]]:
     """The datasets of a bare ``pir bench``: the seeded synthetic corpus, plus the real data when present.
 
-    Real data (each reported separately): the USPTO 2021 design sample (relevance = same patent) and
-    ``uspto_design_2007_uspc`` (relevance = same USPC main class).
+    Real data (each reported separately): the USPTO 2021 design sample (relevance = same patent, and = same Locarno
+    main class) and ``uspto_design_2007_uspc`` (relevance = same USPC main class).
 
     Returns:
         The sets, and name -> reason for datasets that were absent or unusable.
@@ -188,6 +174,11 @@ def default_sets(
     root = Path(shared_root) if shared_root is not None else shared_data_root()
     real: list[tuple[str, Path, dict[str, Any]]] = [
         ("uspto-2021-sample", root / "impact_uspto_design_raw" / "sample_data", {"relevance": "patent"}),
+        (
+            "uspto-2021-sample-locarno",
+            root / "impact_uspto_design_raw" / "sample_data",
+            {"relevance": "class", "label_from": "locarno"},
+        ),
         (
             "uspto-design-2007-uspc",
             root / "uspto_design_2007_uspc",
@@ -210,52 +201,50 @@ def bench_folders(
     settings: Settings,
     data: Sequence[str | Path] = (),
     *,
-    encoders: str | Sequence[str] = ZERO_SHOT,
     relevance: Relevance | None = None,
     class_column: str | None = None,
+    label_from: LabelFrom = "class",
     limit: int | None = None,
     seed: int = 0,
-    k: int | None = None,
-    out: str | Path | None = None,
     shared_root: str | Path | None = None,
     synth_patents: int = 120,
-    store_kind: StoreKind = "edge",
-    plots: bool = True,
+    **options: Any,
 ) -> BenchRun:
-    """``pir bench [--data DIR ...]``: leave-one-out on each folder; no folder = :func:`default_sets`."""
+    """``pir bench [--data DIR ...]``: leave-one-out on each folder; no folder = :func:`default_sets`.
+
+    ``options`` go to :func:`run_benchmark` (encoders, modes, query_text, k, out, store_kind, enrich, plots,
+    allow_train_overlap).
+    """
     if data:
-        sets = [folder_set(p, relevance=relevance, class_column=class_column, limit=limit, seed=seed) for p in data]
+        opts = {"relevance": relevance, "class_column": class_column, "label_from": label_from}
+        sets = [folder_set(p, limit=limit, seed=seed, **opts) for p in data]  # type: ignore[arg-type]
         skipped: dict[str, str] = {}
     else:
         sets, skipped = default_sets(
             settings, limit=limit, seed=seed, shared_root=shared_root, synth_patents=synth_patents
         )
-    return run_benchmark(
-        sets, settings, encoders=encoders, k=k, out=out, store_kind=store_kind, plots=plots, skipped=skipped
-    )
+    return run_benchmark(sets, settings, skipped=skipped, **options)
 
 
 def bench_deeppatent2(
     settings: Settings,
     data: Sequence[str | Path],
     *,
-    encoders: str | Sequence[str] = ZERO_SHOT,
     relevance: Relevance = "class",
     limit: int | None = None,
     seed: int = 0,
     split_file: str | Path | None = None,
-    k: int | None = None,
-    out: str | Path | None = None,
-    store_kind: StoreKind = "edge",
-    plots: bool = True,
+    **options: Any,
 ) -> BenchRun:
     """``pir bench deeppatent2``: the DeepPatent2 protocol; the split is written to ``out/split.json`` (and to
-    ``split_file`` when that does not exist yet; an existing ``split_file`` is reused)."""
+    ``split_file`` when that does not exist yet; an existing ``split_file`` is reused). ``options``: see
+    :func:`bench_folders`."""
     bench, split = deeppatent2_set(data, relevance=relevance, limit=limit, seed=seed, split_file=split_file)
+    out = options.get("out")
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "split.json").write_text(json.dumps(split, indent=1))
-    return run_benchmark([bench], settings, encoders=encoders, k=k, out=out, store_kind=store_kind, plots=plots)
+    return run_benchmark([bench], settings, **options)
 
 
 def bench_deeppatent(
@@ -264,14 +253,11 @@ def bench_deeppatent(
     images: str | Path,
     *,
     split: str = "test",
-    encoders: str | Sequence[str] = ZERO_SHOT,
     limit: int | None = None,
     seed: int = 0,
-    k: int | None = None,
-    out: str | Path | None = None,
-    store_kind: StoreKind = "edge",
-    plots: bool = True,
+    **options: Any,
 ) -> BenchRun:
-    """``pir bench deeppatent``: the original DeepPatent query/gallery lists (only entries with an image file)."""
+    """``pir bench deeppatent``: the original DeepPatent query/gallery lists (only entries with an image file).
+    ``options``: see :func:`bench_folders`."""
     bench = deeppatent_lists_set(lists, images, split=split, limit=limit, seed=seed)
-    return run_benchmark([bench], settings, encoders=encoders, k=k, out=out, store_kind=store_kind, plots=plots)
+    return run_benchmark([bench], settings, **options)

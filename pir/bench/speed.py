@@ -104,8 +104,9 @@ def measure_ingest(
     store = EdgeStore(work / "store" / "speed", "speed", hnsw_ef=settings.qdrant.hnsw_ef)
     try:
         summary = ingest(
-            folder, s2, encoder=encoder, store=store, enrich=False, force=True, optimize=False, show_progress=False
-        )
+            folder, s2, encoder=encoder, store=store, enrich=False, force=True, optimize=False, show_progress=False,
+            reader_options={"follow_outside": True},  # the folder holds links to the images
+        )  # fmt: skip
         t2 = time.perf_counter()
         store.optimize()
         optimize_s = time.perf_counter() - t2

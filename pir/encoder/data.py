@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel
 from torch.utils.data import Sampler
 
+from pir.encoder.train_config import AugmentConfig  # noqa: F401  (re-export; defined torch-free)
 from pir.ingest.images import ImageLoadError, load_line_art
 from pir.ingest.schema import PatentFigure
 
@@ -121,23 +121,6 @@ def to_input(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
 # ----------------------------------------------------------------------------------------------------------------
 # Augmentations
 # ----------------------------------------------------------------------------------------------------------------
-
-
-class AugmentConfig(BaseModel):
-    """Line-drawing augmentations (probabilities per image). ``enabled=False`` turns all of them off."""
-
-    enabled: bool = True
-    crop_scale: tuple[float, float] = (0.6, 1.0)
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    hflip: float = 0.5
-    vflip: float = 0.0
-    rotate_deg: float = 10.0
-    erase_p: float = 0.25
-    erase_scale: tuple[float, float] = (0.02, 0.15)
-    grid_p: float = 0.15
-    grid_cells: tuple[int, int] = (4, 8)
-    grid_ratio: float = 0.3
-    thickness_p: float = 0.2
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:

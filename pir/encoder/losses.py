@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,8 +31,55 @@ from pytorch_metric_learning.losses import ArcFaceLoss, SupConLoss
 from pytorch_metric_learning.reducers import DoNothingReducer
 from torch import Tensor, nn
 
-LOSS_TERMS = ("contrastive", "class", "supcon", "arcface")
 SUPCON_WEIGHTINGS = ("inverse_frequency", "inverse_sqrt", "none")
+
+
+@dataclass
+class LossInputs:
+    """What one training step gives the loss terms (a term takes what it needs and says what is missing)."""
+
+    image_emb: Tensor
+    text_emb: Tensor | None = None
+    labels: Tensor | None = None
+    prototypes: Tensor | None = None
+    text_ids: Tensor | Sequence[Hashable] | None = None
+    figure_ids: Tensor | Sequence[Hashable] | None = None
+    patent_ids: Tensor | Sequence[Hashable] | None = None
+
+    def need(self, term: str, *fields: str) -> list[Any]:
+        """The named fields, or a ValueError naming the first missing one."""
+        values = [getattr(self, f) for f in fields]
+        missing = [f for f, v in zip(fields, values, strict=True) if v is None]
+        if missing:
+            raise ValueError(f"loss term {term!r} needs {' and '.join(missing)}")
+        return values
+
+
+@dataclass(frozen=True)
+class LossContext:
+    """What the data gives every term's factory: training-set class counts, number of classes, embedding size."""
+
+    class_counts: list[int] | None = None
+    num_classes: int | None = None
+    embed_dim: int | None = None
+
+    def counts(self, term: str) -> list[int]:
+        if self.class_counts is None:
+            raise ValueError(f"loss term {term!r} needs class_counts")
+        return self.class_counts
+
+
+#: Loss term name -> factory ``(context, **options) -> nn.Module``; the module has ``term(LossInputs) -> dict``.
+LossFactory = Callable[..., nn.Module]
+LOSSES: dict[str, LossFactory] = {}
+
+
+def register_loss(name: str, factory: LossFactory) -> LossFactory:
+    """Register a loss term under ``name`` (its output key is ``<name>_loss``). Returns the factory."""
+    if name in LOSSES:
+        raise ValueError(f"loss term {name!r} is already registered")
+    LOSSES[name] = factory
+    return factory
 
 
 def _log_scale_param(module: nn.Module, init_temperature: float, max_logit_scale: float, learnable: bool) -> None:
@@ -75,6 +123,20 @@ def _ids_to_tensor(ids: Tensor | Sequence[Hashable], device: torch.device) -> Te
     return torch.tensor([index.setdefault(x, len(index)) for x in ids], dtype=torch.long, device=device)
 
 
+def _same_group_mask(n: int, device: torch.device, **ids: Tensor | Sequence[Hashable] | None) -> Tensor | None:
+    """``(n, n)`` True where two rows share any of the given ids (None when no ids are given)."""
+    mask: Tensor | None = None
+    for name, values in ids.items():
+        if values is None:
+            continue
+        t = _ids_to_tensor(values, device)
+        if t.shape != (n,):
+            raise ValueError(f"contrastive loss: {name} must have shape ({n},), got {tuple(t.shape)}")
+        same = t[:, None] == t[None, :]
+        mask = same if mask is None else mask | same
+    return mask
+
+
 class ImageTextContrastiveLoss(nn.Module):
     """Symmetric InfoNCE between a batch of images and their texts (row i matches row i), CLIP style.
 
@@ -85,6 +147,7 @@ class ImageTextContrastiveLoss(nn.Module):
     each other: they are removed from each other's softmax denominators (both directions). With all ids distinct
     this is exactly the plain loss. (Uniform multi-positive soft targets would be a no-op here: when the duplicated
     texts have identical embeddings, that loss equals plain InfoNCE term for term, floor of ``ln |P|`` included.)
+    ``figure_ids`` and ``patent_ids`` do the same for two draws of one figure and for figures of one patent.
     """
 
     def __init__(self, init_temperature: float = 0.07, max_logit_scale: float = 100.0, learnable: bool = True) -> None:
@@ -104,7 +167,12 @@ class ImageTextContrastiveLoss(nn.Module):
         self.logit_scale.clamp_(0.0, math.log(self.max_logit_scale))
 
     def forward(
-        self, image_emb: Tensor, text_emb: Tensor, text_ids: Tensor | Sequence[Hashable] | None = None
+        self,
+        image_emb: Tensor,
+        text_emb: Tensor,
+        text_ids: Tensor | Sequence[Hashable] | None = None,
+        figure_ids: Tensor | Sequence[Hashable] | None = None,
+        patent_ids: Tensor | Sequence[Hashable] | None = None,
     ) -> dict[str, Tensor]:
         """Compute the loss.
 
@@ -112,6 +180,9 @@ class ImageTextContrastiveLoss(nn.Module):
             image_emb: ``(B, D)`` image embeddings (normalised here).
             text_emb: ``(B, D)`` text embeddings of the sampled descriptions (normalised here).
             text_ids: Optional ``(B,)`` ids of the descriptions (ints or hashables); equal ids are never negatives.
+            figure_ids: Optional ``(B,)`` figure ids: two draws of one figure (class-balanced sampling draws with
+                replacement) are never negatives of each other.
+            patent_ids: Optional ``(B,)`` patent ids: figures of one patent are never negatives of each other.
 
         Returns:
             ``{"contrastive_loss", "logit_scale"}`` (the scale detached).
@@ -127,14 +198,17 @@ class ImageTextContrastiveLoss(nn.Module):
         logits = scale * img @ txt.T
         n = logits.shape[0]
         target = torch.arange(n, device=logits.device)
-        if text_ids is not None:
-            ids = _ids_to_tensor(text_ids, logits.device)
-            if ids.shape != (n,):
-                raise ValueError(f"contrastive loss: text_ids must have shape ({n},), got {tuple(ids.shape)}")
+        same = _same_group_mask(n, logits.device, text_ids=text_ids, figure_ids=figure_ids, patent_ids=patent_ids)
+        if same is not None:
             eye = torch.eye(n, dtype=torch.bool, device=logits.device)
-            logits = logits.masked_fill((ids[:, None] == ids[None, :]) & ~eye, float("-inf"))
+            logits = logits.masked_fill(same & ~eye, float("-inf"))
         loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
         return {"contrastive_loss": loss, "logit_scale": scale.detach()}
+
+    def term(self, x: LossInputs) -> dict[str, Tensor]:
+        """The registry's uniform call (see :class:`LossInputs`)."""
+        (text_emb,) = x.need("contrastive", "text_emb")
+        return self(x.image_emb, text_emb, text_ids=x.text_ids, figure_ids=x.figure_ids, patent_ids=x.patent_ids)
 
     def get_config_dict(self) -> dict[str, Any]:
         """Constructor arguments, for run logs and ``config.json``."""
@@ -221,6 +295,11 @@ class PrototypeLogitAdjustedLoss(nn.Module):
         acc = (raw.argmax(dim=1) == labels).to(raw.dtype).mean() if labels.numel() else raw.new_zeros(())
         return {"class_loss": loss, "class_logit_scale": self.scale().detach(), "class_acc": acc.detach()}
 
+    def term(self, x: LossInputs) -> dict[str, Tensor]:
+        """The registry's uniform call."""
+        labels, prototypes = x.need("class", "labels", "prototypes")
+        return self(x.image_emb, labels, prototypes)
+
     def get_config_dict(self) -> dict[str, Any]:
         """Constructor arguments (``class_counts`` included)."""
         return {
@@ -238,8 +317,9 @@ class BalancedSupConLoss(nn.Module):
     Per-anchor terms come from ``pytorch_metric_learning.losses.SupConLoss`` with a ``DoNothingReducer`` (it returns
     one loss per anchor, so per-anchor weights apply exactly); this module then drops anchors with no positive in
     the batch and takes a weighted mean with ``w_i ∝ 1 / n_{y_i}`` (``inverse_frequency``), ``1 / sqrt(n_{y_i})``
-    (``inverse_sqrt``) or uniform (``none``), normalised to average 1 over the kept anchors. As in PML, a batch with
-    no positive pair or no negative pair gives 0 (no contrast to learn from).
+    (``inverse_sqrt``) or uniform (``none``), normalised to average 1 over the kept anchors. A batch with no positive
+    pair or no negative pair has no contrast to learn from: the term is absent (``None``), so a learnable weighting
+    leaves its weight untouched (returning 0 would drive a Kendall ``s_i`` down every such step).
     """
 
     def __init__(
@@ -259,7 +339,7 @@ class BalancedSupConLoss(nn.Module):
         self.register_buffer("class_weight", weights.float())
         self.supcon = SupConLoss(temperature=self.temperature, reducer=DoNothingReducer())
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> dict[str, Tensor]:
+    def forward(self, embeddings: Tensor, labels: Tensor) -> dict[str, Tensor | None]:
         """Compute the loss.
 
         Args:
@@ -267,7 +347,8 @@ class BalancedSupConLoss(nn.Module):
             labels: ``(B,)`` class indices.
 
         Returns:
-            ``{"supcon_loss", "supcon_anchors"}`` (number of anchors with a positive, detached).
+            ``{"supcon_loss", "supcon_anchors"}`` (number of anchors with a positive, detached); the loss is None
+            when the batch has no positive or no negative pair.
         """
         if embeddings.ndim != 2:
             raise ValueError(f"supcon loss: embeddings must be (B, D), got {tuple(embeddings.shape)}")
@@ -276,17 +357,22 @@ class BalancedSupConLoss(nn.Module):
         eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
         has_pos = (same & ~eye).any(dim=1)
         has_neg = (~same).any()
-        zero = embeddings.sum() * 0.0
+        anchors = has_pos.sum().detach().to(embeddings.dtype)
         if not has_pos.any() or not has_neg:
-            return {"supcon_loss": zero, "supcon_anchors": has_pos.sum().detach().to(embeddings.dtype)}
+            return {"supcon_loss": None, "supcon_anchors": anchors}
         out = self.supcon(embeddings, labels)["loss"]
         per_anchor = out["losses"]
         if out["reduction_type"] != "element" or not isinstance(per_anchor, Tensor):
-            return {"supcon_loss": zero, "supcon_anchors": has_pos.sum().detach().to(embeddings.dtype)}
+            return {"supcon_loss": None, "supcon_anchors": anchors}
         w = self.class_weight.to(per_anchor.dtype)[labels][has_pos]
         w = w / w.mean()
         loss = (w * per_anchor[has_pos]).mean()
         return {"supcon_loss": loss, "supcon_anchors": has_pos.sum().detach().to(embeddings.dtype)}
+
+    def term(self, x: LossInputs) -> dict[str, Tensor | None]:
+        """The registry's uniform call."""
+        (labels,) = x.need("supcon", "labels")
+        return self(x.image_emb, labels)
 
     def get_config_dict(self) -> dict[str, Any]:
         """Constructor arguments (``class_counts`` included)."""
@@ -325,6 +411,11 @@ class ArcFaceClassLoss(nn.Module):
         labels = _check_labels(labels, embeddings.shape[0], self.num_classes, "arcface")
         return {"arcface_loss": self.arcface(embeddings, labels)}
 
+    def term(self, x: LossInputs) -> dict[str, Tensor]:
+        """The registry's uniform call."""
+        (labels,) = x.need("arcface", "labels")
+        return self(x.image_emb, labels)
+
     def get_config_dict(self) -> dict[str, Any]:
         """Constructor arguments."""
         return {
@@ -335,7 +426,23 @@ class ArcFaceClassLoss(nn.Module):
         }
 
 
-def _select_terms(losses: Mapping[str, Tensor], names: Sequence[str], who: str) -> list[Tensor]:
+def _arcface(ctx: LossContext, **opts: Any) -> ArcFaceClassLoss:
+    if ctx.num_classes is None or ctx.embed_dim is None:
+        raise ValueError("loss term 'arcface' needs num_classes (or class_counts) and embed_dim")
+    return ArcFaceClassLoss(ctx.num_classes, ctx.embed_dim, **opts)
+
+
+# The registry: adding a loss is one module (with ``term(LossInputs)``) and one line here.
+register_loss("contrastive", lambda ctx, **opts: ImageTextContrastiveLoss(**opts))
+register_loss("class", lambda ctx, **opts: PrototypeLogitAdjustedLoss(ctx.counts("class"), **opts))
+register_loss("supcon", lambda ctx, **opts: BalancedSupConLoss(ctx.counts("supcon"), **opts))
+register_loss("arcface", _arcface)
+
+#: The registered term names (kept for callers of the old constant).
+LOSS_TERMS = tuple(LOSSES)
+
+
+def _select_terms(losses: Mapping[str, Tensor | None], names: Sequence[str], who: str) -> list[Tensor | None]:
     unknown = sorted(k for k in losses if k.endswith("_loss") and k not in names)
     missing = [n for n in names if n not in losses]
     if unknown or missing:
@@ -343,11 +450,18 @@ def _select_terms(losses: Mapping[str, Tensor], names: Sequence[str], who: str) 
     return [losses[n] for n in names]
 
 
+def _total(parts: list[Tensor]) -> Tensor:
+    """Sum of the present weighted terms; with none present a constant 0 without gradient (skip backward)."""
+    return torch.stack(parts).sum() if parts else torch.zeros(())
+
+
 class UncertaintyWeighting(nn.Module):
     """Learnable homoscedastic-uncertainty weighting (Kendall et al. 2018).
 
-    ``total = sum_i exp(-s_i) * L_i + s_i`` with one learnable log-variance ``s_i`` per term (``log_vars``). At the
-    optimum ``s_i = ln L_i``, so terms with a larger loss get a smaller weight ``exp(-s_i)``.
+    ``total = sum_i exp(-s_i) * L_i + s_i`` over the PRESENT terms, with one learnable log-variance ``s_i`` per
+    term (one parameter each, ``log_vars_by_name``). At the optimum ``s_i = ln L_i``. An absent term (``None``:
+    e.g. SupCon on a batch without a positive pair) adds nothing, so its ``s_i`` gets no gradient at all and the
+    optimiser (momentum, weight decay) skips it that step.
     """
 
     def __init__(self, names: Sequence[str], init: float = 0.0) -> None:
@@ -356,27 +470,34 @@ class UncertaintyWeighting(nn.Module):
         if not self.names or len(set(self.names)) != len(self.names):
             raise ValueError(f"uncertainty weighting needs distinct term names, got {list(names)}")
         self.init = float(init)
-        self.log_vars = nn.Parameter(torch.full((len(self.names),), self.init, dtype=torch.float32))
+        self.log_vars_by_name = nn.ParameterDict(
+            {n: nn.Parameter(torch.tensor(self.init, dtype=torch.float32)) for n in self.names}
+        )
 
-    def forward(self, losses: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    @property
+    def log_vars(self) -> Tensor:
+        """All ``s_i`` in ``names`` order (a detached copy)."""
+        return torch.stack([self.log_vars_by_name[n].detach() for n in self.names])
+
+    def forward(self, losses: Mapping[str, Tensor | None]) -> dict[str, Tensor]:
         """Combine the named terms.
 
         Args:
-            losses: term name → scalar loss; must hold every configured name (other ``*_loss`` keys are an error).
+            losses: term name → scalar loss or None (absent); must hold every configured name.
 
         Returns:
             ``{"loss": total, "weight/<name>": exp(-s_i), "log_var/<name>": s_i}`` (all but ``loss`` detached).
         """
         terms = _select_terms(losses, self.names, "uncertainty weighting")
-        total: Tensor | int = 0
+        parts: list[Tensor] = []
         out: dict[str, Tensor] = {}
-        for i, (name, term) in enumerate(zip(self.names, terms, strict=True)):
-            s = self.log_vars[i]
-            total = total + torch.exp(-s) * term + s
+        for name, term in zip(self.names, terms, strict=True):
+            s = self.log_vars_by_name[name]
+            if term is not None:
+                parts.append(torch.exp(-s) * term + s)
             out[f"weight/{name}"] = torch.exp(-s).detach()
             out[f"log_var/{name}"] = s.detach()
-        assert isinstance(total, Tensor)
-        return {"loss": total, **out}
+        return {"loss": _total(parts), **out}
 
     def get_config_dict(self) -> dict[str, Any]:
         """Constructor arguments."""
@@ -384,7 +505,7 @@ class UncertaintyWeighting(nn.Module):
 
 
 class FixedWeighting(nn.Module):
-    """Fixed weights, ``total = sum_i w_i * L_i`` (the "no uncertainty weighting" baseline; default all 1)."""
+    """Fixed weights, ``total = sum_i w_i * L_i`` over the present terms (the "no uncertainty weighting" baseline)."""
 
     def __init__(self, weights: Mapping[str, float] | Sequence[str]) -> None:
         super().__init__()
@@ -396,17 +517,17 @@ class FixedWeighting(nn.Module):
             raise ValueError("fixed weighting needs at least one term")
         self.names = tuple(self.weights)
 
-    def forward(self, losses: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def forward(self, losses: Mapping[str, Tensor | None]) -> dict[str, Tensor]:
         """``{"loss": total, "weight/<name>": w_i}``."""
         terms = _select_terms(losses, self.names, "fixed weighting")
-        total: Tensor | int = 0
+        parts: list[Tensor] = []
         out: dict[str, Tensor] = {}
         for name, term in zip(self.names, terms, strict=True):
             w = self.weights[name]
-            total = total + w * term
-            out[f"weight/{name}"] = torch.tensor(w, dtype=term.dtype, device=term.device)
-        assert isinstance(total, Tensor)
-        return {"loss": total, **out}
+            if term is not None:
+                parts.append(w * term)
+            out[f"weight/{name}"] = torch.tensor(w)
+        return {"loss": _total(parts), **out}
 
     def get_config_dict(self) -> dict[str, Any]:
         """Constructor arguments."""
@@ -414,11 +535,12 @@ class FixedWeighting(nn.Module):
 
 
 class PirLoss(nn.Module):
-    """The training objective: selected terms combined by uncertainty (default) or fixed weighting.
+    """The training objective: registered terms combined by uncertainty (default) or fixed weighting.
 
-    Terms: ``contrastive`` (image ↔ sampled description, needs ``text_emb``), ``class`` (image → class prototypes
-    with logit adjustment, needs ``labels`` and ``prototypes``), ``supcon`` (class-balanced supervised contrast,
-    needs ``labels``), ``arcface`` (baseline, needs ``labels``, ``num_classes`` and ``embed_dim``).
+    Terms (see :data:`LOSSES`): ``contrastive`` (image ↔ sampled description, needs ``text_emb``), ``class``
+    (image → class prototypes with logit adjustment, needs ``labels`` and ``prototypes``), ``supcon``
+    (class-balanced supervised contrast, needs ``labels``), ``arcface`` (baseline, needs ``labels``,
+    ``num_classes`` and ``embed_dim``).
 
     Args:
         losses: Terms to use, e.g. ``("contrastive",)`` for the instance-only baseline or ``("arcface",)``.
@@ -428,8 +550,7 @@ class PirLoss(nn.Module):
         num_classes: Number of classes (defaults to ``len(class_counts)``).
         weights: Fixed weights by term key (``{"class_loss": 0.5}``); missing terms weigh 1. Only for ``fixed``.
         uncertainty_init: Initial ``s_i`` for ``uncertainty``.
-        **options: Per-term constructor options keyed by term name, e.g. ``contrastive={"init_temperature": 0.07}``,
-            ``**{"class": {"tau": 1.0}}``, ``supcon={"temperature": 0.1}``, ``arcface={"margin": 28.6}``.
+        **options: Per-term constructor options keyed by term name, e.g. ``contrastive={"init_temperature": 0.07}``.
     """
 
     def __init__(
@@ -449,11 +570,11 @@ class PirLoss(nn.Module):
             losses = [t.strip() for t in losses.split(",") if t.strip()]
         self.loss_names = tuple(losses)
         if not self.loss_names or len(set(self.loss_names)) != len(self.loss_names):
-            raise ValueError(f"losses must be a non-empty list of distinct terms from {LOSS_TERMS}, got {losses!r}")
-        bad = [t for t in self.loss_names if t not in LOSS_TERMS]
+            raise ValueError(f"losses must be a non-empty list of distinct terms from {tuple(LOSSES)}, got {losses!r}")
+        bad = [t for t in self.loss_names if t not in LOSSES]
         if bad:
-            raise ValueError(f"unknown loss term(s) {bad}; choose from {LOSS_TERMS}")
-        bad_opts = [k for k in options if k not in LOSS_TERMS]
+            raise ValueError(f"unknown loss term(s) {bad}; choose from {tuple(LOSSES)}")
+        bad_opts = [k for k in options if k not in LOSSES]
         if bad_opts:
             raise TypeError(f"PirLoss got unexpected keyword argument(s) {bad_opts}")
         if weighting not in ("uncertainty", "fixed"):
@@ -469,32 +590,19 @@ class PirLoss(nn.Module):
         self.options = {k: dict(v) for k, v in options.items()}
         self.fixed_weights = dict(weights) if weights else {}
         self.uncertainty_init = float(uncertainty_init)
+        ctx = LossContext(self.class_counts, num_classes, embed_dim)
+        self.terms = nn.ModuleDict({n: LOSSES[n](ctx, **self.options.get(n, {})) for n in self.loss_names})
+        self.weighting = self._weighting([f"{n}_loss" for n in self.loss_names])
 
-        terms: dict[str, nn.Module] = {}
-        for name in self.loss_names:
-            opts = self.options.get(name, {})
-            if name == "contrastive":
-                terms[name] = ImageTextContrastiveLoss(**opts)
-            elif name in ("class", "supcon"):
-                if self.class_counts is None:
-                    raise ValueError(f"loss term {name!r} needs class_counts")
-                cls = PrototypeLogitAdjustedLoss if name == "class" else BalancedSupConLoss
-                terms[name] = cls(self.class_counts, **opts)
-            else:  # arcface
-                if num_classes is None or embed_dim is None:
-                    raise ValueError("loss term 'arcface' needs num_classes (or class_counts) and embed_dim")
-                terms[name] = ArcFaceClassLoss(num_classes, embed_dim, **opts)
-        self.terms = nn.ModuleDict(terms)
-        keys = [f"{n}_loss" for n in self.loss_names]
-        if weighting == "uncertainty":
-            if weights:
+    def _weighting(self, keys: list[str]) -> nn.Module:
+        if self.weighting_name == "uncertainty":
+            if self.fixed_weights:
                 raise ValueError("weights are only used with weighting='fixed'")
-            self.weighting: nn.Module = UncertaintyWeighting(keys, init=self.uncertainty_init)
-        else:
-            unknown = sorted(set(self.fixed_weights) - set(keys))
-            if unknown:
-                raise ValueError(f"weights given for unused terms {unknown}; terms are {keys}")
-            self.weighting = FixedWeighting({k: float(self.fixed_weights.get(k, 1.0)) for k in keys})
+            return UncertaintyWeighting(keys, init=self.uncertainty_init)
+        unknown = sorted(set(self.fixed_weights) - set(keys))
+        if unknown:
+            raise ValueError(f"weights given for unused terms {unknown}; terms are {keys}")
+        return FixedWeighting({k: float(self.fixed_weights.get(k, 1.0)) for k in keys})
 
     def forward(
         self,
@@ -503,22 +611,14 @@ class PirLoss(nn.Module):
         labels: Tensor | None = None,
         prototypes: Tensor | None = None,
         text_ids: Tensor | Sequence[Hashable] | None = None,
-    ) -> dict[str, Tensor]:
-        """Every term and metric of the selected losses, the weighting's outputs, and ``"loss"`` (the total)."""
-        out: dict[str, Tensor] = {}
-        for name, module in self.terms.items():
-            if name == "contrastive":
-                if text_emb is None:
-                    raise ValueError("loss term 'contrastive' needs text_emb")
-                out.update(module(image_emb, text_emb, text_ids=text_ids))
-            elif name == "class":
-                if labels is None or prototypes is None:
-                    raise ValueError("loss term 'class' needs labels and prototypes")
-                out.update(module(image_emb, labels, prototypes))
-            else:
-                if labels is None:
-                    raise ValueError(f"loss term {name!r} needs labels")
-                out.update(module(image_emb, labels))
+        figure_ids: Tensor | Sequence[Hashable] | None = None,
+        patent_ids: Tensor | Sequence[Hashable] | None = None,
+    ) -> dict[str, Tensor | None]:
+        """Every term (None when absent this batch) and metric, the weighting's outputs, and ``"loss"``."""
+        x = LossInputs(image_emb, text_emb, labels, prototypes, text_ids, figure_ids, patent_ids)
+        out: dict[str, Tensor | None] = {}
+        for module in self.terms.values():
+            out.update(module.term(x))
         out.update(self.weighting(out))
         return out
 
@@ -545,9 +645,8 @@ class PirLoss(nn.Module):
             cfg["uncertainty_init"] = self.uncertainty_init
         for name, module in self.terms.items():
             sub = module.get_config_dict()
-            sub.pop("class_counts", None)
-            sub.pop("num_classes", None)
-            sub.pop("embedding_size", None)
+            for k in ("class_counts", "num_classes", "embedding_size"):
+                sub.pop(k, None)
             cfg[name] = sub
         return cfg
 

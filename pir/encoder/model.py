@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +66,8 @@ class EncoderConfig(BaseModel):
     embed_dim: int | None = None
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     text_model: str | None = None
+    #: Fused encoders: the image vector is ``[w * zero-shot, sqrt(1 - w^2) * text-space]`` (None = text-space only).
+    image_weight: float | None = None
     training: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -73,35 +76,71 @@ class EncoderConfig(BaseModel):
 
 
 class VisualEncoder(nn.Module):
-    """timm trunk (global-pooled) + projector; ``forward`` returns L2-normalised embeddings."""
+    """timm trunk (global-pooled) + projector; ``forward`` returns L2-normalised embeddings.
+
+    With ``image_weight=w`` (a fused encoder) ``forward`` returns ``[w * n(trunk), sqrt(1 - w^2) * n(head(trunk))]``
+    (``n`` = L2 normalisation; unit length as a whole): image-image cosine is ``w^2 * cos(zero-shot) + (1 - w^2) *
+    cos(text-space)``, and a text query ``[0, n(text)]`` ranks exactly by the text-space part. With a frozen trunk
+    the first part stays the zero-shot embedding, so training cannot lose what the pretrained backbone knew.
+    """
 
     def __init__(
-        self, backbone: str, *, projector: str = "none", embed_dim: int | None = None, pretrained: bool = True
+        self,
+        backbone: str,
+        *,
+        projector: str = "none",
+        embed_dim: int | None = None,
+        pretrained: bool = True,
+        image_weight: float | None = None,
     ):
         super().__init__()
         self.trunk, self.pretrained_loaded = create_backbone(backbone, pretrained=pretrained)
         feat = int(self.trunk.num_features)
+        self.feat_dim = feat
         if projector == "none":
             self.head: nn.Module = nn.Identity()
-            self.out_dim = feat
+            self.text_dim = feat
         elif projector == "linear":
             assert embed_dim, "a projector needs embed_dim"
             self.head = nn.Linear(feat, embed_dim)
-            self.out_dim = embed_dim
+            self.text_dim = embed_dim
         elif projector == "mlp":
             assert embed_dim, "a projector needs embed_dim"
             hidden = max(embed_dim, min(feat, 1024))
             self.head = nn.Sequential(nn.Linear(feat, hidden), nn.GELU(), nn.Linear(hidden, embed_dim))
-            self.out_dim = embed_dim
+            self.text_dim = embed_dim
         else:
             raise ValueError(f"unknown projector {projector!r} (none, linear, mlp)")
+        if image_weight is not None and (projector == "none" or not 0.0 <= image_weight <= 1.0):
+            raise ValueError(f"image_weight needs a projector and a value in [0, 1], got {image_weight}")
+        self.image_weight = image_weight
+        self.out_dim = self.text_dim if image_weight is None else feat + self.text_dim
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Un-normalised embeddings (before the L2 norm)."""
+        """Un-normalised text-space embeddings (what the losses see)."""
         return self.head(self.trunk(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.forward_features(x).float(), dim=-1)
+        if self.image_weight is None:
+            return F.normalize(self.forward_features(x).float(), dim=-1)
+        z = self.trunk(x)
+        w = self.image_weight
+        img = F.normalize(z.float(), dim=-1)
+        txt = F.normalize(self.head(z).float(), dim=-1)
+        return torch.cat([w * img, math.sqrt(max(0.0, 1.0 - w * w)) * txt], dim=-1)
+
+    def freeze_trunk(self) -> int:
+        """Freeze every trunk parameter (BatchNorm statistics are kept by :meth:`train`). Returns #frozen params."""
+        for p in self.trunk.parameters():
+            p.requires_grad_(False)
+        self._trunk_frozen = True
+        return sum(p.numel() for p in self.trunk.parameters())
+
+    def train(self, mode: bool = True) -> VisualEncoder:
+        super().train(mode)
+        if getattr(self, "_trunk_frozen", False):
+            self.trunk.eval()  # a frozen trunk keeps its BatchNorm statistics: its output is the zero-shot one
+        return self
 
     def lock_stages(self, n: int) -> int:
         """Freeze the stem and the first ``n`` stages of the trunk (0 = freeze nothing). Returns #frozen params."""
@@ -220,7 +259,23 @@ class ImageEncoder:
 
                 text_encoder_factory = load_text_encoder
             self._text_encoder = text_encoder_factory(self.config.text_model, device=str(self.device))
-        return np.asarray(self._text_encoder.encode(list(texts)), dtype=np.float32)
+        vecs = np.asarray(self._text_encoder.encode(list(texts)), dtype=np.float32)
+        if self.config.image_weight is None:
+            return vecs
+        pad = np.zeros((len(vecs), self.dim - vecs.shape[1]), dtype=np.float32)
+        return np.concatenate([pad, vecs], axis=1)  # ranks image vectors by their text-space part alone
+
+    def text_space(self, vectors: np.ndarray) -> np.ndarray:
+        """The text-space part of this encoder's image vectors, L2-normalised (cross-modal search of text vectors).
+
+        For a fused encoder that is the last ``text_dim`` columns; otherwise the vectors themselves.
+        """
+        if not self.text_aligned:
+            raise ZeroShotTextError(f"encoder {self.name!r} has no text space (a zero-shot image backbone)")
+        v = np.asarray(vectors, dtype=np.float32)
+        if self.config.image_weight is not None:
+            v = v[:, -int(self.model.text_dim) :]
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -268,7 +323,13 @@ def load_encoder(
         if not cfg_file.is_file() or not w_file.is_file():
             raise FileNotFoundError(f"{path}: not an encoder directory (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
         config = EncoderConfig.model_validate_json(cfg_file.read_text())
-        model = VisualEncoder(config.backbone, projector=config.projector, embed_dim=config.embed_dim, pretrained=False)
+        model = VisualEncoder(
+            config.backbone,
+            projector=config.projector,
+            embed_dim=config.embed_dim,
+            pretrained=False,
+            image_weight=config.image_weight,
+        )
         state = load_file(str(w_file))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:

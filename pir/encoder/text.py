@@ -150,18 +150,36 @@ def _resolve_spec(spec: str) -> tuple[Path, str, str]:
     return path, f"{path.name}@{_dir_digest(path)}", str(path)
 
 
+#: (absolute path, mtime_ns, size) -> sha256 of the file's bytes, so a model directory is read once per process.
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(f: Path) -> str:
+    """sha256 of a file's content, memoised by path, modification time and size."""
+    st = f.stat()
+    key = (str(f.resolve()), st.st_mtime_ns, st.st_size)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        digest = _FILE_DIGESTS[key] = h.hexdigest()
+    return digest
+
+
 def _dir_digest(path: Path) -> str:
-    """Short content digest of a model directory (config files, weight file names and sizes); location-independent."""
+    """Short content digest of a model directory (every file's relative name and content); location-independent.
+
+    Hashing contents (not sizes) matters: fine-tuned weights of one architecture have the same file size.
+    """
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = f.relative_to(path).as_posix()
         if rel.startswith("."):
             continue
         h.update(rel.encode())
-        if f.suffix == ".json" and f.stat().st_size < 1_000_000:
-            h.update(f.read_bytes())
-        else:
-            h.update(str(f.stat().st_size).encode())
+        h.update(_file_digest(f).encode())
     return h.hexdigest()[:8]
 
 

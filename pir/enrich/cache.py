@@ -38,22 +38,34 @@ CREATE TABLE IF NOT EXISTS captions (
 """
 
 
-def cache_key(inputs: FigureInputs, backend: str, model: str, k: int, max_chars: int, lexicon: str) -> str:
+def cache_key(
+    inputs: FigureInputs,
+    backend: str,
+    model: str,
+    k: int,
+    max_chars: int,
+    lexicon: str,
+    *,
+    temperature: float | None = None,
+    seed: int | None = None,
+) -> str:
     """sha256 of the inputs (their aliases stand in as ``lexicon``, see
-    :func:`pir.enrich.aliases.lexicon_signature`), backend, model, prompt version, k and the length limit."""
-    payload = json.dumps(
-        {
-            "inputs": inputs.to_json(aliases=False),
-            "lexicon": lexicon,
-            "backend": backend,
-            "model": model,
-            "prompt": PROMPT_VERSION,
-            "k": k,
-            "max_chars": max_chars,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    :func:`pir.enrich.aliases.lexicon_signature`), backend, model, prompt version, k, the length limit and, for
+    sampling backends, the temperature and seed (None for a deterministic backend leaves them out of the key)."""
+    fields: dict[str, Any] = {
+        "inputs": inputs.to_json(aliases=False),
+        "lexicon": lexicon,
+        "backend": backend,
+        "model": model,
+        "prompt": PROMPT_VERSION,
+        "k": k,
+        "max_chars": max_chars,
+    }
+    if temperature is not None:
+        fields["temperature"] = float(temperature)
+    if seed is not None:
+        fields["seed"] = int(seed)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def inputs_hash(inputs: FigureInputs, k: int, max_chars: int) -> str:

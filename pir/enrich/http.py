@@ -21,6 +21,7 @@ import httpx
 from pydantic import SecretStr
 
 from pir.enrich.base import EnrichError, MalformedAnswer
+from pir.errors import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class ChatClient:
         max_backoff: float = 30.0,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.shown_url = redact_url(self.url)  # for logs and errors: never the password of a user:pass@ URL
         self.model = model
         self.max_retries = max(0, int(max_retries))
         self.backoff = backoff
@@ -61,7 +63,7 @@ class ChatClient:
         self.calls = 0
 
     def __repr__(self) -> str:
-        return f"ChatClient(url={self.url!r}, model={self.model!r}, api_key={'***' if self._secret else None})"
+        return f"ChatClient(url={self.shown_url!r}, model={self.model!r}, api_key={'***' if self._secret else None})"
 
     def close(self) -> None:
         self._client.close()
@@ -100,20 +102,24 @@ class ChatClient:
                     try:
                         data = resp.json()
                     except ValueError:
-                        raise MalformedAnswer(f"{self.url} answered with non-JSON content") from None
+                        raise MalformedAnswer(f"{self.shown_url} answered with non-JSON content") from None
                     if not isinstance(data, dict):
-                        raise MalformedAnswer(f"{self.url} answered with a JSON {type(data).__name__}, not an object")
+                        raise MalformedAnswer(
+                            f"{self.shown_url} answered with a JSON {type(data).__name__}, not an object"
+                        )
                     return data
                 snippet = self._redact(resp.text[:200].replace("\n", " "))
                 last = f"HTTP {resp.status_code}: {snippet}"
                 if resp.status_code not in _RETRY_STATUS:
-                    raise EnrichError(f"{self.url} failed with {last}")
+                    raise EnrichError(f"{self.shown_url} failed with {last}")
                 retry_after = resp.headers.get("Retry-After")
             if attempt < self.max_retries:
                 delay = self._delay(attempt, retry_after)
-                logger.warning("%s: %s; retry %d/%d in %.1fs", self.url, last, attempt + 1, self.max_retries, delay)
+                logger.warning(
+                    "%s: %s; retry %d/%d in %.1fs", self.shown_url, last, attempt + 1, self.max_retries, delay
+                )
                 time.sleep(delay)
-        raise EnrichError(f"{self.url} failed after {self.max_retries + 1} attempts: {last}")
+        raise EnrichError(f"{self.shown_url} failed after {self.max_retries + 1} attempts: {last}")
 
 
 def _parse_retry_after(value: str) -> float | None:

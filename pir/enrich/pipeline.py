@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -191,7 +192,10 @@ def enrich_figures(
                 summary.n_figures += 1
                 try:
                     inputs = figure_inputs(fig, captions.get(fig.key), with_aliases=False)
-                    h = cache_key(inputs, enricher.name, enricher.model, k, max_chars, lexicon)
+                    h = cache_key(
+                        inputs, enricher.name, enricher.model, k, max_chars, lexicon,
+                        temperature=getattr(enricher, "temperature", None), seed=getattr(enricher, "seed", None),
+                    )  # fmt: skip
                     ih = inputs_hash(inputs, k, max_chars)
                     hit = None
                     if keep_llm:  # an LLM's descriptions of unchanged inputs beat the default template's
@@ -302,7 +306,19 @@ def cached_descriptions(
     k = int(k or settings.enrich.k)
     with _open_cache(settings) as cache:
         inputs = _inputs_cached_caption(figure, settings, cache)
-        hit = cache.get(cache_key(inputs, name, model, k, settings.enrich.max_chars, lexicon_signature()))
+        sampled = name != "template"  # a sampling backend's output depends on its temperature (and seed)
+        hit = cache.get(
+            cache_key(
+                inputs,
+                name,
+                model,
+                k,
+                settings.enrich.max_chars,
+                lexicon_signature(),
+                temperature=settings.enrich.temperature if sampled else None,
+                seed=settings.seed if name == "llamacpp" else None,
+            )  # fmt: skip
+        )
     return hit.descriptions if hit else None
 
 
@@ -423,3 +439,16 @@ def enrich_path(
     for issue in issues:  # pir.ingest.readers.ReadIssue: path, reason
         summary.failures.append((str(getattr(issue, "path", path)), str(getattr(issue, "reason", issue))))
     return summary
+
+
+def show_figure(key: str, settings: Settings, *, as_json: bool = False) -> str:
+    """One figure's cached descriptions as text (or JSON).
+
+    Raises:
+        KeyError: nothing cached for ``key`` (the message names the cache and similar keys).
+    """
+    entry = figure_descriptions(key, settings)
+    if entry is None:
+        hint = ", ".join(similar_keys(key, settings)) or "run `pir enrich PATH` first"
+        raise KeyError(f"{key}: no descriptions in {settings.cache_dir / 'enrich.sqlite'} ({hint})")
+    return json.dumps(entry, indent=2) if as_json else format_figure_descriptions(entry)

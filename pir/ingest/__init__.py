@@ -1,18 +1,26 @@
-"""Readers, the figure schema and image loading."""
+"""Readers, the figure schema and image loading (attributes load lazily: ``import pir.ingest.registry`` stays light)."""
 
 from __future__ import annotations
 
-from pir.ingest.images import ImageLoadError, load_line_art, to_line_art
-from pir.ingest.readers import ReadIssue, detect_format, read_figures
-from pir.ingest.schema import PatentFigure, point_id
+import importlib
+from typing import Any
 
-__all__ = [
-    "ImageLoadError",
-    "PatentFigure",
-    "ReadIssue",
-    "detect_format",
-    "load_line_art",
-    "point_id",
-    "read_figures",
-    "to_line_art",
-]
+_EXPORTS = {
+    "ImageLoadError": "pir.ingest.images",
+    "load_line_art": "pir.ingest.images",
+    "to_line_art": "pir.ingest.images",
+    "ReadIssue": "pir.ingest.normalize",
+    "detect_format": "pir.ingest.readers",
+    "read_figures": "pir.ingest.readers",
+    "PatentFigure": "pir.ingest.schema",
+    "point_id": "pir.ingest.schema",
+    "reader_names": "pir.ingest.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'pir.ingest' has no attribute {name!r}")

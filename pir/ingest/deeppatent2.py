@@ -31,8 +31,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pir.ingest.readers import (
+from pir.ingest.confine import may_open
+from pir.ingest.normalize import (
+    IMAGE_EXTENSIONS,
     ReadIssue,
+    _files,
     clean,
     is_image,
     is_vector,
@@ -82,6 +85,33 @@ def parse_deeppatent2_filename(name: str | Path) -> dict[str, Any]:
         "figure_id": f"{sheet}_{fig}" if fig else sheet,
         "kind": "segmented" if fig else "original",
     }
+
+
+def detect(root: Path, dirs: list[Path]) -> bool:
+    """A DeepPatent2 JSON record file, or (no CSV sidecar) image names that mostly follow DeepPatent2's naming."""
+    if root.is_file():
+        return False
+    for d in dirs:
+        for f in _files(d, limit=500):
+            if f.suffix.lower() in (".json", ".jsonl") and looks_like_deeppatent2_json(f):
+                return True
+    if any(f.suffix.lower() == ".csv" for f in _files(root, limit=2000)):
+        return False
+    names: list[str] = []
+    for d in dirs:
+        names += [f.name for f in _files(d, limit=500) if f.suffix.lower() in IMAGE_EXTENSIONS]
+        if len(names) >= 200:
+            break
+    if not names:
+        return False
+    parsed = 0
+    for n in names[:200]:
+        try:
+            parse_deeppatent2_filename(n)
+            parsed += 1
+        except ValueError:
+            pass
+    return parsed >= 0.8 * min(len(names), 200)
 
 
 def read_deeppatent2(
@@ -134,6 +164,8 @@ def _record_files(root: Path) -> list[Path]:
 
 def _load_records(path: Path) -> list[Any]:
     """The records of a JSON list, a ``{"...": [records]}`` wrapper, a dict of records, or JSON lines."""
+    if not may_open(path):
+        return []
     text = path.read_text(encoding="utf-8-sig")
     try:
         data = json.loads(text)
@@ -378,3 +410,6 @@ def _figures_by_name(folder: Path, names: list[str], issues: list[ReadIssue]) ->
             source_format="deeppatent2",
             extra={"sheet": meta["sheet"], "figid": meta["fig"], "image_kind": meta["kind"]},
         )
+
+
+read = read_deeppatent2

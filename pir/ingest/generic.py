@@ -33,7 +33,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pir.ingest.readers import (
+from pir.ingest.confine import may_open
+from pir.ingest.normalize import (
     SIDECAR_NAMES,
     ReadIssue,
     clean,
@@ -68,6 +69,11 @@ _PATENT_LIKE = re.compile(r"^(?:[A-Z]{2})?(?:D|RE|PP)?\d{5,}(?:[A-Z]\d?)?$", re.
 _PATENT_FIG = re.compile(r"^(?P<patent>(?:[A-Z]{2})?(?:D|RE|PP)?\d{5,})[_](?P<fig>[A-Za-z]{0,4}\d+[A-Za-z]?)$", re.I)
 
 
+def detect(root: Path, dirs: list[Path]) -> bool:
+    """A single file, or a folder with a ``metadata.jsonl`` / ``.json`` / ``.csv`` sidecar (explicit metadata wins)."""
+    return root.is_file() or any((root / name).is_file() for name in SIDECAR_NAMES)
+
+
 def read_generic(
     root: Path,
     *,
@@ -86,7 +92,7 @@ def read_generic(
         columns: PatentFigure field -> column name, overriding the built-in aliases.
         class_column: Column that gives ``class_label`` (e.g. ``"uspc_main_class"``).
         sidecar: Explicit sidecar file (default: discovered in ``root``).
-        normalize_ids: Normalise patent ids with :func:`~pir.ingest.readers.normalize_patent_id`.
+        normalize_ids: Normalise patent ids with :func:`~pir.ingest.normalize.normalize_patent_id`.
     """
     columns = dict(columns or {})
     unknown = set(columns) - set(ALIASES)
@@ -144,6 +150,8 @@ def _find_sidecar(root: Path, issues: list[ReadIssue]) -> Path | None:
 def _rows(path: Path, issues: list[ReadIssue]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(location, row) pairs of a CSV, JSON-lines or JSON-list file; bad lines are reported."""
     suffix = path.suffix.lower()
+    if not may_open(path):
+        return
     try:
         if suffix == ".csv":
             with open(path, newline="", encoding="utf-8-sig") as f:
@@ -361,3 +369,6 @@ def _read_folder(root: Path, issues: list[ReadIssue], normalize_ids: bool) -> It
                     issues.append(vector_issue(p))
                 elif is_image(p):
                     yield _figure_from_name(p, d.name, normalize_ids)
+
+
+read = read_generic

@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
-#: Drawing formats that Pillow cannot rasterise; readers report them instead of silently skipping them.
-VECTOR_EXTENSIONS = {".pdf", ".svg", ".svgz", ".eps", ".ps", ".emf", ".wmf", ".dxf", ".dwg"}
+# Raster extensions, and drawing formats that Pillow cannot rasterise (readers report them instead of skipping them).
+from pir.ingest.normalize import VECTOR_EXTENSIONS  # noqa: E402
 
 #: A pixel darker than this (0..255) counts as ink when trimming and when deciding that a page is blank.
 INK_THRESHOLD = 200

@@ -37,7 +37,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from pir.ingest.readers import ReadIssue, clean, normalize_patent_id, normalize_viewpoint, parse_date
+from pir.ingest.confine import may_open
+from pir.ingest.normalize import (
+    ReadIssue,
+    _files,
+    clean,
+    looks_like_uspto_xml,
+    normalize_patent_id,
+    normalize_viewpoint,
+    parse_date,
+)
 from pir.ingest.schema import PatentFigure, main_class
 
 _SHEET_RE = re.compile(r"-(D\d{5})\.(?:tiff?|png|jpe?g)$", re.IGNORECASE)
@@ -308,6 +317,11 @@ def _find_sheet_file(folder: Path, name: str, listing: dict[str, Path]) -> Path 
     return None
 
 
+def detect(root: Path, dirs: list[Path]) -> bool:
+    """USPTO grant XML (``<us-patent-grant``) in the folder or its sub-folders."""
+    return any(f.suffix.lower() == ".xml" and looks_like_uspto_xml(f) for d in dirs for f in _files(d, limit=500))
+
+
 def read_uspto_raw(
     root: Path,
     *,
@@ -335,6 +349,8 @@ def read_uspto_raw(
         claimed: set[str] = set()
         for xml_name in xmls:
             xml_path = folder / xml_name
+            if not may_open(xml_path):
+                continue
             try:
                 rec = parse_grant_xml(xml_path)
             except (ValueError, OSError) as e:
@@ -421,3 +437,6 @@ def _figures_of(
                 "number_of_sheets": rec.number_of_sheets,
             },
         )
+
+
+read = read_uspto_raw

@@ -4,7 +4,10 @@ Layout of a collection directory::
 
     <store_dir>/<collection>/
         shard/                 # the Qdrant Edge shard (segments, WAL, edge_config.json)
-        pir_collection.json    # pir's record: vector size, distance, encoder name
+        pir_collection.json    # pir's record: layout, vector sizes, distance, encoder names
+
+A collection holds the named vectors ``image`` and ``text`` (cosine) and the sparse ``words`` (IDF modifier); a
+shard with one unnamed vector is the legacy layout (see :class:`pir.search.store.LegacyLayoutError`).
 
 Only one process (and one :class:`EdgeStore`) may open a directory at a time; use a Qdrant server for several
 processes. The HNSW index is built only by :meth:`EdgeStore.optimize` (blocking); until then searches are exact
@@ -28,14 +31,20 @@ from qdrant_edge import (
     EdgeConfig,
     EdgeOptimizersConfig,
     EdgeShard,
+    EdgeSparseVectorParams,
     EdgeVectorParams,
+    Expression,
     FieldCondition,
     Filter,
+    Formula,
+    Fusion,
     HasIdCondition,
     HnswIndexConfig,
     MatchAny,
+    Modifier,
     PayloadSchemaType,
     Point,
+    Prefetch,
     Query,
     QueryBatchRequest,
     QueryRequest,
@@ -44,10 +53,20 @@ from qdrant_edge import (
     SearchParams,
     UpdateOperation,
 )
+from qdrant_edge import SparseVector as EdgeSparseVector
 
 from pir.search.store import (
+    DEFAULT_TEXT_DIM,
+    IMAGE,
+    LEGACY,
+    NAMED,
     PAYLOAD_INDEXES,
+    TEXT,
+    WORDS,
+    WORDS_SCALE,
     Hit,
+    HybridQuery,
+    Leg,
     SearchFilter,
     StoredPoint,
     StoreError,
@@ -55,6 +74,7 @@ from pir.search.store import (
     to_hits,
     to_stored_point,
 )
+from pir.search.words import WORDS_MODEL, SparseVector
 
 log = logging.getLogger(__name__)
 
@@ -145,20 +165,34 @@ class EdgeStore(VectorStore):
         return StoreError(f"cannot open the Qdrant Edge store at {self.shard_path}: {msg}")
 
     def _read_meta(self) -> dict[str, Any]:
-        """Read ``pir_collection.json``; rebuild it from the shard's own config when it is missing."""
+        """Read ``pir_collection.json``; rebuild it from the shard's own config when it is missing.
+
+        The layout always comes from the shard's config (the truth), so an old record without it is read right.
+        """
+        cfg_path = self.shard_path / "edge_config.json"
+        shard_layout: dict[str, Any] = {}
+        try:
+            vectors = json.loads(cfg_path.read_text())["vectors"]
+            if IMAGE in vectors:
+                shard_layout = {"layout": NAMED, "dim": int(vectors[IMAGE]["size"])}
+                if TEXT in vectors:
+                    shard_layout["text_dim"] = int(vectors[TEXT]["size"])
+            else:
+                params = vectors[""] if "" in vectors else next(iter(vectors.values()))
+                shard_layout = {"layout": LEGACY, "dim": int(params["size"]), "text_dim": None}
+        except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+            log.warning("cannot read the vector layout from %s (%s)", cfg_path, exc)
         if self.meta_path.exists():
             try:
                 meta = json.loads(self.meta_path.read_text())
                 int(meta["dim"])
-                return meta
+                return {**meta, **shard_layout}
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("%s is unreadable (%s); reading the vector size from the shard config", self.meta_path, exc)
-        cfg_path = self.shard_path / "edge_config.json"
         try:
-            vectors = json.loads(cfg_path.read_text())["vectors"]
-            params = vectors[""] if "" in vectors else next(iter(vectors.values()))
-            meta = {"collection": self.collection, "dim": int(params["size"]), "distance": params["distance"]}
-        except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+            meta = {"collection": self.collection, "distance": "Cosine", **shard_layout}
+            int(meta["dim"])
+        except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(
                 f"cannot tell the vector size of the Qdrant Edge store at {self.path}: {self.meta_path.name} is "
                 f"missing and {cfg_path} is unreadable ({exc})"
@@ -184,7 +218,9 @@ class EdgeStore(VectorStore):
             return
         rng = np.random.default_rng(0)
         for q in rng.standard_normal((n, int(self._meta["dim"]))).astype(np.float32):
-            self._sh.query(QueryRequest(limit=10, query=Query.Nearest(q), with_payload=False))
+            self._sh.query(
+                QueryRequest(limit=10, query=Query.Nearest(q, using=self._image_using()), with_payload=False)
+            )
 
     @property
     def _sh(self) -> EdgeShard:
@@ -196,13 +232,22 @@ class EdgeStore(VectorStore):
             )
         return self._shard
 
-    def ensure_collection(self, dim: int, *, encoder: str | None = None) -> None:
-        """Create the shard (cosine, payload indexes) or check the existing one's vector size and encoder."""
-        if int(dim) <= 0:
-            raise StoreError(f"collection '{self.collection}': vector size must be positive, got {dim}")
+    def ensure_collection(
+        self, dim: int, *, encoder: str | None = None, text_dim: int = DEFAULT_TEXT_DIM, text_encoder: str | None = None
+    ) -> None:
+        """Create the shard (named vectors, payload indexes) or check the existing one's layout, sizes and encoder."""
+        if int(dim) <= 0 or int(text_dim) <= 0:
+            raise StoreError(f"collection '{self.collection}': vector sizes must be positive, got {dim}, {text_dim}")
         if self._closed:
             raise StoreError(f"the Qdrant Edge store at {self.path} is closed")
         if self._shard is not None and self._meta is not None:
+            self._require_named("ingest")
+            stored_text = self._meta.get("text_dim")
+            if stored_text is not None and int(stored_text) != int(text_dim):
+                raise StoreError(
+                    f"collection '{self.collection}' at {self.path} stores {stored_text}-d text vectors, but "
+                    f"{text_dim}-d were requested (another text encoder?). Nothing was changed."
+                )
             stored = int(self._meta["dim"])
             if stored != dim:
                 raise self._dim_mismatch(stored, dim)
@@ -215,7 +260,11 @@ class EdgeStore(VectorStore):
             return
         self.path.mkdir(parents=True, exist_ok=True)
         config = EdgeConfig(
-            vectors=EdgeVectorParams(size=int(dim), distance=Distance.Cosine),
+            vectors={
+                IMAGE: EdgeVectorParams(size=int(dim), distance=Distance.Cosine),
+                TEXT: EdgeVectorParams(size=int(text_dim), distance=Distance.Cosine),
+            },
+            sparse_vectors={WORDS: EdgeSparseVectorParams(modifier=Modifier.Idf)},
             hnsw_config=HnswIndexConfig(
                 m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, full_scan_threshold=self.full_scan_threshold_kb
             ),
@@ -228,19 +277,40 @@ class EdgeStore(VectorStore):
         self._ensure_indexes()
         self._meta = {
             "collection": self.collection,
+            "layout": NAMED,
             "dim": int(dim),
+            "text_dim": int(text_dim),
             "distance": "Cosine",
             "encoder": encoder,
+            "text_encoder": text_encoder,
+            "words": WORDS_MODEL,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         self._write_meta(self._meta)
         self._sh.flush()
-        log.info("created Qdrant Edge collection '%s' (%d-d, cosine) at %s", self.collection, dim, self.path)
+        log.info(
+            "created Qdrant Edge collection '%s' (%d-d image, %d-d text, words) at %s",
+            self.collection,
+            dim,
+            text_dim,
+            self.path,
+        )
 
     def dim(self) -> int | None:
         if self._closed:
             raise StoreError(f"the Qdrant Edge store at {self.path} is closed")
         return None if self._meta is None else int(self._meta["dim"])
+
+    def layout(self) -> str | None:
+        return None if self._meta is None else self._meta.get("layout", LEGACY)
+
+    def text_dim(self) -> int | None:
+        if self._meta is None or self._meta.get("text_dim") is None:
+            return None
+        return int(self._meta["text_dim"])
+
+    def text_encoder(self) -> str | None:
+        return None if self._meta is None else self._meta.get("text_encoder")
 
     def encoder(self) -> str | None:
         return None if self._meta is None else self._meta.get("encoder")
@@ -266,10 +336,26 @@ class EdgeStore(VectorStore):
                 shard.close()
 
     # --------------------------------------------------------------------- writes
-    def _upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+    def _upsert(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any]],
+        text: list[np.ndarray | None],
+        words: list[SparseVector | None],
+    ) -> None:
         sh = self._sh
+
+        def named(i: int) -> dict[str, Any]:
+            v: dict[str, Any] = {IMAGE: vectors[i]}
+            if text[i] is not None:
+                v[TEXT] = text[i]
+            if words[i] is not None:
+                v[WORDS] = EdgeSparseVector(list(words[i].indices), list(words[i].values))
+            return v
+
         for s in range(0, len(ids), self.upsert_batch):
-            points = [Point(ids[i], vectors[i], payloads[i]) for i in range(s, min(s + self.upsert_batch, len(ids)))]
+            points = [Point(ids[i], named(i), payloads[i]) for i in range(s, min(s + self.upsert_batch, len(ids)))]
             try:
                 sh.update(UpdateOperation.upsert_points(points))
             except Exception as exc:
@@ -293,10 +379,11 @@ class EdgeStore(VectorStore):
     ) -> list[list[Hit]]:
         edge_filter = to_edge_filter(flt)
         params = SearchParams(hnsw_ef=self.hnsw_ef, exact=exact)
+        using = self._image_using()
         requests = [
             QueryRequest(
                 limit=limit,
-                query=Query.Nearest(v),
+                query=Query.Nearest(v, using=using),
                 filter=edge_filter,
                 score_threshold=min_score,
                 params=params,
@@ -310,6 +397,31 @@ class EdgeStore(VectorStore):
         else:
             results = self._sh.query_batch(QueryBatchRequest(queries=requests))
         return to_hits(results, with_vectors)
+
+    def _hybrid(
+        self,
+        legs: list[Leg],
+        query: HybridQuery,
+        limit: int,
+        prefetch: int,
+        flt: SearchFilter | None,
+        min_score: float | None,
+        exact: bool,
+        with_vectors: bool,
+    ) -> list[Hit]:
+        request = hybrid_request(
+            legs,
+            query,
+            limit,
+            prefetch,
+            to_edge_filter(flt),
+            min_score,
+            self.hnsw_ef,
+            exact,
+            with_vectors,
+            using_image=self._image_using(),
+        )
+        return to_hits([self._sh.query(request)], with_vectors)[0]
 
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]:
         records = self._sh.retrieve(ids, with_payload=True, with_vector=with_vectors)
@@ -353,6 +465,9 @@ class EdgeStore(VectorStore):
             "count": self.count(),
             "encoder": self.encoder(),
             "distance": "cosine",
+            "layout": self.layout(),
+            "text_dim": self.text_dim(),
+            "text_encoder": self.text_encoder(),
         }
         if self._shard is not None:
             si = self._sh.info()
@@ -367,6 +482,61 @@ class EdgeStore(VectorStore):
 
     def _location(self) -> str:
         return str(self.path)
+
+
+def _edge_vector(leg: Leg) -> Any:
+    if isinstance(leg.vector, SparseVector):
+        return EdgeSparseVector(list(leg.vector.indices), list(leg.vector.values))
+    return leg.vector
+
+
+def hybrid_request(
+    legs: list[Leg],
+    query: HybridQuery,
+    limit: int,
+    prefetch: int,
+    edge_filter: Filter | None,
+    min_score: float | None,
+    hnsw_ef: int,
+    exact: bool,
+    with_vectors: bool,
+    *,
+    using_image: str | None = IMAGE,
+) -> QueryRequest:
+    """The Qdrant Edge request of a hybrid query: the filter on every prefetch (and the fused query)."""
+    params = SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+
+    def using(leg: Leg) -> str | None:
+        return using_image if leg.using == IMAGE else leg.using
+
+    common: dict[str, Any] = {
+        "limit": limit,
+        "filter": edge_filter,
+        "score_threshold": min_score,
+        "with_payload": True,
+        "with_vector": [IMAGE] if with_vectors and using_image else with_vectors,
+    }
+    if len(legs) == 1:
+        leg = legs[0]
+        return QueryRequest(query=Query.Nearest(_edge_vector(leg), using=using(leg)), params=params, **common)
+    prefetches = [
+        Prefetch(
+            limit=prefetch, query=Query.Nearest(_edge_vector(leg), using=using(leg)), filter=edge_filter, params=params
+        )
+        for leg in legs
+    ]
+    fused: Any
+    if query.fusion == "rrf":
+        fused = Fusion.Rrf(k=int(query.rrf_k), weights=[float(leg.weight) for leg in legs])
+    else:
+        terms = []
+        for i, leg in enumerate(legs):
+            score = Expression.Variable(f"$score[{i}]")
+            if leg.sparse:
+                score = Expression.Div(score, Expression.Sum([score, Expression.Constant(WORDS_SCALE)]), 0.0)
+            terms.append(Expression.Mult([Expression.Constant(float(leg.weight)), score]))
+        fused = Formula(Expression.Sum(terms), defaults={f"$score[{i}]": 0.0 for i in range(len(legs))})
+    return QueryRequest(query=fused, prefetches=prefetches, **common)
 
 
 def to_edge_filter(flt: SearchFilter | None) -> Filter | None:

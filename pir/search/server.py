@@ -2,7 +2,8 @@
 
 The client is injected, so tests and workers choose where it points. Several processes (Celery workers, the API)
 can share one server collection; writes use ``wait=True`` and deterministic ids, so a repeated task overwrites.
-The encoder name is kept in the collection's metadata.
+The encoder names are kept in the collection's metadata. A collection holds the named vectors ``image`` and
+``text`` (cosine) and the sparse ``words`` (IDF modifier); one unnamed vector is the legacy layout.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ from qdrant_client import models as qm
 from qdrant_client.local.qdrant_local import QdrantLocal
 
 from pir.search.store import (
+    DEFAULT_TEXT_DIM,
+    IMAGE,
+    LEGACY,
+    NAMED,
     PAYLOAD_INDEXES,
+    TEXT,
+    WORDS,
+    WORDS_SCALE,
     Hit,
+    HybridQuery,
+    Leg,
     SearchFilter,
     StoredPoint,
     StoreError,
@@ -27,6 +37,7 @@ from pir.search.store import (
     to_hits,
     to_stored_point,
 )
+from pir.search.words import WORDS_MODEL, SparseVector
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +94,10 @@ class ServerStore(VectorStore):
         self.owns_client = owns_client
         self.upsert_batch = upsert_batch
         self._dim: int | None = None
+        self._text_dim: int | None = None
+        self._layout: str | None = None
         self._encoder: str | None = None
+        self._text_encoder: str | None = None
         self._closed = False
         # qdrant-client's local mode (":memory:" / path) is always exact and warns about search params.
         self._local = isinstance(getattr(client, "_client", None), QdrantLocal)
@@ -97,13 +111,20 @@ class ServerStore(VectorStore):
             return False
         cfg = self.client.get_collection(self.collection).config
         vectors = cfg.params.vectors
+        self._layout, self._text_dim = LEGACY, None
         if isinstance(vectors, dict):
-            if "" not in vectors:
+            if IMAGE in vectors:
+                self._layout = NAMED
+                text = vectors.get(TEXT)
+                self._text_dim = None if text is None else int(text.size)
+                vectors = vectors[IMAGE]
+            elif "" in vectors:
+                vectors = vectors[""]
+            else:
                 raise StoreError(
                     f"collection '{self.collection}' at {self.location} uses named vectors {sorted(vectors)}; "
                     "it was not made by pir: use another collection"
                 )
-            vectors = vectors[""]
         if vectors is None:
             raise StoreError(f"collection '{self.collection}' at {self.location} has no dense vectors")
         if vectors.distance != qm.Distance.COSINE:
@@ -112,24 +133,40 @@ class ServerStore(VectorStore):
                 "cosine: use another collection"
             )
         self._dim = int(vectors.size)
-        self._encoder = (getattr(cfg, "metadata", None) or {}).get("encoder")
+        meta = getattr(cfg, "metadata", None) or {}
+        self._encoder = meta.get("encoder")
+        self._text_encoder = meta.get("text_encoder")
         return True
 
-    def ensure_collection(self, dim: int, *, encoder: str | None = None) -> None:
-        """Create the collection (cosine, payload indexes, distribution from settings) or validate it."""
-        if int(dim) <= 0:
-            raise StoreError(f"collection '{self.collection}': vector size must be positive, got {dim}")
+    def ensure_collection(
+        self, dim: int, *, encoder: str | None = None, text_dim: int = DEFAULT_TEXT_DIM, text_encoder: str | None = None
+    ) -> None:
+        """Create the collection (named vectors, payload indexes, distribution from settings) or validate it."""
+        if int(dim) <= 0 or int(text_dim) <= 0:
+            raise StoreError(f"collection '{self.collection}': vector sizes must be positive, got {dim}, {text_dim}")
         if not self._load_config():
             try:
                 self.client.create_collection(
                     self.collection,
-                    vectors_config=qm.VectorParams(size=int(dim), distance=qm.Distance.COSINE),
+                    vectors_config={
+                        IMAGE: qm.VectorParams(size=int(dim), distance=qm.Distance.COSINE),
+                        TEXT: qm.VectorParams(size=int(text_dim), distance=qm.Distance.COSINE),
+                    },
+                    sparse_vectors_config={WORDS: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
                     shard_number=self.shard_number,
                     replication_factor=self.replication_factor,
                     write_consistency_factor=self.write_consistency_factor,
                     on_disk_payload=self.on_disk_payload,
                     hnsw_config=qm.HnswConfigDiff(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct),
-                    metadata={"encoder": encoder, "dim": int(dim), "created_by": "pir"},
+                    metadata={
+                        "encoder": encoder,
+                        "dim": int(dim),
+                        "text_dim": int(text_dim),
+                        "text_encoder": text_encoder,
+                        "words": WORDS_MODEL,
+                        "layout": NAMED,
+                        "created_by": "pir",
+                    },
                 )
                 log.info("created collection '%s' (%d-d, cosine) at %s", self.collection, dim, self.location)
             except Exception:
@@ -137,6 +174,12 @@ class ServerStore(VectorStore):
                     raise
             self._load_config()
         assert self._dim is not None
+        self._require_named("ingest")
+        if self._text_dim is not None and self._text_dim != int(text_dim):
+            raise StoreError(
+                f"collection '{self.collection}' at {self.location} stores {self._text_dim}-d text vectors, but "
+                f"{text_dim}-d were requested (another text encoder?). Nothing was changed."
+            )
         if self._dim != dim:
             raise self._dim_mismatch(self._dim, dim)
         if encoder and self._encoder and self._encoder != encoder:
@@ -167,6 +210,21 @@ class ServerStore(VectorStore):
             self._load_config()
         return self._encoder
 
+    def layout(self) -> str | None:
+        if self._dim is None:
+            self._load_config()
+        return self._layout
+
+    def text_dim(self) -> int | None:
+        if self._dim is None:
+            self._load_config()
+        return self._text_dim
+
+    def text_encoder(self) -> str | None:
+        if self._dim is None:
+            self._load_config()
+        return self._text_encoder
+
     def close(self) -> None:
         if self._closed:
             return
@@ -175,14 +233,26 @@ class ServerStore(VectorStore):
             self.client.close()
 
     # --------------------------------------------------------------------- writes
-    def _upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+    def _upsert(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any]],
+        text: list[np.ndarray | None],
+        words: list[SparseVector | None],
+    ) -> None:
+        def named(i: int) -> dict[str, Any]:
+            v: dict[str, Any] = {IMAGE: vectors[i].tolist()}
+            if text[i] is not None:
+                v[TEXT] = text[i].tolist()
+            if words[i] is not None:
+                v[WORDS] = qm.SparseVector(indices=list(words[i].indices), values=list(words[i].values))
+            return v
+
         for s in range(0, len(ids), self.upsert_batch):
             e = min(s + self.upsert_batch, len(ids))
-            self.client.upsert(
-                self.collection,
-                points=qm.Batch(ids=ids[s:e], vectors=vectors[s:e].tolist(), payloads=payloads[s:e]),
-                wait=True,
-            )
+            points = [qm.PointStruct(id=ids[i], vector=named(i), payload=payloads[i]) for i in range(s, e)]
+            self.client.upsert(self.collection, points=points, wait=True)
 
     def _delete(self, ids: list[str]) -> None:
         self.client.delete(self.collection, points_selector=qm.PointIdsList(points=ids), wait=True)
@@ -204,11 +274,13 @@ class ServerStore(VectorStore):
     ) -> list[list[Hit]]:
         qfilter = to_qdrant_filter(flt)
         params = None if self._local else qm.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact)
+        using = self._image_using()
         if len(vectors) == 1:
             rows = [
                 self.client.query_points(
                     self.collection,
                     query=vectors[0].tolist(),
+                    using=using,
                     query_filter=qfilter,
                     search_params=params,
                     limit=limit,
@@ -221,6 +293,7 @@ class ServerStore(VectorStore):
             requests = [
                 qm.QueryRequest(
                     query=v.tolist(),
+                    using=using,
                     filter=qfilter,
                     params=params,
                     limit=limit,
@@ -232,6 +305,61 @@ class ServerStore(VectorStore):
             ]
             rows = [r.points for r in self.client.query_batch_points(self.collection, requests=requests)]
         return to_hits(rows, with_vectors)
+
+    def _hybrid(
+        self,
+        legs: list[Leg],
+        query: HybridQuery,
+        limit: int,
+        prefetch: int,
+        flt: SearchFilter | None,
+        min_score: float | None,
+        exact: bool,
+        with_vectors: bool,
+    ) -> list[Hit]:
+        qfilter = to_qdrant_filter(flt)
+        params = None if self._local else qm.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact)
+        using_image = self._image_using()
+
+        def using(leg: Leg) -> str | None:
+            return using_image if leg.using == IMAGE else leg.using
+
+        common: dict[str, Any] = {
+            "query_filter": qfilter,
+            "limit": limit,
+            "score_threshold": min_score,
+            "with_payload": True,
+            "with_vectors": [IMAGE] if with_vectors and using_image else with_vectors,
+        }
+        if len(legs) == 1:
+            leg = legs[0]
+            res = self.client.query_points(
+                self.collection, query=_qdrant_vector(leg), using=using(leg), search_params=params, **common
+            )
+            return to_hits([res.points], with_vectors)[0]
+        prefetches = [
+            qm.Prefetch(query=_qdrant_vector(leg), using=using(leg), filter=qfilter, params=params, limit=prefetch)
+            for leg in legs
+        ]
+        fused: Any
+        if query.fusion == "rrf":
+            fused = qm.RrfQuery(rrf=qm.Rrf(k=int(query.rrf_k), weights=[float(leg.weight) for leg in legs]))
+        else:
+            terms: list[Any] = []
+            for i, leg in enumerate(legs):
+                score: Any = f"$score[{i}]"
+                if leg.sparse:
+                    score = qm.DivExpression(
+                        div=qm.DivParams(
+                            left=score, right=qm.SumExpression(sum=[score, WORDS_SCALE]), by_zero_default=0.0
+                        )
+                    )
+                terms.append(qm.MultExpression(mult=[float(leg.weight), score]))
+            fused = qm.FormulaQuery(
+                formula=qm.SumExpression(sum=terms), defaults={f"$score[{i}]": 0.0 for i in range(len(legs))}
+            )
+        res = self.client.query_points(self.collection, prefetch=prefetches, query=fused, **common)
+        return to_hits([res.points], with_vectors)[0]
 
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]:
         records = self.client.retrieve(self.collection, ids, with_payload=True, with_vectors=with_vectors)
@@ -274,6 +402,9 @@ class ServerStore(VectorStore):
             "count": self.count(),
             "encoder": self.encoder(),
             "distance": "cosine",
+            "layout": self.layout(),
+            "text_dim": self.text_dim(),
+            "text_encoder": self.text_encoder(),
         }
         if out["dim"] is not None:
             ci = self.client.get_collection(self.collection)
@@ -289,6 +420,12 @@ class ServerStore(VectorStore):
 
     def _location(self) -> str:
         return self.location
+
+
+def _qdrant_vector(leg: Leg) -> Any:
+    if isinstance(leg.vector, SparseVector):
+        return qm.SparseVector(indices=list(leg.vector.indices), values=list(leg.vector.values))
+    return np.asarray(leg.vector, dtype=np.float32).tolist()
 
 
 def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:

@@ -1,4 +1,8 @@
-"""Query side: embed a query (one or several views, or words) and run filtered kNN against the store."""
+"""Query side: embed a query (one or several views, words, or both) and run one filtered Qdrant query.
+
+:func:`search_hybrid` is the one entry point (image only, words only, both fused inside Qdrant, "more like this");
+:func:`search_images`, :func:`search_text` and :func:`search_like` are thin over it or the plain kNN.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,12 @@ from PIL import Image
 
 from pir.config import Settings
 from pir.ingest.schema import point_id
+from pir.search.words import SparseVector, get_text_encoder, normalize
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
-    from pir.search.store import Hit, SearchFilter, VectorStore
+    from pir.encoder.text import TextEncoder
+    from pir.search.store import Hit, SearchFilter, StoredPoint, VectorStore
 
 
 @dataclass
@@ -209,19 +215,25 @@ def search_text(
     text: str,
     settings: Settings,
     *,
-    encoder: ImageEncoder,
+    encoder: ImageEncoder | None = None,
     store: VectorStore,
     k: int = 10,
     filter: SearchFilter | None = None,
     min_score: float | None = None,
     group_by_patent: bool = False,
+    text_encoder: TextEncoder | None = None,
 ) -> SearchResponse:
-    """Search drawings by words (needs an encoder trained into the text space; raises ZeroShotTextError otherwise)."""
-    check_encoder(store, encoder)
-    t0 = time.perf_counter()
-    q = encoder.encode_text([text])[0]
-    return _respond(
-        q, t0, {"text": text}, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent
+    """Search drawings by words: the figures' ``text`` and ``words`` vectors (works with any image encoder)."""
+    return search_hybrid(
+        store,
+        settings,
+        text=text,
+        encoder=encoder,
+        text_encoder=text_encoder,
+        k=k,
+        filter=filter,
+        min_score=min_score,
+        group_by_patent=group_by_patent,
     )
 
 
@@ -233,13 +245,185 @@ def search_like(
     filter: SearchFilter | None = None,
     min_score: float | None = None,
     group_by_patent: bool = False,
+    text_weight: float = 0.5,
+    fusion: str = "rrf",
 ) -> SearchResponse:
-    """ "More like this": query with a stored figure (``PATENT/FIGURE``) by its stored vector; it is not a result.
+    """ "More like this": query with a stored figure (``PATENT/FIGURE``): its stored image, text and words vectors.
+
+    The figure itself is not a result. ``text_weight=0`` is the image vector alone.
 
     Raises:
         ValueError: ``key`` is not ``PATENT/FIGURE``.
         KeyError: the figure is not in the store.
     """
+    return search_hybrid(
+        store,
+        None,
+        like=key,
+        k=k,
+        filter=filter,
+        min_score=min_score,
+        group_by_patent=group_by_patent,
+        text_weight=text_weight,
+        fusion=fusion,
+    )
+
+
+@dataclass
+class TextQuery:
+    """The two text-side query vectors of the user's words, and the aliases that were added."""
+
+    text: np.ndarray
+    words: SparseVector | None
+    aliases: list[str]
+    expanded: str
+
+
+def text_query(text: str, text_encoder: TextEncoder, *, expand: bool = True) -> TextQuery:
+    """Query vectors of words: the text encoder's embedding (``text``) and the alias-expanded BM25 query (``words``).
+
+    The dense vector embeds the words as typed (the sentence encoder knows synonyms); the sparse one also carries
+    the enrichment aliases ("lamp" -> "luminaire", "lighting fixture") so they match exactly.
+    """
+    from pir.search.words import query_words, words_query_vector
+
+    expanded, aliases = query_words(text) if expand else (text, [])
+    dense = normalize(text_encoder.encode([text])[0])
+    return TextQuery(dense, words_query_vector(expanded), aliases, expanded)
+
+
+def _check_text_encoder(store: VectorStore, text_encoder: TextEncoder) -> None:
+    stored = store.text_encoder()
+    if stored and stored != text_encoder.name:
+        raise EncoderMismatchError(
+            f"collection {store.collection!r} holds text vectors of {stored!r} but the query uses "
+            f"{text_encoder.name!r}; set the same text model as at ingest (settings text.model / PIR_TEXT__MODEL)"
+        )
+
+
+def _cross_modal(encoder: ImageEncoder | None, image: np.ndarray, store: VectorStore) -> np.ndarray | None:
+    """The image query in the text space, for a text-aligned encoder whose text model built the store's text vectors."""
+    if encoder is None or not encoder.text_aligned:
+        return None
+    try:
+        from pir.encoder.text import _resolve_spec  # lazy: start-up
+
+        name = _resolve_spec(str(encoder.config.text_model))[1]
+    except (ValueError, AttributeError):
+        return None
+    stored = store.text_encoder()
+    v = encoder.text_space(np.asarray(image, dtype=np.float32)[None, :])[0]
+    if (stored and stored != name) or v.shape[0] != store.text_dim():
+        return None
+    return v
+
+
+def search_hybrid(
+    store: VectorStore,
+    settings: Settings | None = None,
+    *,
+    images: Sequence[str | Path | Image.Image] = (),
+    image_vector: np.ndarray | None = None,
+    text: str | None = None,
+    like: str | None = None,
+    encoder: ImageEncoder | None = None,
+    text_encoder: TextEncoder | None = None,
+    text_weight: float = 0.5,
+    fusion: str = "rrf",
+    expand: bool = True,
+    k: int = 10,
+    filter: SearchFilter | None = None,
+    min_score: float | None = None,
+    group_by_patent: bool = False,
+    prefetch: int | None = None,
+) -> SearchResponse:
+    """Search by drawing(s), by words, or both, in ONE Qdrant query fused inside Qdrant.
+
+    - image only (``images`` or ``image_vector``): nearest ``image`` vectors (cosine), as :func:`search_images`;
+    - words only (``text``): prefetches on ``text`` (dense) and ``words`` (BM25, alias-expanded), fused;
+    - both: prefetches ``image`` and, with a text-aligned encoder, the image on ``text`` (cross-modal), plus the two
+      words prefetches, fused by ``fusion`` (``rrf`` or ``weighted``) with ``text_weight`` as the words' share;
+    - ``like="PATENT/FIGURE"``: that stored figure's ``image``, ``text`` and ``words`` vectors (itself excluded);
+      ``text`` then replaces its words.
+
+    ``filter`` applies in every prefetch. Only an image query needs ``encoder`` (it must be the collection's);
+    words need only the frozen text encoder (``text_encoder``, or ``settings.text.model`` loaded once per process).
+
+    Args:
+        store: The open store.
+        settings: Settings (text model, batch size); defaults to :func:`pir.config.get_settings`.
+        images: Query drawings (paths or PIL images), several views fused into one query.
+        image_vector: A ready image query vector (instead of ``images``).
+        text: Query words.
+        like: ``PATENT/FIGURE`` of a stored figure.
+        encoder: The image encoder (images, cross-modal prefetch).
+        text_encoder: A loaded text encoder (reuse it across many queries).
+        text_weight: Words' share in [0, 1] when both sides are given (0 = image only, 1 = words only).
+        fusion: ``rrf`` (weighted reciprocal rank fusion) or ``weighted`` (weighted sum of scores).
+        expand: Add the enrichment aliases to the words.
+        k, filter, min_score, group_by_patent: As in :meth:`pir.search.store.VectorStore.search`.
+        prefetch: Candidates per prefetch (default ``max(4 * k, 50)``).
+
+    Raises:
+        ValueError: No query, or a malformed ``like`` key.
+        KeyError: The ``like`` figure is not in the store.
+        EncoderMismatchError: The encoder (or text encoder) is not the collection's.
+        pir.search.store.LegacyLayoutError: Words asked of an old single-vector collection (``pir reindex``).
+    """
+    from pir.search.store import HybridQuery, SearchFilter
+
+    if settings is None and (images or (text and text_encoder is None)):
+        from pir.config import get_settings
+
+        settings = get_settings()
+    t0 = time.perf_counter()
+    query: dict[str, Any] = {"fusion": fusion, "text_weight": text_weight}
+    img: np.ndarray | None = None
+    hq = HybridQuery(fusion=fusion, text_weight=text_weight, prefetch=prefetch)
+    if like:
+        pt = _like_point(like, store)
+        query["like"] = like
+        img, hq.text, hq.words = pt.vector, pt.text, pt.words
+        flt = dataclasses.replace(filter) if filter is not None else SearchFilter()
+        flt.exclude_ids = [*(flt.exclude_ids or []), pt.id]  # the figure itself is not a result
+        filter = flt
+    elif images:
+        if encoder is None:
+            raise ValueError("an image query needs the image encoder (encoder=...)")
+        check_encoder(store, encoder)
+        assert settings is not None
+        img = fuse(encoder.encode_images(list(images), batch_size=settings.encoder.batch_size))
+        query["images"] = [str(i) if not isinstance(i, Image.Image) else "<image>" for i in images]
+    elif image_vector is not None:
+        if encoder is not None:
+            check_encoder(store, encoder)
+        img = fuse(np.asarray(image_vector, dtype=np.float32))
+        query["images"] = ["<vector>"]
+    if text and text.strip():
+        if text_encoder is None:
+            assert settings is not None
+            text_encoder = get_text_encoder(settings)
+        _check_text_encoder(store, text_encoder)
+        tq = text_query(text, text_encoder, expand=expand)
+        hq.text, hq.words = tq.text, tq.words
+        query.update(text=text, aliases=tq.aliases)
+    if img is None and hq.text is None and hq.words is None:
+        raise ValueError("no query: give query images, words (text), or a stored figure (like)")
+    hq.image = img
+    if img is not None and (hq.text is not None or hq.words is not None) and not like:
+        hq.image_text = _cross_modal(encoder, img, store)
+    query["mode"] = "+".join(
+        m for m, on in (("image", img is not None), ("text", hq.text is not None or hq.words is not None)) if on
+    )
+    t1 = time.perf_counter()
+    hits = store.hybrid_search(hq, k, filter=filter, min_score=min_score, group_by_patent=group_by_patent)
+    t2 = time.perf_counter()
+    results = [SearchResult.from_hit(i + 1, h) for i, h in enumerate(hits)]
+    return SearchResponse(results, (t1 - t0) * 1e3, (t2 - t1) * 1e3, query)
+
+
+def _like_point(key: str, store: VectorStore) -> StoredPoint:
+    """The stored figure ``PATENT/FIGURE`` with its vectors."""
     if "/" not in key:
         raise ValueError(f"{key!r}: expected PATENT_ID/FIGURE_ID, e.g. USD0907292/D00001")
     patent, figure = key.split("/", 1)
@@ -249,14 +433,52 @@ def search_like(
         patent = normalize_patent_id(patent)
     except ValueError:
         pass
-    t0 = time.perf_counter()
     pts = store.retrieve([point_id(patent, figure)], with_vectors=True)
     if not pts or pts[0].vector is None:
         raise KeyError(f"figure {key} is not in collection {store.collection!r}")
-    from pir.search.store import SearchFilter
+    return pts[0]
 
-    flt = dataclasses.replace(filter) if filter is not None else SearchFilter()
-    flt.exclude_ids = [*(flt.exclude_ids or []), pts[0].id]  # the figure itself is not a result
-    return _respond(
-        pts[0].vector, t0, {"like": key}, store, k=k, filter=flt, min_score=min_score, group_by_patent=group_by_patent
-    )
+
+def run_search(
+    settings: Settings,
+    *,
+    images: Sequence[str | Path] = (),
+    text: str | None = None,
+    like: str | None = None,
+    encoder: ImageEncoder | None = None,
+    text_weight: float = 0.5,
+    fusion: str = "rrf",
+    **kw: Any,
+) -> SearchResponse:
+    """One search as the CLI (and any front end) asks for it: opens the store, checks it before loading an encoder.
+
+    Images, words (``text``), both (fused inside Qdrant, see :func:`search_hybrid`), or ``like``. The image encoder
+    is loaded only for images. ``kw`` are the search options (``k``, ``filter``, ``min_score``, ``group_by_patent``).
+
+    Raises:
+        StoreError: the collection is empty or missing (before any encoder is loaded).
+    """
+    if not (images or text or like) or (like and images):
+        raise ValueError("give query images and/or --text, or --like (optionally with --text)")
+    from pir.search import open_store  # lazy: start-up (qdrant)
+    from pir.search.store import StoreError
+
+    with open_store(settings) as store:
+        if store.dim() is None:
+            raise StoreError(f"collection {store.collection!r} is empty: run `pir ingest PATH` first")
+        if images and encoder is None:
+            from pir.encoder.model import load_encoder  # lazy: start-up (torch)
+
+            enc = settings.encoder
+            encoder = load_encoder(enc.name, device=enc.device, image_size=settings.image_size)
+        return search_hybrid(
+            store,
+            settings,
+            images=list(images),
+            text=text,
+            like=like,
+            encoder=encoder,
+            text_weight=text_weight,
+            fusion=fusion,
+            **kw,
+        )

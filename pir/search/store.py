@@ -1,19 +1,30 @@
 """Vector store interface of pir: one API over Qdrant Edge (embedded) and a Qdrant server (qdrant-client).
 
-Points are patent figures: a uuid string id (:func:`pir.ingest.schema.point_id`), an L2-normalised float32 vector
-(cosine distance) and the flat payload of :meth:`pir.ingest.schema.PatentFigure.payload`. Pick the backend with
-:func:`open_store`; both give the same results for the same data (see ``tests/test_store.py``).
+Points are patent figures: a uuid string id (:func:`pir.ingest.schema.point_id`), three named vectors and the flat
+payload of :meth:`pir.ingest.schema.PatentFigure.payload`:
+
+- ``image``: the visual encoder's L2-normalised float32 embedding (cosine);
+- ``text``: the frozen text encoder over the figure's own words (cosine; see :mod:`pir.search.words`);
+- ``words``: a sparse BM25 vector over the same words (Qdrant applies the IDF at query time).
+
+``text`` and ``words`` are optional per point. Collections made before named vectors (one unnamed vector, the
+"legacy" layout) can still be searched by image; writing to them or querying their words raises
+:class:`LegacyLayoutError`, which says to run ``pir reindex`` (:func:`pir.search.migrate.reindex`).
+
+This module holds the backend-neutral base class; the backends (:mod:`pir.search.edge`, :mod:`pir.search.server`)
+import it, and :func:`pir.search.factory.open_store` picks one. Both give the same results for the same data (see
+``tests/test_store.py`` and ``tests/test_hybrid.py``).
 
 Example:
     >>> with open_store(settings) as store:
-    ...     store.ensure_collection(vectors.shape[1], encoder="tf_efficientnet_lite0")
-    ...     store.upsert(ids, vectors, payloads)
+    ...     store.ensure_collection(vectors.shape[1], encoder="tf_efficientnet_lite0", text_dim=384)
+    ...     store.upsert(ids, vectors, payloads, text=text_matrix, words=sparse_list)
     ...     hits = store.search(vectors[0], k=10, filter=SearchFilter(classes=["D14"]), group_by_patent=True)
+    ...     hits = store.hybrid_search(HybridQuery(image=vectors[0], words=words_query_vector("lamp")), k=10)
 """
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -23,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pir.search.words import SparseVector
+
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from pir.config import Settings
 
 #: Payload fields indexed at collection creation, with their index type.
 PAYLOAD_INDEXES: dict[str, str] = {
@@ -38,12 +49,31 @@ PAYLOAD_INDEXES: dict[str, str] = {
     "year": "integer",
 }
 
+#: Names of the three vectors of a figure.
+IMAGE = "image"
+TEXT = "text"
+WORDS = "words"
+#: Text-vector size when the caller does not say (all-MiniLM-L6-v2).
+DEFAULT_TEXT_DIM = 384
+#: Layout names: ``named`` (image/text/words) and ``legacy`` (one unnamed image vector, before hybrid search).
+NAMED, LEGACY = "named", "legacy"
+#: Fusion methods of :meth:`VectorStore.hybrid_search`.
+FUSIONS = ("rrf", "weighted")
+#: RRF rank constant: small enough that the weights (the text-weight slider) still move the ranking.
+RRF_K = 10
+#: BM25 scores are unbounded; in weighted fusion a words score s counts as s / (s + WORDS_SCALE), in [0, 1).
+WORDS_SCALE = 5.0
+
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _GROUP_OVERFETCH = 4
 
 
 class StoreError(RuntimeError):
     """A vector-store problem the user can act on (wrong dimension, store in use, missing collection, bad input)."""
+
+
+class LegacyLayoutError(StoreError):
+    """The collection has the single-vector layout of older pir versions; ``pir reindex`` upgrades it in place."""
 
 
 @dataclass
@@ -101,11 +131,76 @@ class Hit:
 
 @dataclass
 class StoredPoint:
-    """One stored point, as returned by :meth:`VectorStore.retrieve` and :meth:`VectorStore.scroll`."""
+    """One stored point, as returned by :meth:`VectorStore.retrieve` and :meth:`VectorStore.scroll`.
+
+    ``vector`` is the ``image`` vector; ``text`` and ``words`` are None when the point has none (or vectors were
+    not asked for).
+    """
 
     id: str
     payload: dict[str, Any] = field(default_factory=dict)
     vector: np.ndarray | None = None
+    text: np.ndarray | None = None
+    words: SparseVector | None = None
+
+
+@dataclass
+class HybridQuery:
+    """What to look for: any of an image vector, a dense text vector and a sparse words vector.
+
+    Attributes:
+        image: Query in the image space (``image`` vectors).
+        text: Query in the text space (``text`` vectors), e.g. the text encoder's embedding of the user's words.
+        words: Sparse BM25 query (``words`` vectors), see :func:`pir.search.words.words_query_vector`.
+        image_text: The image query in the text space (a text-aligned encoder): a cross-modal prefetch on ``text``.
+        fusion: ``rrf`` (weighted reciprocal rank fusion) or ``weighted`` (weighted sum of scores, a Qdrant formula).
+        text_weight: Share of the words side in [0, 1]: 0 = image only, 1 = words only. The image side (``image``,
+            ``image_text``) shares ``1 - text_weight`` equally, the words side (``text``, ``words``) ``text_weight``.
+        prefetch: Candidates per vector before fusion (default ``max(4 * limit, 50)``).
+        rrf_k: RRF rank constant.
+    """
+
+    image: np.ndarray | None = None
+    text: np.ndarray | None = None
+    words: SparseVector | None = None
+    image_text: np.ndarray | None = None
+    fusion: str = "rrf"
+    text_weight: float = 0.5
+    prefetch: int | None = None
+    rrf_k: int = RRF_K
+
+    def legs(self) -> list[Leg]:
+        """The prefetches (one per vector with a positive weight), image side first."""
+        w = float(self.text_weight)
+        if not 0.0 <= w <= 1.0:
+            raise StoreError(f"text weight must be in [0, 1], got {w}")
+        if self.fusion not in FUSIONS:
+            raise StoreError(f"unknown fusion {self.fusion!r}: use one of {', '.join(FUSIONS)}")
+        visual = [(IMAGE, self.image), (TEXT, self.image_text)]
+        verbal = [(TEXT, self.text), (WORDS, self.words)]
+        visual = [(n, v) for n, v in visual if v is not None]
+        verbal = [(n, v) for n, v in verbal if v is not None and (n != WORDS or len(v))]
+        if visual and verbal:
+            groups = [(visual, 1.0 - w), (verbal, w)]
+        else:
+            groups = [(visual or verbal, 1.0)]
+        legs = [Leg(n, v, share / len(g)) for g, share in groups for n, v in g if share > 0]
+        if not legs:
+            raise StoreError("empty query: give an image, words, or both")
+        return legs
+
+
+@dataclass
+class Leg:
+    """One prefetch of a hybrid query: which vector, the query vector, its weight in the fusion."""
+
+    using: str
+    vector: np.ndarray | SparseVector
+    weight: float
+
+    @property
+    def sparse(self) -> bool:
+        return isinstance(self.vector, SparseVector)
 
 
 class VectorStore(ABC):
@@ -125,12 +220,48 @@ class VectorStore(ABC):
 
     # ----------------------------------------------------------------- collection
     @abstractmethod
-    def ensure_collection(self, dim: int, *, encoder: str | None = None) -> None:
-        """Create the collection (cosine, payload indexes) or check that the existing one fits.
+    def ensure_collection(
+        self, dim: int, *, encoder: str | None = None, text_dim: int = DEFAULT_TEXT_DIM, text_encoder: str | None = None
+    ) -> None:
+        """Create the collection (``image``/``text``/``words`` vectors, payload indexes) or check the existing one.
+
+        Args:
+            dim: Size of the ``image`` vectors.
+            encoder: Image encoder id recorded with the collection (``name@version``).
+            text_dim: Size of the ``text`` vectors (the text encoder's dimension).
+            text_encoder: Text encoder name recorded with the collection.
 
         Raises:
+            LegacyLayoutError: The collection has the old single-vector layout (``pir reindex`` upgrades it).
             StoreError: The collection exists with another vector size (or another encoder); nothing is changed.
         """
+
+    @abstractmethod
+    def layout(self) -> str | None:
+        """``named`` (image/text/words), ``legacy`` (one unnamed vector) or None (no collection yet)."""
+
+    @abstractmethod
+    def text_dim(self) -> int | None:
+        """Size of the ``text`` vectors (None for a legacy layout or no collection)."""
+
+    def text_encoder(self) -> str | None:
+        """Text encoder name recorded at creation (None when unknown)."""
+        return None
+
+    def _image_using(self) -> str | None:
+        """Vector name of the image vectors in queries (None for the legacy unnamed vector)."""
+        return None if self.layout() == LEGACY else IMAGE
+
+    def _require_named(self, what: str) -> None:
+        if self.layout() == LEGACY:
+            raise self._legacy_error(what)
+
+    def _legacy_error(self, what: str) -> LegacyLayoutError:
+        return LegacyLayoutError(
+            f"{what}: collection '{self.collection}' at {self._location()} has the old single-vector layout (no text "
+            f"or words vectors); run `pir reindex --collection {self.collection}` to upgrade it (keeps every stored "
+            "vector and payload), or `pir ingest --force` into a new collection"
+        )
 
     @abstractmethod
     def dim(self) -> int | None:
@@ -141,10 +272,26 @@ class VectorStore(ABC):
         """Encoder name recorded at creation (None when unknown or no collection)."""
 
     # --------------------------------------------------------------------- writes
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict[str, Any]],
+        *,
+        text: Sequence[np.ndarray | None] | np.ndarray | None = None,
+        words: Sequence[SparseVector | None] | None = None,
+    ) -> None:
         """Insert or overwrite points (same id = same point), returning once the write is applied.
 
+        Args:
+            ids: Point ids (uuids).
+            vectors: ``image`` vectors, ``(n, dim)``.
+            payloads: One payload per point.
+            text: ``text`` vector per point (a row, or None for none), or None for no text vectors.
+            words: ``words`` sparse vector per point (or None), or None for no words vectors.
+
         Raises:
+            LegacyLayoutError: The collection has the old single-vector layout.
             StoreError: Lengths differ, a vector has the wrong size or non-finite values, an id is not a uuid,
                 or the collection does not exist.
         """
@@ -160,13 +307,52 @@ class VectorStore(ABC):
         if not ids_list:
             return
         self._require_dim(arr.shape[1], "upsert")
+        self._require_named("upsert")
         if not np.isfinite(arr).all():
             bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
             raise StoreError(f"upsert into '{self.collection}': vector of id {ids_list[bad]} has NaN/inf values")
-        self._upsert(ids_list, np.ascontiguousarray(arr), [dict(p) for p in payloads])
+        texts = self._check_text(ids_list, text)
+        words_list = [None] * len(ids_list) if words is None else list(words)
+        if len(words_list) != len(ids_list):
+            raise StoreError(
+                f"upsert into '{self.collection}': {len(ids_list)} ids but {len(words_list)} words vectors"
+            )
+        self._upsert(ids_list, np.ascontiguousarray(arr), [dict(p) for p in payloads], texts, words_list)
+
+    def _check_text(
+        self, ids: list[str], text: Sequence[np.ndarray | None] | np.ndarray | None
+    ) -> list[np.ndarray | None]:
+        if text is None:
+            return [None] * len(ids)
+        rows = list(text)
+        if len(rows) != len(ids):
+            raise StoreError(f"upsert into '{self.collection}': {len(ids)} ids but {len(rows)} text vectors")
+        tdim = self.text_dim()
+        out: list[np.ndarray | None] = []
+        for i, r in zip(ids, rows, strict=True):
+            if r is None:
+                out.append(None)
+                continue
+            v = np.asarray(r, dtype=np.float32).reshape(-1)
+            if v.shape[0] != tdim:
+                raise StoreError(
+                    f"upsert into '{self.collection}': text vector of id {i} is {v.shape[0]}-d, the collection's text "
+                    f"vectors are {tdim}-d (another text encoder?)"
+                )
+            if not np.isfinite(v).all():
+                raise StoreError(f"upsert into '{self.collection}': text vector of id {i} has NaN/inf values")
+            out.append(v if float(np.abs(v).sum()) > 0 else None)  # a zero vector has no direction: no text vector
+        return out
 
     @abstractmethod
-    def _upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None: ...
+    def _upsert(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any]],
+        text: list[np.ndarray | None],
+        words: list[SparseVector | None],
+    ) -> None: ...
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id (unknown ids are ignored)."""
@@ -250,6 +436,79 @@ class VectorStore(ABC):
             return self._query(arr, k, flt, min_score, use_exact, with_vectors)
         return [self._grouped(arr[i : i + 1], k, flt, min_score, use_exact, with_vectors) for i in range(len(arr))]
 
+    def hybrid_search(
+        self,
+        query: HybridQuery,
+        k: int = 10,
+        *,
+        filter: SearchFilter | None = None,
+        min_score: float | None = None,
+        group_by_patent: bool = False,
+        exact: bool = False,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """One Qdrant query over the ``image``, ``text`` and ``words`` vectors, fused inside Qdrant, best first.
+
+        One vector alone is a plain nearest-neighbour query (scores: cosine, or BM25). Several are prefetches (each
+        with the filter and ``query.prefetch`` candidates) fused by weighted RRF (``rrf``) or by a formula
+        ``sum(weight * score)`` where a words score s counts as ``s / (s + WORDS_SCALE)`` (``weighted``); a point a
+        prefetch did not return scores 0 there. ``min_score`` applies to the fused score.
+
+        Raises:
+            LegacyLayoutError: Words or text were asked of a collection with the old single-vector layout.
+            StoreError: No query vector, a vector of the wrong size, a text weight outside [0, 1], or no collection.
+        """
+        legs = query.legs()
+        dim = self.dim()
+        if dim is None:
+            raise StoreError(
+                f"hybrid search: collection '{self.collection}' does not exist yet at {self._location()}; "
+                "ingest creates it"
+            )
+        tdim = self.text_dim()
+        for leg in legs:
+            if leg.sparse:
+                self._require_named("words search")
+                continue
+            arr = np.asarray(leg.vector, dtype=np.float32).reshape(-1)
+            want = dim if leg.using == IMAGE else tdim
+            if leg.using != IMAGE:
+                self._require_named("text search")
+            if arr.shape[0] != want:
+                raise StoreError(
+                    f"hybrid search in '{self.collection}': the {leg.using} query is {arr.shape[0]}-d but the "
+                    f"collection's {leg.using} vectors are {want}-d"
+                )
+            if not np.isfinite(arr).all():
+                raise StoreError(f"hybrid search in '{self.collection}': the {leg.using} query has NaN/inf values")
+            leg.vector = np.ascontiguousarray(arr)
+        if k <= 0:
+            return []
+        flt = None if filter is None or filter.is_empty() else filter
+        use_exact = self._plan_exact(flt, exact)
+
+        def fetch(limit: int) -> list[Hit]:
+            prefetch = query.prefetch or max(4 * limit, 50)
+            return self._hybrid(legs, query, limit, max(prefetch, limit), flt, min_score, use_exact, with_vectors)
+
+        if not group_by_patent:
+            return fetch(k)
+        return self._grouped_by(fetch, k)
+
+    @abstractmethod
+    def _hybrid(
+        self,
+        legs: list[Leg],
+        query: HybridQuery,
+        limit: int,
+        prefetch: int,
+        flt: SearchFilter | None,
+        min_score: float | None,
+        exact: bool,
+        with_vectors: bool,
+    ) -> list[Hit]:
+        """Backend query: one leg = nearest neighbours on it; several = prefetches (each filtered) + fusion."""
+
     def _grouped(
         self,
         q: np.ndarray,
@@ -259,10 +518,14 @@ class VectorStore(ABC):
         exact: bool,
         with_vectors: bool,
     ) -> list[Hit]:
+        return self._grouped_by(lambda limit: self._query(q, limit, flt, min_score, exact, with_vectors)[0], k)
+
+    @staticmethod
+    def _grouped_by(fetch: Any, k: int) -> list[Hit]:
         """Best hit per patent: over-fetch, de-duplicate, and fetch more until ``k`` patents or no more points."""
         limit = k * _GROUP_OVERFETCH
         while True:
-            hits = self._query(q, limit, flt, min_score, exact, with_vectors)[0]
+            hits = fetch(limit)
             best: list[Hit] = []
             seen: set[str] = set()
             for h in hits:
@@ -394,72 +657,36 @@ def normalize_id(point_id: Any) -> str:
         raise StoreError(f"point id {point_id!r} is not a uuid (use pir.ingest.schema.point_id)") from exc
 
 
-def open_store(settings: Settings, *, collection: str | None = None) -> VectorStore:
-    """Open the vector store the settings describe.
-
-    ``settings.qdrant.url`` unset: an embedded Qdrant Edge store in ``settings.store_dir / <collection>`` (one process
-    at a time). ``":memory:"``: an in-process qdrant-client store (tests, demos; not persisted). Otherwise a Qdrant
-    server or cluster at that url.
-
-    Args:
-        settings: The settings tree.
-        collection: Collection name; defaults to ``settings.qdrant.collection``.
-    """
-    q = settings.qdrant
-    name = validate_collection_name(collection or q.collection)
-    if q.url is None:
-        from pir.search.edge import EdgeStore
-
-        return EdgeStore(
-            settings.store_dir / name,
-            name,
-            hnsw_ef=q.hnsw_ef,
-            exact_filter_threshold=q.exact_filter_threshold,
-            hnsw_m=q.hnsw_m,
-            hnsw_ef_construct=q.hnsw_ef_construct,
-        )
-    from qdrant_client import QdrantClient
-
-    from pir.search.server import ServerStore
-
-    if q.url == ":memory:":
-        client = QdrantClient(":memory:")
-    else:
-        client = QdrantClient(
-            url=q.url,
-            api_key=q.api_key.get_secret_value() if q.api_key else None,
-            prefer_grpc=q.prefer_grpc,
-            timeout=math.ceil(q.timeout),
-        )
-    return ServerStore(
-        client,
-        name,
-        hnsw_ef=q.hnsw_ef,
-        exact_filter_threshold=q.exact_filter_threshold,
-        hnsw_m=q.hnsw_m,
-        hnsw_ef_construct=q.hnsw_ef_construct,
-        shard_number=q.shard_number,
-        replication_factor=q.replication_factor,
-        write_consistency_factor=q.write_consistency_factor,
-        on_disk_payload=q.on_disk_payload,
-        location=q.url,
-        owns_client=True,
-    )
-
-
-def as_vector(vector: Any) -> np.ndarray | None:
-    """A point's vector as float32 (the default one of named vectors); None when absent."""
+def as_vector(vector: Any, name: str = IMAGE) -> np.ndarray | None:
+    """A point's dense vector ``name`` as float32 (the unnamed one for ``image`` in a legacy layout); None if absent."""
     if vector is None:
         return None
-    if isinstance(vector, dict):  # named vectors: the default one is ""
-        vector = vector.get("", next(iter(vector.values()), None))
+    if isinstance(vector, dict):
+        vector = vector.get(name, vector.get("") if name == IMAGE else None)
+    elif name != IMAGE:  # a legacy point has only the image vector
+        return None
     return None if vector is None else np.asarray(vector, dtype=np.float32)
+
+
+def as_sparse(vector: Any) -> SparseVector | None:
+    """A point's ``words`` vector (Edge or qdrant-client sparse vector) as a :class:`SparseVector`; None if absent."""
+    sv = vector.get(WORDS) if isinstance(vector, dict) else None
+    if sv is None or not len(sv.indices):
+        return None
+    return SparseVector(tuple(int(i) for i in sv.indices), tuple(float(v) for v in sv.values))
 
 
 def to_stored_point(r: Any, with_vectors: bool) -> StoredPoint:
     """A backend record (Edge or qdrant-client, same field names) as a :class:`StoredPoint`."""
-    vector = as_vector(r.vector) if with_vectors else None
-    return StoredPoint(id=str(r.id), payload=dict(r.payload or {}), vector=vector)
+    if not with_vectors:
+        return StoredPoint(id=str(r.id), payload=dict(r.payload or {}))
+    return StoredPoint(
+        id=str(r.id),
+        payload=dict(r.payload or {}),
+        vector=as_vector(r.vector),
+        text=as_vector(r.vector, TEXT),
+        words=as_sparse(r.vector),
+    )
 
 
 def to_hits(rows: Any, with_vectors: bool) -> list[list[Hit]]:
@@ -476,3 +703,12 @@ def to_hits(rows: Any, with_vectors: bool) -> list[list[Hit]]:
         ]
         for row in rows
     ]
+
+
+def __getattr__(name: str) -> Any:
+    """``pir.search.store.open_store`` still works for old imports; new code imports it from :mod:`pir.search`."""
+    if name == "open_store":
+        from pir.search.factory import open_store  # lazy: factory imports the backends, which import this module
+
+        return open_store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

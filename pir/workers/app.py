@@ -1,15 +1,19 @@
 """The Celery app, built from :class:`~pir.config.Settings` (never at import time).
 
-Reliability settings (see ../shared/qdrant-edge-and-celery.md §5 for what was measured):
+Brokers: Redis (``redis://``) and RabbitMQ (``amqp://``); job state and worker heartbeats always live in Redis (the
+broker, or ``worker.result_backend`` when the broker is RabbitMQ). Reliability settings (see
+../shared/qdrant-edge-and-celery.md §5 for what was measured):
 
 * JSON only (no pickle), ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only after its
-  task finished, so a worker killed mid-batch leaves it in Redis and another worker runs it again; tasks are
-  idempotent (deterministic point ids, skip-if-unchanged), so a second run overwrites instead of duplicating.
+  task finished, so a batch of a worker killed mid-batch is run again by another worker; tasks are idempotent
+  (deterministic point ids, skip-if-unchanged), so a second run overwrites instead of duplicating.
+* RabbitMQ redelivers a dead worker's unacknowledged batch as soon as its connection closes (at once for a killed
+  process; within ``2 * AMQP_HEARTBEAT_S`` for a lost host). Its ``consumer_timeout`` (30 min by default) must exceed
+  ``task_time_limit``.
+* Redis hands an unacknowledged batch out again after the ``visibility_timeout``, derived from the batch's hard time
+  limit (``task_time_limit`` + 10 %, at least 10 s: 660 s by default) unless set explicitly, and must exceed it; the sweep that
+  restores such messages runs every :func:`restore_period` seconds (10 s at the default).
 * ``worker_prefetch_multiplier=1``: a worker reserves one batch at a time.
-* Redis ``visibility_timeout`` (seconds before an unacknowledged message is handed out again) must exceed the
-  longest task; :func:`create_app` refuses a ``visibility_timeout`` not above ``task_time_limit``. The sweep that
-  restores such messages runs every :func:`restore_period` seconds (about 100 s at the default 7200 s, about 2 s in
-  tests that use a few seconds).
 * Hard and soft time limits (the hard limit is enforced by the prefork pool only), retries with exponential backoff
   and jitter for transient errors (declared in :mod:`pir.workers.tasks`), ``broker_connection_retry_on_startup``.
 """
@@ -17,19 +21,23 @@ Reliability settings (see ../shared/qdrant-edge-and-celery.md §5 for what was m
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import Celery, signals
 from kombu import Queue
 
 from pir.config import Settings, WorkerSettings
+from pir.errors import WorkerConfigError, redact_url
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
 
 log = logging.getLogger(__name__)
 
+__all__ = ["AMQP_HEARTBEAT_S", "WorkerConfigError", "create_app", "restore_period", "transport_options"]
 
-class WorkerConfigError(ValueError):
-    """Worker settings that cannot work (no broker, visibility timeout too short, Edge store shared by processes)."""
+#: Seconds between AMQP heartbeats: RabbitMQ drops a silent (lost) worker's connection after two missed beats.
+AMQP_HEARTBEAT_S = 30
+SUPPORTED_BROKERS = ("redis", "amqp")
 
 
 def restore_settings(visibility_timeout: int) -> tuple[int, int]:
@@ -50,35 +58,44 @@ def restore_period(visibility_timeout: int) -> int:
 
 
 def transport_options(w: WorkerSettings) -> dict[str, Any]:
-    """kombu Redis transport options for the broker."""
-    interval, throttle = restore_settings(w.visibility_timeout)
-    return {
-        "visibility_timeout": w.visibility_timeout,
-        "unacked_restore_interval": interval,
-        "unacked_restore_throttle": throttle,
-    }
+    """kombu transport options for the broker (Redis: visibility timeout and restore sweep; RabbitMQ: none)."""
+    if w.broker_kind != "redis":
+        return {}
+    vt = w.redelivery_timeout
+    interval, throttle = restore_settings(vt)
+    return {"visibility_timeout": vt, "unacked_restore_interval": interval, "unacked_restore_throttle": throttle}
 
 
 def check_worker_settings(w: WorkerSettings) -> None:
     """Refuse settings that would lose or duplicate work.
 
     Raises:
-        WorkerConfigError: No broker, or a visibility timeout that is not longer than the task time limit.
+        WorkerConfigError: No broker, an unsupported broker, no Redis for the job state, time limits out of order,
+            or a Redis visibility timeout that is not longer than the task time limit.
     """
     if not w.broker_url:
         raise WorkerConfigError(
-            "no Celery broker configured: set PIR_WORKER__BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
-            "without a broker use plain `pir ingest PATH` (in-process)"
+            "no Celery broker configured: set PIR_WORKER__BROKER_URL (redis://127.0.0.1:6379/0 or "
+            "amqp://guest:guest@127.0.0.1:5672//); without a broker use plain `pir ingest PATH` (in-process)"
         )
-    if w.visibility_timeout <= w.task_time_limit:
+    if w.broker_kind not in SUPPORTED_BROKERS:
+        raise WorkerConfigError(f"unsupported broker {redact_url(w.broker_url)}: use redis:// or amqp:// (RabbitMQ)")
+    state = [u for u in (w.broker_url, w.result_backend) if u and u.split("://", 1)[0] in ("redis", "rediss", "unix")]
+    if not state:
         raise WorkerConfigError(
-            f"worker.visibility_timeout ({w.visibility_timeout} s) must be longer than worker.task_time_limit "
-            f"({w.task_time_limit} s), or a long task is handed to a second worker while it still runs"
+            f"job state needs Redis: the broker {redact_url(w.broker_url)} is not Redis, so set "
+            "PIR_WORKER__RESULT_BACKEND to a redis:// URL"
         )
     if w.task_soft_time_limit >= w.task_time_limit:
         raise WorkerConfigError(
             f"worker.task_soft_time_limit ({w.task_soft_time_limit} s) must be below worker.task_time_limit "
             f"({w.task_time_limit} s)"
+        )
+    if w.broker_kind == "redis" and w.redelivery_timeout <= w.task_time_limit:
+        raise WorkerConfigError(
+            f"worker.visibility_timeout ({w.redelivery_timeout} s) must be longer than worker.task_time_limit "
+            f"({w.task_time_limit} s), or a long task is handed to a second worker while it still runs "
+            "(leave it unset to derive it from the time limit)"
         )
 
 
@@ -113,7 +130,8 @@ def create_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
         broker_transport_options=transport_options(w),
-        result_backend_transport_options={"visibility_timeout": w.visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": w.redelivery_timeout},
+        broker_heartbeat=AMQP_HEARTBEAT_S,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=ENRICH_QUEUE,
         task_queues=[Queue(ENRICH_QUEUE), Queue(EMBED_QUEUE)],
@@ -147,7 +165,24 @@ def _connect_signals(app: Celery) -> None:
     def on_shutdown(**_: Any) -> None:
         app.pir_resources.close()  # type: ignore[attr-defined]
 
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        from pir.workers.state import Heartbeat
+
+        queues = app.amqp.queues
+        names = sorted((queues.consume_from or queues).keys())
+        name = getattr(sender, "hostname", None) or f"pir-{os.getpid()}"
+        beat = Heartbeat(app.pir_settings, name, names)  # type: ignore[attr-defined]
+        beat.start()
+        app.pir_heartbeat = beat  # type: ignore[attr-defined]
+
+    def on_worker_shutdown(**_: Any) -> None:
+        beat = getattr(app, "pir_heartbeat", None)
+        if beat is not None:
+            beat.stop()
+
     uid = f"pir-{id(app)}"
     signals.worker_process_init.connect(on_process_init, weak=False, dispatch_uid=f"{uid}-init")
     signals.worker_process_shutdown.connect(on_shutdown, weak=False, dispatch_uid=f"{uid}-pshutdown")
     signals.worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid=f"{uid}-shutdown")
+    signals.worker_ready.connect(on_ready, weak=False, dispatch_uid=f"{uid}-ready")
+    signals.worker_shutdown.connect(on_worker_shutdown, weak=False, dispatch_uid=f"{uid}-beat")

@@ -75,7 +75,7 @@ class WorkerResources:
         """Redis client of the job state (one connection pool per process)."""
         with self._lock:
             if self._redis is None:
-                from pir.workers.jobs import state_client
+                from pir.workers.state import state_client
 
                 self._redis = state_client(self.settings)
             return self._redis

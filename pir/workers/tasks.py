@@ -123,7 +123,7 @@ class BatchTask(Task):
     leading_args = 0
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        from pir.workers.jobs import record_batch
+        from pir.workers.state import record_batch
 
         try:
             job_id, batch, figures = args[self.leading_args : self.leading_args + 3]
@@ -172,12 +172,14 @@ def register_tasks(app: Celery) -> None:
         self: Task, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
     ) -> dict[str, list[str]]:
         """Enrich one batch; returns ``{figure key: [descriptions]}`` (the chain hands it to the embed task)."""
+        from pir.diskspace import check_batch
         from pir.ingest.schema import PatentFigure
         from pir.pipeline import enrich_batch as run_enrich
-        from pir.workers.jobs import record_enriched
+        from pir.workers.state import record_enriched
 
         s = job_settings(settings, options)
         figs = [PatentFigure.model_validate(f) for f in figures]
+        check_batch(s, len(figs))  # the enrich cache: stop with one line, never a half-written cache
         summary = run_enrich(figs, s)
         descriptions = batch_descriptions(figs, s)
         record_enriched(app.pir_resources.redis(), job_id, batch, summary)  # type: ignore[attr-defined]
@@ -196,14 +198,17 @@ def register_tasks(app: Celery) -> None:
 
         ``descriptions`` (figure key -> descriptions) is the enrich task's result, ``None`` without enrichment.
         """
+        from pir.diskspace import check_batch, check_data_dir, check_optimize
         from pir.ingest.schema import PatentFigure
         from pir.pipeline import embed_and_upsert
-        from pir.workers.jobs import claim_once, read_status, record_batch
+        from pir.workers.state import claim_once, read_status, record_batch
 
         res = app.pir_resources  # type: ignore[attr-defined]
         s = job_settings(settings, options)
         enc = res.encoder(s.encoder.name)
         figs = [PatentFigure.model_validate(f) for f in figures]
+        check_data_dir(s)
+        check_batch(s, len(figs), enc.dim)
         with server_errors_as_transient():
             store = _open_store(res, s.qdrant.collection, enc)
             out = embed_and_upsert(
@@ -222,6 +227,7 @@ def register_tasks(app: Celery) -> None:
         status = read_status(client, job_id, max_failures=0)
         if status.finished and status.done and claim_once(client, job_id, "optimize"):
             with server_errors_as_transient():
+                check_optimize(s)
                 store.optimize()
             log.info(
                 "job %s finished: %d new, %d skipped, %d failed", job_id, status.done, status.skipped, status.failed

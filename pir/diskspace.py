@@ -1,0 +1,170 @@
+"""Free-space and write-permission checks before pir writes to its data directory (no heavy imports).
+
+The embedded Qdrant Edge store writes through memory-mapped files: on a full disk (tmpfs in particular) a write to
+such a page kills the process with SIGBUS, with no message and possibly half a batch in the segment. So every writer
+checks first and stops with one line (:class:`~pir.errors.DiskSpaceError` / :class:`~pir.errors.DataDirError`)
+before anything is written:
+
+* :func:`ensure_writable`: the data dir can be created and written (a read-only mount or missing permission);
+* :func:`ensure_space`: before each ingest batch (vectors, payloads, WAL and enrich cache rows, with a safety
+  factor) plus ``Settings.min_free_mb`` (the store's write-ahead log grows in 32 MB segments);
+* :func:`ensure_space_for_optimize`: before ``optimize()``, which rewrites the segments (the store's size again).
+
+A store stopped this way was never written past a batch boundary, so it opens again, unchanged, once space is freed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pir.errors import DataDirError, DiskSpaceError
+
+__all__ = [
+    "MB",
+    "batch_bytes",
+    "dir_bytes",
+    "ensure_space",
+    "ensure_space_for_optimize",
+    "ensure_writable",
+    "free_bytes",
+]
+
+MB = 1 << 20
+#: Bytes written per figure besides its vector(s): payload, descriptions, index and enrich-cache rows.
+PER_FIGURE_OVERHEAD = 16 * 1024
+#: Vector + payload are written twice (write-ahead log, then the segment); the margin absorbs the rest.
+WRITE_FACTOR = 3
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest existing parent (what ``disk_usage`` can measure before the folder is created)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return p
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free bytes (for this user) on the file system holding ``path`` (or its nearest existing parent)."""
+    return shutil.disk_usage(_existing(Path(path))).free
+
+
+def dir_bytes(path: str | Path) -> int:
+    """Bytes actually allocated under ``path`` (sparse files count what they use, not their length)."""
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, f))
+            except OSError:
+                continue
+            total += getattr(st, "st_blocks", 0) * 512 or st.st_size
+    return total
+
+
+def batch_bytes(n_figures: int, dim: int = 512, *, sparse_dim: int = 0) -> int:
+    """Estimated bytes one batch of ``n_figures`` writes (float32 ``dim`` vectors, an optional text vector...)."""
+    per = 4 * dim * 2 + 8 * sparse_dim + PER_FIGURE_OVERHEAD  # image (+ text) vector, sparse entries, the rest
+    return WRITE_FACTOR * n_figures * per
+
+
+def _mb(n: int) -> str:
+    return f"{n / MB:.1f} MB"
+
+
+def ensure_writable(data_dir: str | Path) -> Path:
+    """Create ``data_dir`` if needed and check that a file can be written in it; returns it.
+
+    Raises:
+        DataDirError: Read-only file system, permission denied, or a file in the way.
+    """
+    d = Path(data_dir)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".pir-write-check-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        why = {
+            errno.EROFS: "is on a read-only file system",
+            errno.EACCES: "is not writable (permission denied)",
+            errno.EPERM: "is not writable (operation not permitted)",
+            errno.ENOSPC: "is on a full disk",
+            errno.EEXIST: "is a file, not a folder",
+            errno.ENOTDIR: "has a file in its path",
+        }.get(e.errno or 0, f"cannot be written ({e.strerror or e})")
+        raise DataDirError(
+            f"data dir {d.resolve() if d.exists() else d} {why}: choose a writable one with --data-dir or PIR_DATA_DIR"
+        ) from None
+    return d
+
+
+def ensure_space(data_dir: str | Path, need: int, *, margin_mb: float = 64, what: str = "this batch") -> None:
+    """Stop before writing ``need`` bytes when the data dir's file system has less than ``need`` + margin free.
+
+    Raises:
+        DiskSpaceError: One line naming the data dir, the space needed and the space free. Nothing was written.
+    """
+    margin = int(margin_mb * MB)
+    free = free_bytes(data_dir)
+    if free < need + margin:
+        raise DiskSpaceError(
+            f"not enough free space in the data dir {Path(data_dir).resolve()}: {what} needs "
+            f"{_mb(need + margin)} ({_mb(need)} + {_mb(margin)} margin), {_mb(free)} free; nothing was written, "
+            "free some space (or lower PIR_MIN_FREE_MB) and run the same command again to resume"
+        )
+
+
+def ensure_space_for_optimize(data_dir: str | Path, store_dir: str | Path, *, margin_mb: float = 64) -> None:
+    """``optimize()`` rewrites the segments: require the store's current size plus the margin.
+
+    Raises:
+        DiskSpaceError: See :func:`ensure_space`.
+    """
+    need = dir_bytes(store_dir) if Path(store_dir).exists() else 0
+    ensure_space(data_dir, need, margin_mb=margin_mb, what="optimizing the store")
+
+
+# ------------------------------------------------------------------------------------- settings-aware entry points
+def check_data_dir(settings: object) -> None:
+    """Before opening anything for writing: the data dir is writable and holds the margin (``min_free_mb``).
+
+    Raises:
+        DataDirError: See :func:`ensure_writable`.
+        DiskSpaceError: See :func:`ensure_space`.
+    """
+    data_dir = settings.data_dir  # type: ignore[attr-defined]
+    ensure_writable(data_dir)
+    ensure_space(data_dir, 0, margin_mb=settings.min_free_mb, what="opening the store for writing")  # type: ignore[attr-defined]
+
+
+def check_batch(settings: object, n_figures: int, dim: int = 512) -> None:
+    """Before a batch (enrich cache rows, vectors, payloads): its estimated size plus the margin must be free.
+
+    Raises:
+        DiskSpaceError: See :func:`ensure_space`.
+    """
+    ensure_space(
+        settings.data_dir,  # type: ignore[attr-defined]
+        batch_bytes(n_figures, dim),
+        margin_mb=settings.min_free_mb,  # type: ignore[attr-defined]
+        what=f"a batch of {n_figures} figures",
+    )
+
+
+def check_optimize(settings: object) -> None:
+    """Before ``optimize()`` of the embedded store (a Qdrant server checks its own disk).
+
+    Raises:
+        DiskSpaceError: See :func:`ensure_space_for_optimize`.
+    """
+    if getattr(settings.qdrant, "url", None) is None:  # type: ignore[attr-defined]
+        ensure_space_for_optimize(
+            settings.data_dir,  # type: ignore[attr-defined]
+            settings.store_dir,  # type: ignore[attr-defined]
+            margin_mb=settings.min_free_mb,  # type: ignore[attr-defined]
+        )

@@ -1,0 +1,206 @@
+"""A figure's own words, and their two vectors: ``text`` (dense, frozen sentence encoder) and ``words`` (sparse BM25).
+
+What a figure "says" (:func:`figure_words`): its title, figure description, object name and enrichment descriptions,
+plus, only with ``include_class=True``, its class label and the titles of its class codes. Class-level evaluation
+must call it with ``include_class=False`` so that neither vector can leak the label.
+
+- ``text`` (:func:`text_vectors`): the mean of the L2-normalised sentence embeddings of those pieces (each piece
+  embedded on its own, duplicates once), re-normalised; no pieces means no ``text`` vector. A mean of unit vectors
+  keeps every piece's say equal, however long it is.
+- ``words`` (:func:`words_vector`): term-frequency weights of Qdrant's own BM25 tokenizer (English stemming and
+  stop words; ``qdrant_edge.Bm25``) over the joined pieces. The IDF half of BM25 is applied by Qdrant at query time
+  (sparse vector with the IDF modifier) on both backends, so Edge and the server score the same.
+
+Query side: :func:`query_words` expands the user's words with the enrichment aliases ("lamp" also searches
+"luminaire", "lighting fixture"), :func:`words_query_vector` turns them into a sparse query (weight 1 per term).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pir.config import Settings
+    from pir.encoder.text import TextEmbeddingCache, TextEncoder
+
+#: BM25 parameters of the ``words`` vector (recorded with the collection; changing them needs ``pir reindex``).
+BM25_K = 1.2
+BM25_B = 0.75
+BM25_AVG_LEN = 64.0
+#: Name of the words model, recorded in the collection metadata.
+WORDS_MODEL = f"bm25(k={BM25_K},b={BM25_B},avg_len={BM25_AVG_LEN:g},english)"
+
+_TOKEN_RE = re.compile(r"[a-z][a-z-]+")
+_STOP = frozenset(
+    "a an and or the of for with without in on at to from by as is are be this that its it design view figure "
+    "drawing patent ornamental shown showing".split()
+)
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector (Qdrant's ``indices`` / ``values``), backend-neutral."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def as_dict(self) -> dict[int, float]:
+        return dict(zip(self.indices, self.values, strict=True))
+
+
+@functools.cache
+def _bm25() -> Any:
+    from qdrant_edge import Bm25, Bm25Config  # one tokenizer for both backends (the server path imports it too)
+
+    return Bm25(Bm25Config(k=BM25_K, b=BM25_B, avg_len=BM25_AVG_LEN, language="english"))
+
+
+def figure_words(
+    payload: Mapping[str, Any], descriptions: Sequence[str] | None = None, *, include_class: bool = True
+) -> list[str]:
+    """The pieces of text a figure's ``text`` and ``words`` vectors are built from, de-duplicated, in order.
+
+    Args:
+        payload: A figure payload (:meth:`pir.ingest.schema.PatentFigure.payload` or a stored one).
+        descriptions: Enrichment descriptions; defaults to ``payload["descriptions"]``.
+        include_class: Also the class label and the titles of the class codes. Pass False for class-level
+            evaluation (no label leakage).
+    """
+    pieces: list[str] = [
+        str(payload.get(k) or "") for k in ("title", "description", "object_name") if payload.get(k) is not None
+    ]
+    descs = descriptions if descriptions is not None else payload.get("descriptions") or []
+    pieces.extend(str(d) for d in descs)
+    if include_class:
+        from pir.enrich.classes import title_for_class_name
+
+        label = payload.get("class_label")
+        if label:
+            pieces.append(str(label))
+        for code in [label, *(payload.get("classes") or [])]:
+            title = title_for_class_name(str(code)) if code else None
+            if title:
+                pieces.append(title)
+    out: list[str] = []
+    seen: set[str] = set()
+    for p in pieces:
+        p = " ".join(p.split())
+        if p and p.lower() not in seen:
+            seen.add(p.lower())
+            out.append(p)
+    return out
+
+
+def words_vector(pieces: Sequence[str]) -> SparseVector | None:
+    """BM25 document vector (term-frequency part) of a figure's words; None when nothing is left after tokenizing."""
+    text = " ".join(pieces).strip()
+    if not text:
+        return None
+    sv = _bm25().embed_document(text)
+    if not sv.indices:
+        return None
+    return SparseVector(tuple(int(i) for i in sv.indices), tuple(float(v) for v in sv.values))
+
+
+def words_query_vector(text: str) -> SparseVector | None:
+    """BM25 query vector (weight 1 per distinct term) of query words; None when no term is left."""
+    sv = _bm25().embed_query(text) if text.strip() else None
+    if sv is None or not sv.indices:
+        return None
+    return SparseVector(tuple(int(i) for i in sv.indices), tuple(float(v) for v in sv.values))
+
+
+def text_vectors(
+    pieces_per_figure: Sequence[Sequence[str]],
+    encoder: TextEncoder,
+    *,
+    cache: TextEmbeddingCache | None = None,
+    batch_size: int = 128,
+) -> list[np.ndarray | None]:
+    """The ``text`` vector of each figure: mean of its pieces' normalised embeddings, re-normalised (float32).
+
+    All pieces of all figures go through the encoder (or the cache) in one batched call.
+    """
+    flat = [p for pieces in pieces_per_figure for p in pieces]
+    if not flat:
+        return [None] * len(pieces_per_figure)
+    uniq = list(dict.fromkeys(flat))
+    if cache is not None:
+        emb = cache.encode(encoder, uniq, batch_size=batch_size)
+    else:
+        emb = encoder.encode(uniq, batch_size=batch_size)
+    row = {t: i for i, t in enumerate(uniq)}
+    out: list[np.ndarray | None] = []
+    for pieces in pieces_per_figure:
+        if not pieces:
+            out.append(None)
+            continue
+        out.append(normalize(emb[[row[p] for p in pieces]].mean(axis=0)))
+    return out
+
+
+def normalize(v: np.ndarray) -> np.ndarray:
+    """L2-normalised float32 copy (a zero vector stays zero)."""
+    v = np.asarray(v, dtype=np.float32)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def query_words(text: str, *, max_aliases: int = 3) -> tuple[str, list[str]]:
+    """The user's words expanded with the enrichment aliases: ``(expanded text, aliases added)``.
+
+    The whole query and each one- and two-word phrase of its content words are looked up; a phrase is expanded only
+    when it names an object (curated alias table, or its most frequent WordNet noun sense is an artifact), so
+    "lamp with a curved arm" adds "luminaire", "lighting fixture", ... but not "projection" for "arm".
+    """
+    from pir.enrich.aliases import CURATED_ALIASES, load_lexicon, normalize_name
+
+    lex = load_lexicon()
+    norm = normalize_name(text)
+    words = [w for w in _TOKEN_RE.findall(norm) if w not in _STOP]
+    phrases = [norm] + [" ".join(words[i : i + 2]) for i in range(len(words) - 1)] + words
+    added: list[str] = []
+    seen = {norm, *words}
+    for phrase in dict.fromkeys(phrases):
+        if not phrase:
+            continue
+        single = lex.singular(phrase)
+        if phrase != norm and not (phrase in CURATED_ALIASES or single in CURATED_ALIASES or _is_object(lex, single)):
+            continue
+        for alias in lex.aliases(phrase, max_aliases):
+            a = normalize_name(alias)
+            if a and a not in seen and not set(a.split()) <= set(words):  # nothing new: "curved arm"
+                seen.add(a)
+                added.append(alias)
+    return (" ".join([text.strip(), *added]).strip(), added)
+
+
+def _is_object(lex: Any, phrase: str) -> bool:
+    """True when the phrase's most frequent WordNet noun sense is a man-made object."""
+    if lex.wordnet is None:
+        return False
+    with lex._lock:  # nltk's reader shares file handles
+        senses = lex.wordnet.synsets(phrase.replace(" ", "_"), pos="n")
+    return bool(senses) and senses[0].lexname() == "noun.artifact"
+
+
+@functools.cache
+def _cached_text_encoder(spec: str, device: str) -> TextEncoder:
+    from pir.encoder.text import load_text_encoder  # lazy: start-up (torch, sentence-transformers)
+
+    return load_text_encoder(spec, device=device)
+
+
+def get_text_encoder(settings: Settings) -> TextEncoder:
+    """The frozen text encoder of the settings (``settings.text.model`` on ``settings.encoder.device``), loaded once
+    per process."""
+    return _cached_text_encoder(settings.text.model, settings.encoder.device)

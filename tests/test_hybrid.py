@@ -1,0 +1,289 @@
+"""Hybrid search: image + words fused inside Qdrant on both backends, words with a zero-shot encoder, aliases,
+filters in every prefetch, and ``pir reindex`` of an old single-vector collection with nothing lost."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pir.config import Settings, get_settings
+from pir.encoder.model import ImageEncoder, load_encoder
+from pir.encoder.text import TextEncoder, load_text_encoder
+from pir.pipeline import ingest
+from pir.search import HybridQuery, LegacyLayoutError, SearchFilter, VectorStore, open_store
+from pir.search.edge import EdgeStore, hybrid_request, to_edge_filter
+from pir.search.migrate import reindex
+from pir.search.service import search_hybrid, search_like, search_text
+from pir.search.store import IMAGE, LEGACY, NAMED, PAYLOAD_INDEXES
+from pir.search.words import figure_words, query_words, words_query_vector, words_vector
+from pir.synth import synthesize_corpus
+from tests.helpers import make_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def te() -> TextEncoder:
+    return load_text_encoder("minilm")
+
+
+@pytest.fixture(scope="module")
+def enc(tmp_path_factory: pytest.TempPathFactory) -> ImageEncoder:
+    return load_encoder(make_tiny_encoder(tmp_path_factory.mktemp("enc") / "tiny"))  # zero-shot: not text-aligned
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "corpus"
+    synthesize_corpus(out, patents=12, seed=5, image_size=64)
+    return out
+
+
+def _settings(root: Path, url: str | None) -> Settings:
+    return get_settings(data_dir=root, qdrant={"url": url}, worker={"broker_url": None})
+
+
+@pytest.fixture(scope="module")
+def stores(
+    tmp_path_factory: pytest.TempPathFactory, corpus: Path, enc: ImageEncoder, te: TextEncoder
+) -> Iterator[dict[str, Any]]:
+    """The same synthetic corpus ingested into Qdrant Edge and into qdrant-client ':memory:'."""
+    root = tmp_path_factory.mktemp("stores")
+    edge_settings = _settings(root / "edge", None)
+    mem_settings = _settings(root / "mem", ":memory:")
+    out: dict[str, Any] = {"settings": edge_settings}
+    for kind, s in (("edge", edge_settings), ("server", mem_settings)):
+        st = open_store(s)
+        summary = ingest(corpus, s, encoder=enc, store=st, text_encoder=te, show_progress=False)
+        assert summary.n_failed == 0 and summary.store_count == summary.discovered
+        out[kind] = st
+    yield out
+    out["edge"].close()
+    out["server"].close()
+
+
+def _points(store: VectorStore) -> dict[str, Any]:
+    return {p.id: p for p in store.scroll(with_vectors=True)}
+
+
+def test_ingest_writes_image_text_and_words(stores: dict[str, Any], te: TextEncoder) -> None:
+    for kind in ("edge", "server"):
+        st = stores[kind]
+        assert st.layout() == NAMED and st.text_dim() == te.dim and st.text_encoder() == te.name
+        pts = list(_points(st).values())
+        assert all(p.text is not None and p.words is not None for p in pts), kind
+        np.testing.assert_allclose([np.linalg.norm(p.text) for p in pts], 1.0, atol=1e-5)
+        p = pts[0]
+        text, _ = [v for v in (figure_words(p.payload),)][0], None
+        assert p.words == words_vector(text)  # the words vector is exactly the figure's own words
+
+
+def test_backends_are_congruent_for_hybrid_queries(stores: dict[str, Any], te: TextEncoder) -> None:
+    edge, server = stores["edge"], stores["server"]
+    pts = _points(edge)
+    probe = sorted(pts.values(), key=lambda p: p.id)[:3]
+    for p in probe:
+        for fusion in ("rrf", "weighted"):
+            for w in (0.3, 0.7):
+                for flt in (None, SearchFilter(classes=["lamp", "chair", "bottle"])):
+                    kw: dict[str, Any] = {
+                        "image_vector": p.vector,
+                        "text": "lamp with a curved arm",
+                        "text_encoder": te,
+                        "fusion": fusion,
+                        "text_weight": w,
+                        "k": 8,
+                        "filter": flt,
+                    }
+                    a = search_hybrid(edge, **kw)
+                    b = search_hybrid(server, **kw)
+                    assert a.query["mode"] == "image+text"
+                    assert [r.id for r in a.results] == [r.id for r in b.results], (fusion, w, flt)
+                    np.testing.assert_allclose(
+                        [r.score for r in a.results], [r.score for r in b.results], rtol=1e-4, atol=1e-5
+                    )
+
+
+def test_image_only_is_todays_knn(stores: dict[str, Any]) -> None:
+    for kind in ("edge", "server"):
+        st = stores[kind]
+        q = next(iter(_points(st).values())).vector
+        want = st.search(q, 5)
+        got = search_hybrid(st, image_vector=q, k=5)
+        assert got.query["mode"] == "image"
+        assert [r.id for r in got.results] == [h.id for h in want]
+        np.testing.assert_allclose([r.score for r in got.results], [h.score for h in want], atol=1e-5)
+
+
+def test_words_alone_find_the_object_with_a_zero_shot_encoder(stores: dict[str, Any], te: TextEncoder) -> None:
+    settings = stores["settings"]
+    for kind in ("edge", "server"):
+        for words in ("lamp with a curved arm", "luminaire"):
+            resp = search_text(words, settings, store=stores[kind], text_encoder=te, k=3)
+            assert resp.query["mode"] == "text"
+            assert [r.class_label for r in resp.results] == ["lamp"] * 3, (kind, words)
+
+
+def test_alias_expansion_reaches_the_query(te: TextEncoder) -> None:
+    expanded, aliases = query_words("lamp with a curved arm")
+    assert "luminaire" in aliases and "lighting fixture" in aliases
+    assert "projection" not in aliases  # "arm" is a body part first: not expanded
+    st = open_store(_settings(Path("/nonexistent"), ":memory:"), collection="aliases")
+    try:
+        st.ensure_collection(4, text_dim=te.dim)
+        ids = ["00000000-0000-0000-0000-00000000000%d" % i for i in range(3)]
+        docs = ["Luminaire with a round shade", "Beverage bottle", "Office chair"]
+        st.upsert(
+            ids,
+            np.eye(4, dtype=np.float32)[:3],
+            [{"title": d} for d in docs],
+            words=[words_vector([d]) for d in docs],
+        )
+        plain = st.hybrid_search(HybridQuery(words=words_query_vector("lamp")), 3)
+        assert plain == []  # "lamp" alone matches no stored word
+        hits = st.hybrid_search(HybridQuery(words=words_query_vector(expanded)), 3)
+        assert [h.payload["title"] for h in hits] == [docs[0]]
+        resp = search_hybrid(st, text="lamp", text_encoder=te, text_weight=1.0, k=3)
+        assert "luminaire" in resp.query["aliases"] and resp.results[0].title == docs[0]
+    finally:
+        st.close()
+
+
+def test_filters_apply_in_every_prefetch(stores: dict[str, Any], te: TextEncoder) -> None:
+    flt = SearchFilter(classes=["bottle"])
+    q = next(p for p in _points(stores["edge"]).values() if p.payload["class_label"] == "lamp").vector
+    # the request itself: the filter is on each prefetch
+    tq_words = words_query_vector("lamp")
+    legs = HybridQuery(image=q, text=np.ones(te.dim, np.float32), words=tq_words).legs()
+    req = hybrid_request(legs, HybridQuery(), 5, 3, to_edge_filter(flt), None, 64, False, False)
+    assert len(req.prefetches) == 3 and all(p.filter is not None for p in req.prefetches)
+    # and its effect: with 3 candidates per prefetch, lamp-like candidates would leave nothing after the filter
+    for kind in ("edge", "server"):
+        st = stores[kind]
+        n_bottle = st.count(flt)
+        for fusion in ("rrf", "weighted"):
+            resp = search_hybrid(
+                st, image_vector=q, text="lamp", text_encoder=te, fusion=fusion, k=5, filter=flt, prefetch=3
+            )
+            assert resp.results and all(r.class_label == "bottle" for r in resp.results), (kind, fusion)
+            assert len(resp.results) == min(3, n_bottle)
+
+
+def test_like_uses_the_figures_stored_vectors_and_words(stores: dict[str, Any]) -> None:
+    for kind in ("edge", "server"):
+        st = stores[kind]
+        p = next(p for p in _points(st).values() if p.payload["class_label"] == "lamp")
+        key = f"{p.payload['patent_id']}/{p.payload['figure_id']}"
+        resp = search_like(key, st, k=4)
+        assert resp.query["mode"] == "image+text" and p.id not in {r.id for r in resp.results}
+        assert resp.results[0].class_label == "lamp"
+
+
+def test_class_words_stay_out_when_asked() -> None:
+    payload = {"title": "Desk lamp", "class_label": "D26", "classes": ["D26", "D26-24"], "descriptions": ["A lamp."]}
+    with_class = figure_words(payload)
+    without = figure_words(payload, include_class=False)
+    assert any("D26" in w for w in with_class) and any("lighting" in w.lower() for w in with_class)
+    assert without == ["Desk lamp", "A lamp."]
+
+
+# ------------------------------------------------------------------------------------------------------- migration
+def _legacy_edge(path: Path, name: str, dim: int, points: list[Any]) -> None:
+    """An Edge collection exactly as pir wrote it before named vectors: one unnamed cosine vector."""
+    from qdrant_edge import (
+        Distance,
+        EdgeConfig,
+        EdgeShard,
+        EdgeVectorParams,
+        HnswIndexConfig,
+        PayloadSchemaType,
+        Point,
+        UpdateOperation,
+    )
+
+    path.mkdir(parents=True)
+    sh = EdgeShard.create(
+        str(path / "shard"),
+        EdgeConfig(vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine), hnsw_config=HnswIndexConfig(m=16)),
+    )
+    kinds = {"keyword": PayloadSchemaType.Keyword, "integer": PayloadSchemaType.Integer}
+    for field, kind in PAYLOAD_INDEXES.items():
+        sh.update(UpdateOperation.create_field_index(field, kinds[kind]))
+    sh.update(UpdateOperation.upsert_points([Point(p.id, p.vector, p.payload) for p in points]))
+    sh.flush()
+    sh.close()
+    meta = {"collection": name, "dim": dim, "distance": "Cosine", "encoder": "tiny-test@x"}
+    (path / "pir_collection.json").write_text(json.dumps(meta))
+
+
+def _legacy_server(store: Any, dim: int, points: list[Any]) -> None:
+    from qdrant_client import models as qm
+
+    store.client.create_collection(
+        store.collection,
+        vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
+        metadata={"encoder": "tiny-test@x", "dim": dim, "created_by": "pir"},
+    )
+    store.client.upsert(
+        store.collection,
+        points=qm.Batch(
+            ids=[p.id for p in points], vectors=[p.vector.tolist() for p in points], payloads=[p.payload for p in points]
+        ),
+        wait=True,
+    )
+
+
+def _assert_nothing_lost(before: dict[str, Any], st: VectorStore) -> None:
+    after = _points(st)
+    assert st.layout() == NAMED and set(after) == set(before) and st.count() == len(before)
+    for i, p in before.items():
+        np.testing.assert_array_equal(after[i].vector, p.vector)
+        assert after[i].payload == p.payload
+        assert after[i].text is not None and after[i].words is not None
+
+
+def _check_legacy_message(st: VectorStore, dim: int) -> None:
+    assert st.layout() == LEGACY
+    with pytest.raises(LegacyLayoutError, match="pir reindex") as err:
+        st.ensure_collection(dim)
+    assert "\n" not in str(err.value)
+    assert st.search(next(iter(_points(st).values())).vector, 3)  # image search still works meanwhile
+
+
+def test_reindex_edge_loses_nothing(stores: dict[str, Any], tmp_path: Path, te: TextEncoder) -> None:
+    src = _points(stores["server"])
+    pts = [type(p)(id=p.id, payload=p.payload, vector=p.vector) for p in src.values()]
+    s = _settings(tmp_path, None)
+    dim = len(pts[0].vector)
+    _legacy_edge(s.store_dir / s.qdrant.collection, s.qdrant.collection, dim, pts)
+    with open_store(s) as st:
+        _check_legacy_message(st, dim)
+        before = _points(st)
+    (s.store_dir / f".{s.qdrant.collection}.reindex").mkdir()  # debris of an interrupted run is redone
+    summary = reindex(s, text_encoder=te)
+    assert summary.points == len(pts) and summary.text_vectors == len(pts) and not summary.already
+    assert not (s.store_dir / f".{s.qdrant.collection}.reindex").exists()
+    with open_store(s) as st:
+        _assert_nothing_lost(before, st)
+        assert isinstance(st, EdgeStore) and st.encoder() == "tiny-test@x"
+        resp = search_text("lamp", s, store=st, text_encoder=te, k=1)
+        assert resp.results[0].class_label == "lamp"
+    assert reindex(s, text_encoder=te).already
+
+
+def test_reindex_server_loses_nothing(stores: dict[str, Any], tmp_path: Path, te: TextEncoder) -> None:
+    pts = [type(p)(id=p.id, payload=p.payload, vector=p.vector) for p in _points(stores["edge"]).values()]
+    s = _settings(tmp_path, ":memory:")
+    with open_store(s) as st:
+        dim = len(pts[0].vector)
+        _legacy_server(st, dim, pts)
+        _check_legacy_message(st, dim)
+        before = _points(st)
+        summary = reindex(s, store=st, text_encoder=te)
+        assert summary.points == len(pts) and summary.backend == "server"
+        assert not st.client.collection_exists(st.collection + "__reindex")
+        _assert_nothing_lost(before, st)
+        assert st.encoder() == "tiny-test@x" and st._image_using() == IMAGE
