@@ -10,7 +10,7 @@ DEMO ?= .pir-demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-slow lint venv wordnet clean
+.PHONY: demo serve test test-slow lint venv wordnet browser clean
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,15 @@ wordnet:
 	  else echo "note: WordNet not found (apt-get install wordnet-base); enrichment uses its built-in alias table"; fi; \
 	fi
 
+# Debian's chromium for the browser tests (Playwright drives it through executable_path; it never downloads one here).
+browser:
+	@if ! command -v chromium >/dev/null && [ -z "$$PIR_CHROMIUM" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1)) \
+	      || echo "note: could not install chromium; the browser tests will skip"; \
+	  else echo "note: chromium not found (apt-get install chromium); the browser tests will skip"; fi; \
+	fi
+
 demo: venv wordnet
 	rm -rf $(DEMO)
 	$(PIR) synth $(DEMO)/corpus --patents 60 --seed 0
@@ -41,10 +50,14 @@ demo: venv wordnet
 	$(PIR) synth $(DEMO)/query --patents 2 --seed 99 > /dev/null
 	PIR_DATA_DIR=$(DEMO)/store $(PIR) search $$(ls $(DEMO)/query/images/SYN0000001_FIG*.png | head -2) --k 10
 
-test: venv wordnet
+# the web page and JSON API over the demo store (after `make demo`): http://127.0.0.1:8000
+serve: venv
+	PIR_DATA_DIR=$(DEMO)/store $(PIR) serve --host 127.0.0.1 --port 8000
+
+test: venv wordnet browser
 	$(PY) -m pytest -q --durations=15
 
-test-slow: venv wordnet
+test-slow: venv wordnet browser
 	$(PY) -m pytest -q -m slow --durations=15
 
 lint: venv

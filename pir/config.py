@@ -11,7 +11,7 @@ reads the environment itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,7 +64,7 @@ class TextSettings(BaseModel):
 class EnrichSettings(BaseModel):
     """Figure enrichment (alias-rich descriptions)."""
 
-    backend: Literal["template", "openai", "llamacpp"] = "template"
+    backend: str = Field("template", description="enrichment backend: template, openai, llamacpp or any registered one")
     k: int = 10
     max_chars: int = 300
     # OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server, hosted APIs).
@@ -90,7 +90,7 @@ class WorkerSettings(BaseModel):
     broker_url: str | None = None
     result_backend: str | None = None
 
-    @field_validator("broker_url", "result_backend", mode="before")
+    @field_validator("broker_url", "result_backend", "visibility_timeout", mode="before")
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -136,8 +136,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".pir")
     #: Free space (MB) kept in reserve in the data dir on top of what a batch needs; writers stop with one line
-    #: below it (the embedded store's write-ahead log grows in 32 MB segments).
-    min_free_mb: float = 64.0
+    #: below it. The embedded store allocates in large steps: a 32 MB write-ahead-log segment, and a new appendable
+    #: segment of 32 MB chunks per named vector plus payload-index pages (about 100 MB measured on tmpfs).
+    min_free_mb: float = 256.0
     #: Seconds an in-process ingest waits for an embedded store held by another process before giving up.
     store_wait_s: float = 60.0
     image_size: int = 224

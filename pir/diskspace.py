@@ -7,7 +7,8 @@ before anything is written:
 
 * :func:`ensure_writable`: the data dir can be created and written (a read-only mount or missing permission);
 * :func:`ensure_space`: before each ingest batch (vectors, payloads, WAL and enrich cache rows, with a safety
-  factor) plus ``Settings.min_free_mb`` (the store's write-ahead log grows in 32 MB segments);
+  factor) plus ``Settings.min_free_mb`` (256 MB by default: the store allocates in steps of 32 MB WAL segments and
+  new segments of about 100 MB, measured on tmpfs);
 * :func:`ensure_space_for_optimize`: before ``optimize()``, which rewrites the segments (the store's size again).
 
 A store stopped this way was never written past a batch boundary, so it opens again, unchanged, once space is freed.
@@ -62,7 +63,8 @@ def dir_bytes(path: str | Path) -> int:
                 st = os.lstat(os.path.join(dirpath, f))
             except OSError:
                 continue
-            total += getattr(st, "st_blocks", 0) * 512 or st.st_size
+            blocks = getattr(st, "st_blocks", None)
+            total += st.st_size if blocks is None else blocks * 512
     return total
 
 
@@ -103,7 +105,7 @@ def ensure_writable(data_dir: str | Path) -> Path:
     return d
 
 
-def ensure_space(data_dir: str | Path, need: int, *, margin_mb: float = 64, what: str = "this batch") -> None:
+def ensure_space(data_dir: str | Path, need: int, *, margin_mb: float = 256, what: str = "this batch") -> None:
     """Stop before writing ``need`` bytes when the data dir's file system has less than ``need`` + margin free.
 
     Raises:
@@ -119,7 +121,7 @@ def ensure_space(data_dir: str | Path, need: int, *, margin_mb: float = 64, what
         )
 
 
-def ensure_space_for_optimize(data_dir: str | Path, store_dir: str | Path, *, margin_mb: float = 64) -> None:
+def ensure_space_for_optimize(data_dir: str | Path, store_dir: str | Path, *, margin_mb: float = 256) -> None:
     """``optimize()`` rewrites the segments: require the store's current size plus the margin.
 
     Raises:

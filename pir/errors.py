@@ -13,6 +13,7 @@ __all__ = [
     "DataDirError",
     "DiskSpaceError",
     "JobError",
+    "PirError",
     "PirUserError",
     "StoreBusyError",
     "WorkerConfigError",
@@ -22,6 +23,10 @@ __all__ = [
 
 class PirUserError(Exception):
     """Base of the errors the user can act on (shown as one line, never as a traceback)."""
+
+
+#: Alias (the lead's CLI notes call it ``PirError``).
+PirError = PirUserError
 
 
 class JobError(PirUserError, RuntimeError):
@@ -53,13 +58,13 @@ def redact_url(url: str | None) -> str:
         return url or ""
     try:
         parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if password:
+        if not parts.password:
+            return url
         host = parts.hostname or ""
         if ":" in host:  # IPv6 literal
             host = f"[{host}]"
         netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
         return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    except ValueError:  # a malformed port or netloc: hide everything before the host rather than risk a leak
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else url

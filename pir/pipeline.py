@@ -36,6 +36,7 @@ from pir.ingest.conflicts import stored_conflicts
 from pir.ingest.images import ImageLoadError
 from pir.ingest.readers import ReadIssue, read_figures
 from pir.ingest.schema import PatentFigure, file_sha256
+from pir.search.words import open_text_cache, text_and_words
 from pir.storewait import wait_for_store
 
 if TYPE_CHECKING:
@@ -106,24 +107,6 @@ def words_key(text_encoder: TextEncoder, include_class: bool) -> str:
     from pir.search.words import WORDS_MODEL
 
     return f"{text_encoder.name}|{WORDS_MODEL}|class={int(include_class)}"
-
-
-def text_and_words(
-    payloads: Sequence[Mapping[str, Any]],
-    text_encoder: TextEncoder,
-    *,
-    include_class: bool = True,
-    cache: TextEmbeddingCache | None = None,
-    batch_size: int = 128,
-) -> tuple[list[np.ndarray | None], list[Any]]:
-    """The ``text`` and ``words`` vectors of figures from their payloads (with ``descriptions``), batched.
-
-    ``include_class=False`` keeps the class label and class titles out of both (class-level evaluation).
-    """
-    from pir.search.words import figure_words, text_vectors, words_vector
-
-    pieces = [figure_words(p, include_class=include_class) for p in payloads]
-    return text_vectors(pieces, text_encoder, cache=cache, batch_size=batch_size), [words_vector(w) for w in pieces]
 
 
 def ensure_collection(store: VectorStore, encoder: ImageEncoder, text_encoder: TextEncoder) -> None:
@@ -302,7 +285,7 @@ def embed_and_upsert(
         matrix = np.stack([np.asarray(v, dtype=np.float32) for _, v in rows])
         t_text0 = time.perf_counter()
         own_cache = text_cache is None
-        cache = text_cache or _open_text_cache(settings)
+        cache = text_cache or open_text_cache(settings)
         try:
             text, words = text_and_words(
                 payloads, te, include_class=include_class, cache=cache, batch_size=settings.text.batch_size
@@ -322,17 +305,6 @@ def embed_and_upsert(
         total=time.perf_counter() - t0,
     )
     return res
-
-
-def _open_text_cache(settings: Settings) -> TextEmbeddingCache | None:
-    """The text-embedding cache of the settings; None (encode without it) when it cannot be opened."""
-    from pir.encoder.text import TextEmbeddingCache, text_cache_path
-
-    try:
-        return TextEmbeddingCache(text_cache_path(settings))
-    except (OSError, ValueError) as e:
-        log.warning("text-embedding cache unavailable (%s); encoding without it", e)
-        return None
 
 
 def reindex(settings: Settings, *, collection: str | None = None, show_progress: bool = True) -> ReindexSummary:
@@ -375,7 +347,7 @@ def ingest(
     enc = encoder or load_encoder(settings.encoder.name, device=settings.encoder.device, image_size=settings.image_size)
     te = text_encoder or get_text_encoder(settings)
     own_store = store is None
-    text_cache = _open_text_cache(settings)
+    text_cache = open_text_cache(settings)
     check_data_dir(settings)  # faults: read-only or full data dir -> one line, before anything is written
     st = store or wait_for_store(lambda: open_store(settings), timeout_s=settings.store_wait_s)  # faults: held store
     try:

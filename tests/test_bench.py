@@ -117,7 +117,16 @@ def test_deeppatent2_protocol_split_is_written_and_reused(
     out = tmp_path / "out"
     split_file = tmp_path / "split.json"
     args = ["--data-dir", str(settings.data_dir), "bench", "deeppatent2", "--data", str(data)]
-    args += ["--encoders", str(tiny_dirs[0]), "--split-file", str(split_file), "--out", str(out), "--no-plots"]
+    args += [
+        "--encoders",
+        str(tiny_dirs[0]),
+        "--split-file",
+        str(split_file),
+        "--out",
+        str(out),
+        "--no-plots",
+        "--no-enrich",
+    ]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "| tiny-a | image | overall |" in res.output
@@ -146,7 +155,7 @@ def test_deeppatent2_patent_relevance_splits_within_patents(
     shared_data: Path, tmp_path: Path, settings, tiny_dirs: tuple[Path, Path]
 ) -> None:
     data = _deeppatent2_folder(shared_data, tmp_path / "dp2")
-    run = bench_deeppatent2(settings, [data], relevance="patent", encoders=[str(tiny_dirs[0])], seed=1)
+    run = bench_deeppatent2(settings, [data], relevance="patent", encoders=[str(tiny_dirs[0])], seed=1, enrich=False)
     bench = run.sets["deeppatent2"]
     q_pat = {bench.items[i].patent_id for i in bench.queries}
     g_pat = {bench.items[i].patent_id for i in bench.gallery}
@@ -194,7 +203,7 @@ def test_deeppatent_lists_protocol_counts_resolved_entries(
         f.write("\n".join(db) + "\n")
     out = tmp_path / "out"
     args = ["--data-dir", str(settings.data_dir), "bench", "deeppatent", "--lists", str(lists)]
-    args += ["--images", str(images), "--encoders", str(tiny_dirs[0]), "--out", str(out), "--no-plots"]
+    args += ["--images", str(images), "--encoders", str(tiny_dirs[0]), "--out", str(out), "--no-plots", "--no-enrich"]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     results = json.loads((out / "results.json").read_text())
@@ -211,7 +220,13 @@ def test_bare_bench_writes_report_and_second_run_hits_the_cache(
     settings, tmp_path: Path, tiny_dirs: tuple[Path, Path]
 ) -> None:
     out = tmp_path / "report"
-    kw = dict(encoders=[str(d) for d in tiny_dirs], shared_root=tmp_path / "no-shared", synth_patents=20, out=out)
+    kw = dict(
+        encoders=[str(d) for d in tiny_dirs],
+        shared_root=tmp_path / "no-shared",
+        synth_patents=20,
+        out=out,
+        enrich=False,
+    )
     run = bench_folders(settings, **kw)
     assert set(run.results) == {"synthetic"}
     assert {"uspto-2021-sample", "uspto-design-2007-uspc"} <= set(run.skipped)
@@ -248,8 +263,8 @@ def test_store_metrics_agree_with_exact_embedding_metrics(
     assert bench.exclude_same_patent
     enc = load_encoder(tiny_dirs[1])
     with EmbeddingCache.for_settings(settings.cache_dir) as cache:
-        [full] = evaluate_method(bench, enc, settings, cache, method="t", store_kind=store_kind)  # type: ignore[arg-type]
-        [cut] = evaluate_method(bench, enc, settings, cache, method="t", k=3, store_kind=store_kind)  # type: ignore[arg-type]
+        [full] = evaluate_method(bench, enc, settings, cache, method="t", store_kind=store_kind, enrich=False)  # type: ignore[arg-type]
+        [cut] = evaluate_method(bench, enc, settings, cache, method="t", k=3, store_kind=store_kind, enrich=False)  # type: ignore[arg-type]
     assert full.full_ranking and full.report.n_queries == full.exact.n_queries > 0
     for part in ("overall", "head", "tail"):
         a, b = getattr(full.report, part), getattr(full.exact, part)
@@ -274,8 +289,9 @@ def test_embedding_cache_round_trip(tmp_path: Path) -> None:
 def test_speed_bench_tiny_writes_expected_keys(settings, tmp_path: Path, tiny_dirs: tuple[Path, Path]) -> None:
     out = tmp_path / "speed"
     r = bench_speed(
-        settings, n_images=6, sizes=[300], n_queries=5, n_query_images=3, encoder=str(tiny_dirs[0]), out=out
-    )
+        settings, n_images=6, sizes=[300], n_queries=5, n_query_images=3, encoder=str(tiny_dirs[0]), out=out,
+        cold=False,
+    )  # fmt: skip
     data = json.loads((out / "speed.json").read_text())
     assert data == json.loads(json.dumps(r))
     assert {
@@ -381,11 +397,8 @@ def _chance_map(bench, rng: np.random.Generator, trials: int = 400) -> tuple[flo
 
 @pytest.mark.slow
 def test_text_mode_on_random_titles_scores_at_chance(settings, synth_dir: Path, tmp_path: Path) -> None:
-    from pir.bench.evaluate import hybrid_search_fn
     from pir.bench.run import run_benchmark
 
-    if hybrid_search_fn() is None:
-        pytest.fail("pir.search.search_hybrid is missing: the text modes cannot be evaluated")
     enc = str(_tiny(tmp_path / "enc", 4))
     res = {}
     for titles in ("random", "class"):
@@ -412,11 +425,11 @@ def test_bench_refuses_to_query_training_patents(settings, synth_dir: Path, tmp_
     patents = sorted({it.patent_id for it in bench.items})
     enc = _split_dir(tmp_path, tiny_dirs[0], tmp_path / "elsewhere", train_patents=patents[:14], val_patents=[])
     args = ["--data-dir", str(settings.data_dir), "bench", "--data", str(synth_dir), "--encoders", str(enc)]
-    res = CliRunner().invoke(main, [*args, "--no-plots", "--store", "memory"])
+    res = CliRunner().invoke(main, [*args, "--no-plots", "--no-enrich", "--store", "memory"])
     assert res.exit_code != 0
     msg = res.output.strip().splitlines()[-1]
     assert "query patents were used to train or validate trained" in msg and "--allow-train-overlap" in msg, msg
-    res = CliRunner().invoke(main, [*args, "--no-plots", "--store", "memory", "--allow-train-overlap"])
+    res = CliRunner().invoke(main, [*args, "--no-plots", "--no-enrich", "--store", "memory", "--allow-train-overlap"])
     assert res.exit_code == 0, res.output
 
 
@@ -467,3 +480,13 @@ def test_bench_metrics_is_the_shared_module() -> None:
     import pir.metrics as m
 
     assert bm.evaluate_embeddings is m.evaluate_embeddings and bm.RetrievalReport is m.RetrievalReport
+
+
+@pytest.mark.slow
+def test_cold_cli_timings_run_real_processes(settings, tmp_path: Path, tiny_dirs: tuple[Path, Path]) -> None:
+    from pir.bench.speed import measure_cold_cli
+
+    enc = load_encoder(tiny_dirs[0])
+    c = measure_cold_cli(settings, enc, str(tiny_dirs[0]), tmp_path, n_ingest=12, store_size=50)
+    assert c["n_ingest"] == 12 and c["ingest_figures"] == 12  # the subprocess really ingested every figure
+    assert 0 < c["import_torch_s"] and 0 < c["help_s"] and c["search_s"] > 0 and c["ingest_figures_per_s"] > 0

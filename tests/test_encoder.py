@@ -95,3 +95,56 @@ def test_cuda_without_cuda_is_an_error_not_a_fallback(tiny_dir: Path) -> None:
         resolve_device("cuda")
     with pytest.raises(DeviceError):
         load_encoder(tiny_dir, device="cuda")
+
+
+class _FakeText:
+    """A stand-in TEXT encoder (not the thing under test): fixed 16-d vectors per text."""
+
+    dim = 16
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        rng = np.random.default_rng(abs(hash(tuple(texts))) % 2**32)
+        v = rng.standard_normal((len(texts), 16)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_fused_encoder_keeps_the_zero_shot_embedding_and_ranks_text_by_its_text_part(tmp_path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = VisualEncoder("test_efficientnet", projector="mlp", embed_dim=16, pretrained=False, image_weight=0.6)
+    model.freeze_trunk()
+    torch.manual_seed(0)
+    zero = VisualEncoder("test_efficientnet", projector="none", pretrained=False)
+    x = torch.randn(5, 3, 64, 64)
+    model.train()  # a frozen trunk stays in eval mode: BatchNorm statistics do not move
+    with torch.no_grad():
+        model.head[0].weight.add_(1.0)  # "training" the projector
+        out = model(x)
+        model(x)
+    assert not model.trunk.training and all(not p.requires_grad for p in model.trunk.parameters())
+    zero.eval()
+    with torch.no_grad():
+        zs = zero(x)
+    assert out.shape == (5, model.feat_dim + 16) and torch.allclose(out.norm(dim=1), torch.ones(5), atol=1e-5)
+    assert torch.allclose(out[:, : model.feat_dim] / 0.6, zs, atol=1e-5)  # the zero-shot part, exactly
+
+    cfg = EncoderConfig(
+        name="fused",
+        backbone="test_efficientnet",
+        pretrained="trained",
+        projector="mlp",
+        embed_dim=16,
+        preprocess=PreprocessConfig(image_size=64),
+        text_model="minilm",
+        image_weight=0.6,
+    )
+    enc = load_encoder(save_encoder_dir(tmp_path / "fused", cfg, model))
+    imgs = [_drawing(i, 64) for i in range(6)]
+    vecs = enc.encode_images(imgs)
+    text_part = enc.text_space(vecs)
+    assert vecs.shape == (6, enc.dim) and text_part.shape == (6, 16)
+    q = enc.encode_text(["a lamp"], text_encoder_factory=lambda *a, **k: _FakeText())
+    assert q.shape == (1, enc.dim)
+    # a text query ranks the fused image vectors exactly as the text-space part alone
+    assert list(np.argsort(-(vecs @ q[0]))) == list(np.argsort(-(text_part @ q[0, -16:])))

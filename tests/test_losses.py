@@ -431,3 +431,28 @@ def test_all_terms_absent_gives_a_loss_without_gradient() -> None:
     loss = PirLoss(("supcon",), class_counts=COUNTS)
     out = loss(torch.randn(4, 8, requires_grad=True), labels=torch.tensor([0, 1, 2, 3]))
     assert out["supcon_loss"] is None and out["loss"].item() == 0.0 and not out["loss"].requires_grad
+
+
+def test_loss_registry_is_the_one_list_and_takes_a_new_term() -> None:
+    from pir.encoder.losses import LOSSES, LossInputs, register_loss
+    from pir.encoder.train_config import BASELINES, LOSS_NAMES, TrainConfig
+
+    assert tuple(LOSSES) == LOSS_NAMES  # the torch-free names the CLI offers are the registry's
+    assert all(t in LOSSES for r in BASELINES.values() for t in (r.losses or ()))
+
+    class NormLoss(nn.Module):  # a new loss: one module ...
+        def term(self, x: LossInputs) -> dict[str, torch.Tensor]:
+            return {"norm_loss": (x.image_emb.norm(dim=1) - 1).pow(2).mean()}
+
+    register_loss("norm", lambda ctx, **opts: NormLoss())  # ... and one registration line
+    try:
+        loss = PirLoss(("contrastive", "norm"), weighting="fixed")
+        img, txt, _, _ = _batch()
+        out = loss(img, text_emb=txt)
+        assert out["loss"].item() == pytest.approx(out["contrastive_loss"].item() + out["norm_loss"].item())
+        with pytest.raises(ValueError, match="already registered"):
+            register_loss("norm", lambda ctx, **opts: NormLoss())
+        with pytest.raises(ValueError, match="unknown loss"):
+            TrainConfig(losses=("nope",))
+    finally:
+        del LOSSES["norm"]

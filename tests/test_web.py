@@ -59,7 +59,10 @@ def _start(app: object) -> tuple[str, object, threading.Thread]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Live]]:
-    """Two live servers over one synthetic store (20 patents, 96 px): an open one and one with an API key."""
+    """Two live servers over one synthetic store (14 patents, 96 px): an open one and one with an API key.
+
+    Two enrichment descriptions per figure keep the ingest's text embedding (MiniLM on CPU) to a few seconds.
+    """
     from pir.config import get_settings
     from pir.encoder.model import load_encoder
     from pir.pipeline import ingest
@@ -71,7 +74,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Live]
 
     root = tmp_path_factory.mktemp("web")
     corpus = root / "corpus"
-    synthesize_corpus(corpus, patents=20, seed=11, image_size=96)
+    synthesize_corpus(corpus, patents=14, seed=11, image_size=96)
     rows = [json.loads(x) for x in (corpus / "metadata.jsonl").read_text().splitlines() if x.strip()]
     # One patent's title carries markup (it must come back escaped); one figure is a 1-bit CCITT G4 TIFF.
     hostile = rows[0]["patent_id"]
@@ -89,12 +92,18 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Live]
 
     enc_dir = make_tiny_encoder(root / "enc")
     settings = get_settings(
-        data_dir=root / "pir", qdrant={"url": None}, worker={"broker_url": None}, encoder={"name": str(enc_dir)}
+        data_dir=root / "pir",
+        qdrant={"url": None},
+        worker={"broker_url": None},
+        encoder={"name": str(enc_dir)},
+        enrich={"k": 2},
     )
     encoder = load_encoder(enc_dir)
     ingest(corpus, settings, encoder=encoder, show_progress=False)
     store = LockedStore(open_store(settings))
-    open_cfg = ServeSettings(max_upload_bytes=200_000, max_pixels=1_000_000, max_concurrent=1, queue_timeout=10)
+    open_cfg = ServeSettings(
+        max_upload_bytes=200_000, max_pixels=1_000_000, max_concurrent=1, max_queued=4, queue_timeout=10
+    )
     key_cfg = ServeSettings(host="127.0.0.1", api_key=KEY)
     url_a, srv_a, th_a = _start(create_app(settings, open_cfg, encoder=encoder, store=store))
     url_b, srv_b, th_b = _start(create_app(settings, key_cfg, encoder=encoder, store=store))
@@ -326,7 +335,9 @@ def _bomb_png(w: int, h: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 # --------------------------------------------------------------------------------------------------- browser
@@ -449,3 +460,16 @@ def _all_images_loaded(page: object) -> None:
         "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", timeout=30_000
     )
     page.evaluate("window.scrollTo(0, 0)")  # type: ignore[attr-defined]
+
+
+def test_cli_serve_refuses_a_public_bind_without_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pir serve --host 0.0.0.0` without PIR_SERVE__API_KEY: one line, exit 1, before anything is loaded."""
+    from click.testing import CliRunner
+
+    import pir.cli.serve  # noqa: F401  (registers `serve` even before pir/cli/__init__ imports it)
+    from pir.cli.app import main
+
+    monkeypatch.delenv("PIR_SERVE__API_KEY", raising=False)
+    r = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "serve", "--host", "0.0.0.0", "--port", "1"])
+    assert r.exit_code == 1 and "PIR_SERVE__API_KEY" in r.output and "Traceback" not in r.output
+    assert "--host" in CliRunner().invoke(main, ["serve", "--help"]).output

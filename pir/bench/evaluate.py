@@ -28,12 +28,11 @@ holds at most :data:`FULL_RANKING_MAX` figures. For larger galleries it is searc
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
     from pir.config import Settings
     from pir.encoder.model import ImageEncoder
     from pir.ingest.schema import PatentFigure
-    from pir.search.store import Hit, SearchFilter, VectorStore
+    from pir.search.store import SearchFilter, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -133,36 +132,32 @@ def ingest_gallery(
     vectors: dict[str, np.ndarray],
     *,
     enrich: bool = True,
+    include_class: bool = True,
     optimize: bool = True,
 ) -> int:
-    """Store the gallery as ``pir ingest`` does: enrich each batch, then the pipeline's batch function (payloads,
-    image/text/words vectors); image vectors already in ``vectors`` (figure key -> vector) are handed over.
-    Returns the number of points stored."""
-    from pir.pipeline import batched, embed_and_upsert, encoder_id, enrich_batch
+    """Store the gallery as ``pir ingest`` does: the pipeline's collection set-up, enrichment of each batch and its
+    batch function (payloads; image, text and words vectors). Image vectors already in ``vectors`` (figure key ->
+    vector, from the bench cache) are handed over instead of embedding the image again. ``include_class=False``
+    keeps class labels and class titles out of the text and words vectors. Returns the number of points stored."""
+    from pir.pipeline import batched, embed_and_upsert, enrich_batch, ensure_collection
+    from pir.search.words import get_text_encoder
 
-    store.ensure_collection(encoder.dim, encoder=encoder_id(encoder))
-    handover = "vectors" in inspect.signature(embed_and_upsert).parameters
+    text_encoder = get_text_encoder(settings)
+    ensure_collection(store, encoder, text_encoder)
     n = 0
     for batch in batched(figures, settings.worker.batch_size):
         if enrich:
             enrich_batch(batch, settings)
-        kw: dict[str, Any] = {"vectors": {f.key: vectors[f.key] for f in batch if f.key in vectors}} if handover else {}
-        res = embed_and_upsert(batch, settings, encoder, store, with_descriptions=enrich, **kw)
+        res = embed_and_upsert(
+            batch, settings, encoder, store, with_descriptions=enrich, text_encoder=text_encoder,
+            include_class=include_class, vectors={f.key: vectors[f.key] for f in batch if f.key in vectors},
+        )  # fmt: skip
         for f in res.failed:
             log.warning("bench: gallery figure %s not stored: %s", f.key, f.reason)
         n += len(res.ingested)
     if optimize:
         store.optimize()
     return n
-
-
-def hybrid_search_fn() -> Callable[..., Any] | None:
-    """The product's hybrid search function (image + words fused inside Qdrant), when this version has one."""
-    try:
-        from pir.search import search_hybrid  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return search_hybrid  # type: ignore[no-any-return]
 
 
 def query_store(
@@ -173,18 +168,20 @@ def query_store(
     k: int,
     flt: SearchFilter | None,
     settings: Settings,
-) -> list[Hit]:
-    """One query in one mode: the only place the benchmark calls the search API."""
-    if mode == "image":
-        return store.search(vector, k, filter=flt)  # type: ignore[arg-type]
-    if not words:
+) -> list[Any]:
+    """One query in one mode through the product's :func:`pir.search.service.search_hybrid` (image-only = the kNN
+    on the ``image`` vector; words = ``text`` + ``words`` vectors; both = one query fused inside Qdrant). A query
+    without words returns nothing in ``text`` mode and is an image query in ``image+text`` mode."""
+    from pir.search.service import search_hybrid
+    from pir.search.words import get_text_encoder
+
+    text = words if mode != "image" else None
+    image = vector if mode != "text" else None
+    if image is None and not text:
         return []
-    fn = hybrid_search_fn()
-    if fn is None:
-        raise ValueError(f"mode {mode!r} needs pir.search.search_hybrid (not in this version)")
-    image = vector if mode == "image+text" else None
-    res = fn(store, image_vector=image, text=words, k=k, filter=flt, settings=settings)
-    return list(getattr(res, "results", res))
+    te = get_text_encoder(settings) if text else None
+    resp = search_hybrid(store, settings, image_vector=image, text=text, text_encoder=te, k=k, filter=flt)
+    return list(resp.results)
 
 
 def search_rankings(
@@ -340,11 +337,15 @@ def evaluate_method(
         raise ValueError(f"{bench.name}: no query or no gallery image could be embedded ({len(emb.failures)} failed)")
     q_vecs = emb.vectors[[row_of[i] for i in q_idx]]
     g_vecs = emb.vectors[[row_of[i] for i in g_idx]]
-    t_embed = time.perf_counter() - t0
+    base = {
+        "method": method, "encoder": encoder.name, "encoder_version": encoder.version, "dim": encoder.dim,
+        "n_embedded_new": emb.n_new, "n_embedded_cached": emb.n_cached, "n_failed_images": len(emb.failures),
+    }  # fmt: skip
+    seconds = {"embed": round(time.perf_counter() - t0, 3)}
     exact = exact_report(bench, q_idx, g_idx, q_vecs, g_vecs, ks) if "image" in modes else None
+    class_level = bench.relevance == "class"  # no label leakage: no class facts in the gallery's words
     figures = [bench.items[i].as_figure() for i in g_idx]
-    if bench.relevance == "class":
-        figures = [leak_free(f) for f in figures]
+    figures = [leak_free(f) for f in figures] if class_level else figures
     depth = min(k or (len(g_idx) if len(g_idx) <= FULL_RANKING_MAX else DEFAULT_DEPTH), len(g_idx))
     fetch = max(depth, min(CURVE_MAX_K, len(g_idx)))
     words = [query_words(bench.items[i].as_figure(), query_text, bench.relevance) for i in q_idx]
@@ -353,36 +354,17 @@ def evaluate_method(
     with gallery_store(settings, _collection_name(bench.name, cache_key(encoder)[:16]), store_kind) as store:
         t1 = time.perf_counter()
         vec_of = {f.key: g_vecs[p] for p, f in enumerate(figures)}
-        ingest_gallery(store, figures, settings, encoder, vec_of, enrich=enrich, optimize=optimize)
-        t_ingest = time.perf_counter() - t1
-        backend = f"{store.backend}{'-memory' if store_kind == 'memory' else ''}"
+        ingest_gallery(
+            store, figures, settings, encoder, vec_of, enrich=enrich, include_class=not class_level, optimize=optimize
+        )
+        seconds["ingest"] = round(time.perf_counter() - t1, 3)
+        base["store_backend"] = f"{store.backend}{'-memory' if store_kind == 'memory' else ''}"
         for mode in modes:
             t2 = time.perf_counter()
             rankings = search_rankings(store, bench, mode, q_idx, q_vecs, words, g_pos, fetch, settings)
-            t_search = time.perf_counter() - t2
             report, curve = score_rankings(bench, q_idx, g_idx, rankings, depth, ks, _head(bench, g_idx))
-            full = depth >= len(g_idx)
-            res = MethodResult(
-                method=method,
-                mode=mode,
-                query_text=None if mode == "image" else query_text,
-                encoder=encoder.name,
-                encoder_version=encoder.version,
-                dim=encoder.dim,
-                report=report if full or exact is None or mode != "image" else _with_exact_map(report, exact),
-                exact=exact if mode == "image" else None,
-                curve=curve,
-                depth=depth,
-                full_ranking=full,
-                agreement_max_abs_diff=_agreement(report, exact, full) if mode == "image" and exact else None,
-                store_backend=backend,
-                n_embedded_new=emb.n_new,
-                n_embedded_cached=emb.n_cached,
-                n_failed_images=len(emb.failures),
-                store_map_at_k=None if full else float(report.overall["map"]),
-                n_queries_without_words=0 if mode == "image" else sum(1 for w in words if not w),
-                seconds={"embed": round(t_embed, 3), "ingest": round(t_ingest, 3), "search": round(t_search, 3)},
-            )
+            res = _mode_result(base, mode, report, exact, curve, depth, len(g_idx), query_text, words)
+            res.seconds = {**seconds, "search": round(time.perf_counter() - t2, 3)}
             if keep_embeddings:
                 res.rankings = [[g_idx[p] for p in r[:CURVE_MAX_K]] for r in rankings]
                 res.query_items = q_idx
@@ -392,3 +374,32 @@ def evaluate_method(
             log.info("bench %s / %s [%s]: map %.3f", bench.name, method, mode, res.report.overall["map"])
             results.append(res)
     return results
+
+
+def _mode_result(
+    base: dict[str, Any],
+    mode: Mode,
+    report: RetrievalReport,
+    exact: RetrievalReport | None,
+    curve: dict[int, float],
+    depth: int,
+    n_gallery: int,
+    query_text: str,
+    words: Sequence[str | None],
+) -> MethodResult:
+    """The :class:`MethodResult` of one mode (``map`` from the exact ranking in a truncated image-mode search)."""
+    full = depth >= n_gallery
+    image = mode == "image" and exact is not None
+    return MethodResult(
+        **base,
+        mode=mode,
+        query_text=None if mode == "image" else query_text,
+        report=_with_exact_map(report, exact) if image and not full else report,  # type: ignore[arg-type]
+        exact=exact if image else None,
+        curve=curve,
+        depth=depth,
+        full_ranking=full,
+        agreement_max_abs_diff=_agreement(report, exact, full) if image else None,  # type: ignore[arg-type]
+        store_map_at_k=None if full else float(report.overall["map"]),
+        n_queries_without_words=0 if mode == "image" else sum(1 for w in words if not w),
+    )

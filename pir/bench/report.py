@@ -234,6 +234,12 @@ def plot_grid(bench: BenchSet, r: MethodResult, path: Path, *, seed: int = 0) ->
     return path
 
 
+def summary_text(run: BenchRun) -> str:
+    """What ``pir bench`` prints: the markdown table and where the report went."""
+    text = markdown_table(run)
+    return text + (f"report written to {run.out}\n" if run.out is not None else "")
+
+
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read a ``results.json`` back."""
     return json.loads(Path(path).read_text())

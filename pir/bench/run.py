@@ -155,7 +155,8 @@ def default_sets(
     shared_root: str | Path | None = None,
     synth_patents: int = 120,
 ) -> tuple[list[BenchSet], dict[str, str]]:
-    """The datasets of a bare ``pir bench``: the seeded synthetic corpus, plus the real data when present.
+    """The datasets of a bare ``pir bench``: the seeded synthetic corpus (``synth_patents`` patents; 0 = none), plus
+    the real data when present.
 
     Real data (each reported separately): the USPTO 2021 design sample (relevance = same patent, and = same Locarno
     main class) and ``uspto_design_2007_uspc`` (relevance = same USPC main class).
@@ -168,9 +169,10 @@ def default_sets(
     sets: list[BenchSet] = []
     skipped: dict[str, str] = {}
     synth_dir = Path(settings.data_dir) / "bench" / f"synthetic-p{synth_patents}-s{seed}"
-    if not (synth_dir / "metadata.jsonl").is_file():
-        synthesize_corpus(synth_dir, patents=synth_patents, seed=seed)
-    sets.append(folder_set(synth_dir, relevance="class", limit=limit, seed=seed, name="synthetic"))
+    if synth_patents > 0:  # 0 = real data only
+        if not (synth_dir / "metadata.jsonl").is_file():
+            synthesize_corpus(synth_dir, patents=synth_patents, seed=seed)
+        sets.append(folder_set(synth_dir, relevance="class", limit=limit, seed=seed, name="synthetic"))
     root = Path(shared_root) if shared_root is not None else shared_data_root()
     real: list[tuple[str, Path, dict[str, Any]]] = [
         ("uspto-2021-sample", root / "impact_uspto_design_raw" / "sample_data", {"relevance": "patent"}),

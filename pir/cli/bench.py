@@ -1,4 +1,5 @@
-"""``pir bench``: retrieval and speed benchmarks (JSON reports)."""
+"""``pir bench``: retrieval and speed benchmarks (JSON + markdown reports). Thin: each command calls one library
+function of :mod:`pir.bench`."""
 
 from __future__ import annotations
 
@@ -7,71 +8,73 @@ from typing import Any
 
 import click
 
-from pir.cli.app import main
+from pir.cli.app import main, options
 from pir.cli.app import settings as _settings
 
+MODES_HELP = "Query modes, comma-separated: image, text (the query's words), image+text (fused inside Qdrant)."
 
-def _bench_common(f: Any) -> Any:
-    """Options shared by ``pir bench`` and its protocol subcommands."""
-    opts = [
-        click.option(
-            "--encoders",
-            default=None,
-            help="Methods to compare: zero-shot,DIR1,DIR2 (names or encoder "
-            "directories; zero-shot = the default built-in backbone). Default: zero-shot.",
-        ),
-        click.option("--limit", type=int, default=None, help="Sample about N figures (whole patents, seeded)."),
-        click.option(
-            "--k",
-            "k",
-            type=int,
-            default=None,
-            help="Store search depth per query (default: the whole "
-            "gallery up to 2000 figures, else 100; mAP then comes from the exact ranking).",
-        ),
-        click.option("--seed", type=int, default=None, help="Seed of sampling and splits (default: settings seed)."),
-        click.option(
-            "--out",
-            type=click.Path(path_type=Path),
-            default=None,
-            help="Report folder (default: <data-dir>/bench/report).",
-        ),
-        click.option(
-            "--store",
-            "store_kind",
-            type=click.Choice(["edge", "memory"]),
-            default=None,
-            help="Store the gallery is searched in: Qdrant Edge on disk or qdrant-client :memory:.",
-        ),
-        click.option("--no-plots", is_flag=True, default=None, help="Skip the PNG plots."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+_COMMON = options(
+    click.option(
+        "--encoders",
+        default=None,
+        help="Methods to compare: zero-shot,DIR1,DIR2 (names or encoder directories; zero-shot = the default "
+        "built-in backbone). An encoder's split.json restricts its training data to its test patents.",
+    ),
+    click.option("--modes", default=None, help=MODES_HELP + " Default: image."),
+    click.option(
+        "--query-text",
+        type=click.Choice(["auto", "title", "caption", "title+caption"]),
+        default=None,
+        help="The query's words (default auto: title; title + figure caption for patent-level relevance).",
+    ),
+    click.option("--limit", type=int, default=None, help="Sample about N figures (whole patents, seeded)."),
+    click.option(
+        "--k",
+        "k",
+        type=int,
+        default=None,
+        help="Store search depth per query (default: the whole gallery up to 2000 figures, else 100).",
+    ),
+    click.option("--seed", type=int, default=None, help="Seed of sampling and splits (default: settings seed)."),
+    click.option(
+        "--out", type=click.Path(path_type=Path), default=None, help="Report folder (<data-dir>/bench/report)."
+    ),
+    click.option("--store", "store_kind", type=click.Choice(["edge", "memory"]), default=None, help="Gallery store."),
+    click.option("--no-enrich", is_flag=True, default=None, help="Store the gallery without enrichment descriptions."),
+    click.option("--no-plots", is_flag=True, default=None, help="Skip the PNG plots."),
+    click.option(
+        "--allow-train-overlap",
+        is_flag=True,
+        default=None,
+        help="Evaluate even when queries include patents an encoder was trained or validated on.",
+    ),
+)
 
 
-def _bench_opts(ctx: click.Context, **given: Any) -> dict[str, Any]:
+def _opts(ctx: click.Context, given: dict[str, Any]) -> dict[str, Any]:
     """Subcommand options, falling back to the ones given to the ``bench`` group, then to defaults."""
     s = _settings(ctx)
     group = ctx.obj.get("bench", {})
     pick = {k: (v if v is not None else group.get(k)) for k, v in given.items()}
     return {
         "encoders": pick.get("encoders") or "zero-shot",
+        "modes": pick.get("modes") or "image",
+        "query_text": pick.get("query_text") or "auto",
         "limit": pick.get("limit"),
         "k": pick.get("k"),
         "seed": s.seed if pick.get("seed") is None else pick["seed"],
         "out": pick.get("out") or s.data_dir / "bench" / "report",
         "store_kind": pick.get("store_kind") or "edge",
+        "enrich": not pick.get("no_enrich"),
         "plots": not pick.get("no_plots"),
+        "allow_train_overlap": bool(pick.get("allow_train_overlap")),
     }
 
 
-def _bench_done(run: Any) -> None:
-    from pir.bench.report import markdown_table
+def _done(run: Any) -> None:
+    from pir.bench.report import summary_text  # lazy: start-up
 
-    click.echo(markdown_table(run))
-    if run.out is not None:
-        click.echo(f"report written to {run.out}")
+    click.echo(summary_text(run))
 
 
 @main.group(invoke_without_command=True)
@@ -82,164 +85,109 @@ def _bench_done(run: Any) -> None:
     type=click.Path(exists=True, path_type=Path),
     help="Folder any reader understands (repeatable). Default: synthetic corpus + ../shared/data if present.",
 )
-@click.option(
-    "--relevance",
-    type=click.Choice(["class", "patent"]),
-    default=None,
-    help="With --data: same class or same patent (default: class when most figures carry a class).",
-)
+@click.option("--relevance", type=click.Choice(["class", "patent"]), default=None, help="With --data (default: auto).")
 @click.option("--class-column", default=None, help="With --data: sidecar column holding the class label.")
-@_bench_common
+@click.option(
+    "--label-from",
+    type=click.Choice(["class", "locarno", "uspc"]),
+    default="class",
+    show_default=True,
+    help="With --data and class relevance: the reader's class label, or the main Locarno / USPC class.",
+)
+@click.option(
+    "--synth-patents", type=int, default=120, show_default=True, help="Without --data: synthetic patents (0 = none)."
+)
+@_COMMON
 @click.pass_context
-def bench(
-    ctx: click.Context, data: tuple[Path, ...], relevance: str | None, class_column: str | None, **common: Any
-) -> None:
-    """Retrieval benchmarks (mAP, Recall@K, MRR@K; head/tail) through the vector store, with a report."""
+def bench(ctx: click.Context, data: tuple[Path, ...], relevance: str | None, class_column: str | None,
+          label_from: str, synth_patents: int, **common: Any) -> None:  # fmt: skip
+    """Retrieval benchmarks (mAP, Recall@K, MRR@K; head/tail) per method and query mode, through the real store."""
     ctx.obj["bench"] = common
     if ctx.invoked_subcommand is not None:
         return
-    from pir.bench.run import bench_folders
+    from pir.bench.run import bench_folders  # lazy: start-up
 
-    try:
-        run = bench_folders(
-            _settings(ctx),
-            list(data),
-            relevance=relevance,
-            class_column=class_column,  # type: ignore[arg-type]
-            **_bench_opts(ctx, **common),
-        )
-    except (ValueError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from e
-    _bench_done(run)
+    opts = dict(relevance=relevance, class_column=class_column, label_from=label_from, synth_patents=synth_patents)
+    _done(bench_folders(_settings(ctx), list(data), **opts, **_opts(ctx, common)))
 
 
 @bench.command("deeppatent2")
-@click.option(
-    "--data",
-    "data",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="DeepPatent2 year folder (repeatable).",
-)
-@click.option(
-    "--relevance",
-    type=click.Choice(["class", "patent"]),
-    default="class",
-    show_default=True,
-    help="class = same object name; patent = same patent.",
-)
-@click.option(
-    "--split-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Reuse this split.json (created there when missing) so runs are comparable.",
-)
-@_bench_common
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--relevance", type=click.Choice(["class", "patent"]), default="class", show_default=True)
+@click.option("--split-file", type=click.Path(path_type=Path), default=None, help="Reuse (or create) this split.json.")
+@_COMMON
 @click.pass_context
-def bench_deeppatent2_cmd(
-    ctx: click.Context, data: tuple[Path, ...], relevance: str, split_file: Path | None, **common: Any
-) -> None:
+def bench_deeppatent2_cmd(ctx: click.Context, data: tuple[Path, ...], relevance: str, split_file: Path | None,
+                          **common: Any) -> None:  # fmt: skip
     """The DeepPatent2 protocol: query/gallery split by patent (seeded, written to OUT/split.json)."""
-    from pir.bench.run import bench_deeppatent2
+    from pir.bench.run import bench_deeppatent2  # lazy: start-up
 
-    try:
-        run = bench_deeppatent2(
-            _settings(ctx),
-            list(data),
-            relevance=relevance,
-            split_file=split_file,  # type: ignore[arg-type]
-            **_bench_opts(ctx, **common),
-        )
-    except (ValueError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from e
-    _bench_done(run)
+    opts = _opts(ctx, common)
+    _done(bench_deeppatent2(_settings(ctx), list(data), relevance=relevance, split_file=split_file, **opts))  # type: ignore[arg-type]
 
 
 @bench.command("deeppatent")
-@click.option(
-    "--lists",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder with the DeepPatent split lists (test_query_patent.txt[.gz], test_db_patent.txt[.gz]).",
-)
-@click.option(
-    "--images",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Root the list paths are relative to.",
-)
+@click.option("--lists", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
-@_bench_common
+@_COMMON
 @click.pass_context
 def bench_deeppatent_cmd(ctx: click.Context, lists: Path, images: Path, split: str, **common: Any) -> None:
     """The original DeepPatent query/gallery lists (relevance = same patent); entries without an image are counted."""
-    from pir.bench.run import bench_deeppatent
+    from pir.bench.run import bench_deeppatent  # lazy: start-up
 
-    try:
-        run = bench_deeppatent(_settings(ctx), lists, images, split=split, **_bench_opts(ctx, **common))
-    except (ValueError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from e
-    _bench_done(run)
+    _done(bench_deeppatent(_settings(ctx), lists, images, split=split, **_opts(ctx, common)))
 
 
 @bench.command("speed")
 @click.option(
-    "--data",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="Image folder (default: a seeded synthetic corpus).",
+    "--data", type=click.Path(exists=True, path_type=Path), default=None, help="Image folder (default: synth)."
 )
 @click.option("--n-images", type=int, default=200, show_default=True, help="Images for ingest vs forward pass.")
 @click.option("--sizes", default="10000,100000", show_default=True, help="Store sizes for search latency/recall.")
 @click.option("--dim", type=int, default=None, help="Vector size for the store test (default: the encoder's).")
 @click.option("--queries", "n_queries", type=int, default=100, show_default=True, help="Queries per store size.")
-@click.option(
-    "--vectors",
-    type=click.Choice(["clustered", "random"]),
-    default="clustered",
-    show_default=True,
-    help="Store-test vectors: embedding-like clusters, or structureless random directions (worst case).",
-)
+@click.option("--vectors", type=click.Choice(["clustered", "random"]), default="clustered", show_default=True)
 @click.option("--encoder", default=None, help="Encoder name or directory (default: PIR_ENCODER__NAME).")
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=None, help="Report folder (default: <data-dir>/bench/report)."
-)
+@click.option("--cold/--no-cold", default=True, show_default=True, help="Also time cold CLI runs (subprocesses).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (<data-dir>/bench/report).")
 @click.pass_context
-def bench_speed_cmd(
-    ctx: click.Context,
-    data: Path | None,
-    n_images: int,
-    sizes: str,
-    dim: int | None,
-    n_queries: int,
-    vectors: str,
-    encoder: str | None,
-    out: Path | None,
-) -> None:
-    """Ingest images/s vs bare forward pass, query latency p50/p95, store latency and recall@10 vs exact, memory."""
-    from pir.bench.speed import bench_speed, speed_markdown
+def bench_speed_cmd(ctx: click.Context, **given: Any) -> None:
+    """Cold CLI start-up, ingest images/s vs bare forward pass, query latency, store latency and recall, memory."""
+    from pir.bench.speed import bench_speed, speed_markdown  # lazy: start-up
 
     s = _settings(ctx)
-    try:
-        size_list = [int(x) for x in sizes.split(",") if x.strip()]
-    except ValueError as e:
-        raise click.BadParameter(f"{sizes!r}: expected comma-separated integers", param_hint="--sizes") from e
-    out = out or ctx.obj.get("bench", {}).get("out") or s.data_dir / "bench" / "report"
-    try:
-        result = bench_speed(
-            s,
-            data=data,
-            n_images=n_images,
-            sizes=size_list,
-            dim=dim,
-            n_queries=n_queries,
-            encoder=encoder,
-            out=out,
-            seed=s.seed,
-            vectors=vectors,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from e
-    click.echo(speed_markdown(result))
-    click.echo(f"written to {out}/speed.json")
+    given["out"] = given["out"] or ctx.obj.get("bench", {}).get("out") or s.data_dir / "bench" / "report"
+    click.echo(speed_markdown(bench_speed(s, seed=s.seed, **given)))
+    click.echo(f"written to {given['out']}/speed.json")
+
+
+@bench.command("serve")
+@click.option("--clients", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--searches", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--query",
+    "queries",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Query drawing(s); default: 8 stored figures.",
+)
+@click.option(
+    "--cold-runs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Cold `pir search` processes timed before the server starts.",
+)
+@click.option("--max-concurrent", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--encoder", default=None)
+@click.option("--collection", default=None)
+@click.pass_context
+def bench_serve_cmd(ctx: click.Context, encoder: str | None, collection: str | None, **given: Any) -> None:
+    """Bounded load against a live `pir serve` on 127.0.0.1: p50/p95 latency, errors, peak RSS, cold CLI beside it."""
+    import json
+
+    from pir.bench.serve import bench_serve  # lazy: start-up
+
+    click.echo(json.dumps(bench_serve(_settings(ctx, encoder=encoder, collection=collection), **given), indent=2))

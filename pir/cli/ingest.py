@@ -28,6 +28,11 @@ from pir.ingest.formats import FORMAT_CHOICES
 @click.option("--collection", default=None, help="Collection name (PIR_QDRANT__COLLECTION).")
 @click.option("--column", "columns", multiple=True, help="Generic reader: map FIELD=COLUMN of the metadata sidecar.")
 @click.option("--class-column", default=None, help="Generic reader: sidecar column holding the class label.")
+@click.option(
+    "--follow-outside",
+    is_flag=True,
+    help="Also read files that resolve outside PATH (symlinks, ../ or absolute sidecar paths); refused by default.",
+)
 @click.option("--enrich/--no-enrich", default=True, show_default=True, help="Store the figure's descriptions too.")
 @click.option("--force", is_flag=True, help="Re-embed figures already stored with the same encoder and content.")
 @click.option("--queue", is_flag=True, help="Enqueue on the Celery workers (PIR_WORKER__BROKER_URL) instead.")
@@ -43,6 +48,7 @@ def ingest(
     collection: str | None,
     columns: tuple[str, ...],
     class_column: str | None,
+    follow_outside: bool,
     strict: bool,
     as_json: bool,
     **opts: Any,
@@ -52,6 +58,7 @@ def ingest(
 
     reader = {"columns": parse_pairs(columns, "--column")} if columns else {}
     reader.update({"class_column": class_column} if class_column else {})
+    reader.update({"follow_outside": True} if follow_outside else {})
     s = settings(ctx, encoder=encoder, collection=collection)
     fmt_arg = None if fmt == "auto" else fmt
     result = ingest_or_submit(path, s, fmt=fmt_arg, reader_options=reader, on_submitted=output.print_submitted, **opts)

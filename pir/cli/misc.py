@@ -26,9 +26,8 @@ def synth_cmd(out: Path, patents: int, seed: int, image_size: int) -> None:
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--backend",
-    type=click.Choice(["template", "openai", "llamacpp"]),
     default=None,
-    help="Description backend (PIR_ENRICH__BACKEND; default template).",
+    help="Description backend: template, openai, llamacpp or any registered one (PIR_ENRICH__BACKEND).",
 )
 @click.option("--k", type=click.IntRange(min=1), default=None, help="Descriptions per figure (PIR_ENRICH__K).")
 @click.option("--refresh", is_flag=True, help="Regenerate even when cached.")

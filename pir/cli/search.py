@@ -13,8 +13,22 @@ from pir.cli.app import main, settings
 
 @main.command()
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--text", default=None, help="Search by words (needs a trained, text-aligned encoder).")
-@click.option("--like", default=None, metavar="PATENT/FIGURE", help="Search with a stored figure's vector.")
+@click.option("--text", default=None, help="Search by words, alone or fused with IMAGES (any encoder).")
+@click.option(
+    "--text-weight",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of the words when IMAGES and --text are both given (0 = image only, 1 = words only).",
+)
+@click.option(
+    "--fusion",
+    default="rrf",
+    show_default=True,
+    type=click.Choice(["rrf", "weighted"]),
+    help="How Qdrant fuses image and words: reciprocal rank fusion or a weighted sum of scores.",
+)
+@click.option("--like", default=None, metavar="PATENT/FIGURE", help="Search with a stored figure's vectors and words.")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="Number of results.")
 @click.option(
     "--class",
@@ -51,7 +65,7 @@ def search(
     as_json: bool,
     **kw: Any,
 ) -> None:
-    """Find prior-art figures like IMAGES (several images = several views of one object), --text or --like."""
+    """Find prior-art figures like IMAGES (several = views of one object), by --text words, both fused, or --like."""
     from pir.search import service  # lazy: start-up
 
     flt = service.build_filter(
@@ -70,3 +84,15 @@ def info(ctx: click.Context, collection: str | None, as_json: bool) -> None:
     from pir.info import describe  # lazy: start-up
 
     output.print_mapping(describe(settings(ctx), collection=collection), as_json)
+
+
+@main.command()
+@click.option("--collection", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def reindex(ctx: click.Context, collection: str | None, as_json: bool) -> None:
+    """Upgrade a collection of the old single-vector layout to image + text + words vectors (nothing is lost)."""
+    from pir.pipeline import reindex as run_reindex  # lazy: start-up
+
+    summary = run_reindex(settings(ctx, collection=collection), collection=collection, show_progress=not as_json)
+    output.print_mapping(summary.to_dict(), as_json)

@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,6 @@ from pir.enrich.text import injected_tokens, select_distinct
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("template", "openai", "llamacpp")
 DATA_OPEN, DATA_CLOSE = "<patent_data>", "</patent_data>"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -291,41 +291,99 @@ class LlamaCppEnricher(Enricher):
         return Generation(select_distinct(merged, k=k, max_chars=self.max_chars, names=inputs.names()))
 
 
+@dataclass(frozen=True)
+class BackendSpec:
+    """A registered enrichment backend: how to build it, which model it names, which settings shape its output."""
+
+    name: str
+    build: Callable[[Settings], Enricher]
+    model: Callable[[Settings], str]
+    spec: Callable[[Settings], tuple[Any, ...]]
+    #: (temperature, seed) that make the output vary, for the cache key; (None, None) for deterministic backends.
+    sampling: Callable[[Settings], tuple[float | None, int | None]] = lambda s: (None, None)
+
+
+#: Backend name -> spec. Adding a backend is one module defining an :class:`Enricher` plus one
+#: :func:`register_backend` line.
+REGISTRY: dict[str, BackendSpec] = {}
+
+
+def register_backend(spec: BackendSpec) -> None:
+    """Register an enrichment backend under ``spec.name`` (``PIR_ENRICH__BACKEND`` / ``--backend``)."""
+    REGISTRY[spec.name] = spec
+
+
+def get_backend(settings: Settings, backend: str | None = None) -> BackendSpec:
+    """The spec of ``backend`` or ``settings.enrich.backend``.
+
+    Raises:
+        ValueError: No backend of that name is registered.
+    """
+    name = backend or settings.enrich.backend
+    if name not in REGISTRY:
+        raise ValueError(f"unknown enrichment backend {name!r}; choose one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def _openai_spec(settings: Settings) -> tuple[Any, ...]:
+    cfg = settings.enrich
+    key = cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else ""
+    secret = hashlib.sha256(key.encode()).hexdigest() if key else ""  # the API key only as its sha256
+    model = cfg.openai_model
+    return ("openai", model, cfg.openai_base_url, secret, cfg.timeout, cfg.max_retries, cfg.max_chars, cfg.temperature)
+
+
+def _llamacpp_model(settings: Settings) -> str:
+    path = settings.enrich.llamacpp_model_path
+    return Path(path).name if path else SMOLLM2_FILE
+
+
+def _llamacpp_spec(settings: Settings) -> tuple[Any, ...]:
+    cfg = settings.enrich
+    path = str(cfg.llamacpp_model_path or "")
+    model = _llamacpp_model(settings)
+    return ("llamacpp", model, path, cfg.llamacpp_threads, cfg.max_chars, cfg.temperature, settings.seed)
+
+
+register_backend(
+    BackendSpec(
+        "template",
+        lambda s: TemplateEnricher(s.enrich.max_chars),
+        lambda s: TemplateEnricher.model,
+        lambda s: ("template", TemplateEnricher.model, s.enrich.max_chars),
+    )
+)
+register_backend(
+    BackendSpec(
+        "openai", OpenAIEnricher, lambda s: s.enrich.openai_model, _openai_spec, lambda s: (s.enrich.temperature, None)
+    )
+)
+register_backend(
+    BackendSpec("llamacpp", LlamaCppEnricher, _llamacpp_model, _llamacpp_spec, lambda s: (s.enrich.temperature, s.seed))
+)
+BACKENDS = tuple(REGISTRY)
+
+
 def backend_identity(settings: Settings, backend: str | None = None) -> tuple[str, str]:
     """(backend, model) of a backend choice, as they enter the cache key, without building the backend."""
+    spec = get_backend(settings, backend)
+    return spec.name, spec.model(settings)
+
+
+def sampling(settings: Settings, backend: str | None = None) -> tuple[float | None, int | None]:
+    """(temperature, seed) of a backend as they enter the enrichment cache key; (None, None) if unregistered."""
     name = backend or settings.enrich.backend
-    if name == "template":
-        return "template", TemplateEnricher.model
-    if name == "openai":
-        return "openai", settings.enrich.openai_model
-    if name == "llamacpp":
-        path = settings.enrich.llamacpp_model_path
-        return "llamacpp", Path(path).name if path else SMOLLM2_FILE
-    raise ValueError(f"unknown enrichment backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return REGISTRY[name].sampling(settings) if name in REGISTRY else (None, None)
 
 
 def make_enricher(settings: Settings, backend: str | None = None) -> Enricher:
-    """The backend named by ``backend`` or ``settings.enrich.backend`` (``template``, ``openai``, ``llamacpp``)."""
-    name, _ = backend_identity(settings, backend)
-    if name == "openai":
-        return OpenAIEnricher(settings)
-    if name == "llamacpp":
-        return LlamaCppEnricher(settings)
-    return TemplateEnricher(settings.enrich.max_chars)
+    """The backend named by ``backend`` or ``settings.enrich.backend`` (``template``, ``openai``, ``llamacpp``, ...)."""
+    return get_backend(settings, backend).build(settings)
 
 
 def enricher_spec(settings: Settings, backend: str | None = None) -> tuple[Any, ...]:
     """The settings values that shape a backend, as a hashable tuple (the API key only as its sha256)."""
-    name, model = backend_identity(settings, backend)
-    cfg = settings.enrich
-    if name == "openai":
-        key = cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else ""
-        secret = hashlib.sha256(key.encode()).hexdigest() if key else ""
-        return (name, model, cfg.openai_base_url, secret, cfg.timeout, cfg.max_retries, cfg.max_chars, cfg.temperature)
-    if name == "llamacpp":
-        path = str(cfg.llamacpp_model_path or "")
-        return (name, model, path, cfg.llamacpp_threads, cfg.max_chars, cfg.temperature, settings.seed)
-    return (name, model, cfg.max_chars)
+    return get_backend(settings, backend).spec(settings)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from pir.config import Settings
 from pir.enrich.aliases import lexicon_signature
-from pir.enrich.backends import backend_identity, make_enricher, shared_enricher
+from pir.enrich.backends import backend_identity, make_enricher, sampling, shared_enricher
 from pir.enrich.base import Enricher, EnrichError, Generation
 from pir.enrich.cache import CachedEntry, CacheRow, EnrichCache, cache_key, inputs_hash
 from pir.enrich.http import Captioner
@@ -183,6 +183,7 @@ def enrich_figures(
     pool = ThreadPoolExecutor(workers, thread_name_prefix="pir-enrich") if (enricher.parallel or captioner) else None
     cache = _open_cache(settings)
     bar = tqdm(total=total, disable=not show_progress, desc=f"enrich ({enricher.name})", unit="fig")
+    t, seed = sampling(settings, enricher.name)  # the output varies with them: part of the cache key
     try:
         for chunk in _chunks(figures):
             captions = _captions(chunk, captioner, cache, pool)
@@ -193,9 +194,8 @@ def enrich_figures(
                 try:
                     inputs = figure_inputs(fig, captions.get(fig.key), with_aliases=False)
                     h = cache_key(
-                        inputs, enricher.name, enricher.model, k, max_chars, lexicon,
-                        temperature=getattr(enricher, "temperature", None), seed=getattr(enricher, "seed", None),
-                    )  # fmt: skip
+                        inputs, enricher.name, enricher.model, k, max_chars, lexicon, temperature=t, seed=seed
+                    )
                     ih = inputs_hash(inputs, k, max_chars)
                     hit = None
                     if keep_llm:  # an LLM's descriptions of unchanged inputs beat the default template's
@@ -306,19 +306,11 @@ def cached_descriptions(
     k = int(k or settings.enrich.k)
     with _open_cache(settings) as cache:
         inputs = _inputs_cached_caption(figure, settings, cache)
-        sampled = name != "template"  # a sampling backend's output depends on its temperature (and seed)
-        hit = cache.get(
-            cache_key(
-                inputs,
-                name,
-                model,
-                k,
-                settings.enrich.max_chars,
-                lexicon_signature(),
-                temperature=settings.enrich.temperature if sampled else None,
-                seed=settings.seed if name == "llamacpp" else None,
-            )  # fmt: skip
+        temperature, seed = sampling(settings, name)
+        key = cache_key(
+            inputs, name, model, k, settings.enrich.max_chars, lexicon_signature(), temperature=temperature, seed=seed
         )
+        hit = cache.get(key)
     return hit.descriptions if hit else None
 
 

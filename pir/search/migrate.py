@@ -28,7 +28,7 @@ from pir.search.store import LEGACY, NAMED, StoreError, VectorStore
 
 if TYPE_CHECKING:
     from pir.config import Settings
-    from pir.encoder.text import TextEncoder
+    from pir.encoder.text import TextEmbeddingCache, TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -61,29 +61,43 @@ def reindex(
     include_class: bool = True,
     batch_size: int = 256,
     show_progress: bool = False,
+    text_cache: TextEmbeddingCache | None = None,
 ) -> ReindexSummary:
     """Upgrade ``collection`` (default: the settings') to the named-vector layout, or finish an interrupted upgrade.
 
     ``store``: an open server store to upgrade (e.g. an in-memory client); by default the settings' store is opened.
-    An Edge store is always reopened from ``settings.store_dir`` (its directory is swapped).
+    An Edge store is always reopened from ``settings.store_dir`` (its directory is swapped). ``text_cache``: the
+    text-embedding cache (default: the settings' one; enrichment descriptions repeat, so most texts are cached).
 
     Raises:
         StoreError: There is no such collection, or the copy does not match the original (nothing is swapped then).
     """
     from pir.search.factory import open_store
-    from pir.search.words import get_text_encoder
+    from pir.search.words import get_text_encoder, open_text_cache
 
     t0 = time.perf_counter()
     te = text_encoder or get_text_encoder(settings)
-    if store is not None and store.backend == "server":
-        summary = _reindex_server(store, te, include_class, batch_size, show_progress)
-    elif settings.qdrant.url is None:
-        if store is not None:
-            raise StoreError("reindex: close the Qdrant Edge store first (its directory is swapped)")
-        summary = _reindex_edge(settings, collection, te, include_class, batch_size, show_progress)
-    else:
-        with open_store(settings, collection=collection) as st:
-            summary = _reindex_server(st, te, include_class, batch_size, show_progress)
+    cache = text_cache or open_text_cache(settings)
+    opts: dict[str, Any] = {
+        "text_encoder": te,
+        "include_class": include_class,
+        "batch_size": batch_size,
+        "show_progress": show_progress,
+        "text_cache": cache,
+    }
+    try:
+        if store is not None and store.backend == "server":
+            summary = _reindex_server(store, te, opts)
+        elif settings.qdrant.url is None:
+            if store is not None:
+                raise StoreError("reindex: close the Qdrant Edge store first (its directory is swapped)")
+            summary = _reindex_edge(settings, collection, te, opts)
+        else:
+            with open_store(settings, collection=collection) as st:
+                summary = _reindex_server(st, te, opts)
+    finally:
+        if text_cache is None and cache is not None:
+            cache.close()
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -98,6 +112,7 @@ def copy_points(
     batch_size: int = 256,
     show_progress: bool = False,
     summary: ReindexSummary | None = None,
+    text_cache: TextEmbeddingCache | None = None,
 ) -> int:
     """Copy every point of ``src`` into ``dst`` (ids, payloads, image vectors as stored).
 
@@ -106,7 +121,7 @@ def copy_points(
     """
     from tqdm.auto import tqdm
 
-    from pir.pipeline import text_and_words
+    from pir.search.words import text_and_words
 
     n = 0
     bar = tqdm(total=src.count(), desc="reindex", unit="pt", disable=not show_progress)
@@ -118,7 +133,7 @@ def copy_points(
             return
         payloads = [p.payload for p in batch]
         if text_encoder is not None:
-            text, words = text_and_words(payloads, text_encoder, include_class=include_class)
+            text, words = text_and_words(payloads, text_encoder, include_class=include_class, cache=text_cache)
         else:
             text, words = [p.text for p in batch], [p.words for p in batch]
         if summary is not None:
@@ -154,14 +169,7 @@ def _check_same(src: VectorStore, dst: VectorStore) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------ Qdrant Edge
-def _reindex_edge(
-    settings: Settings,
-    collection: str | None,
-    te: TextEncoder,
-    include_class: bool,
-    batch_size: int,
-    show_progress: bool,
-) -> ReindexSummary:
+def _reindex_edge(settings: Settings, collection: str | None, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
     from pir.search.edge import EdgeStore
     from pir.search.store import validate_collection_name
 
@@ -202,15 +210,7 @@ def _reindex_edge(
             shutil.rmtree(tmp)
         with edge(tmp) as dst:
             dst.ensure_collection(int(src.dim() or 0), encoder=src.encoder(), text_dim=te.dim, text_encoder=te.name)
-            copy_points(
-                src,
-                dst,
-                text_encoder=te,
-                include_class=include_class,
-                batch_size=batch_size,
-                show_progress=show_progress,
-                summary=summary,
-            )
+            copy_points(src, dst, summary=summary, **opts)
             _check_same(src, dst)
             dst.optimize()
     (tmp / DONE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -223,9 +223,7 @@ def _reindex_edge(
 
 
 # --------------------------------------------------------------------------------------------------- Qdrant server
-def _reindex_server(
-    store: VectorStore, te: TextEncoder, include_class: bool, batch_size: int, show_progress: bool
-) -> ReindexSummary:
+def _reindex_server(store: VectorStore, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
     from pir.search.server import ServerStore
 
     if not isinstance(store, ServerStore):
@@ -262,15 +260,7 @@ def _reindex_server(
         if tmp_exists:  # a copy left by an interrupted run: start it again from the intact original
             client.delete_collection(tmp_name)
         tmp.ensure_collection(int(store.dim() or 0), encoder=store.encoder(), text_dim=te.dim, text_encoder=te.name)
-        summary.points = copy_points(
-            store,
-            tmp,
-            text_encoder=te,
-            include_class=include_class,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            summary=summary,
-        )
+        summary.points = copy_points(store, tmp, summary=summary, **opts)
         _check_same(store, tmp)
         encoder = store.encoder()
         client.delete_collection(name)  # the full, checked copy lives in tmp_name from here on
@@ -278,7 +268,7 @@ def _reindex_server(
         encoder = tmp.encoder()
     fresh = server(name)
     fresh.ensure_collection(int(tmp.dim() or 0), encoder=encoder, text_dim=te.dim, text_encoder=tmp.text_encoder())
-    n = copy_points(tmp, fresh, batch_size=batch_size, show_progress=show_progress)
+    n = copy_points(tmp, fresh, batch_size=opts["batch_size"], show_progress=opts["show_progress"])
     _check_same(tmp, fresh)
     summary.points = n
     client.delete_collection(tmp_name)

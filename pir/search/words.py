@@ -18,6 +18,7 @@ Query side: :func:`query_words` expands the user's words with the enrichment ali
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ BM25_B = 0.75
 BM25_AVG_LEN = 64.0
 #: Name of the words model, recorded in the collection metadata.
 WORDS_MODEL = f"bm25(k={BM25_K},b={BM25_B},avg_len={BM25_AVG_LEN:g},english)"
+
+log = logging.getLogger(__name__)
 
 _TOKEN_RE = re.compile(r"[a-z][a-z-]+")
 _STOP = frozenset(
@@ -204,3 +207,30 @@ def get_text_encoder(settings: Settings) -> TextEncoder:
     """The frozen text encoder of the settings (``settings.text.model`` on ``settings.encoder.device``), loaded once
     per process."""
     return _cached_text_encoder(settings.text.model, settings.encoder.device)
+
+
+def text_and_words(
+    payloads: Sequence[Mapping[str, Any]],
+    text_encoder: TextEncoder,
+    *,
+    include_class: bool = True,
+    cache: TextEmbeddingCache | None = None,
+    batch_size: int = 128,
+) -> tuple[list[np.ndarray | None], list[SparseVector | None]]:
+    """The ``text`` and ``words`` vectors of figures from their payloads (with ``descriptions``), batched.
+
+    ``include_class=False`` keeps the class label and class titles out of both (class-level evaluation).
+    """
+    pieces = [figure_words(p, include_class=include_class) for p in payloads]
+    return text_vectors(pieces, text_encoder, cache=cache, batch_size=batch_size), [words_vector(w) for w in pieces]
+
+
+def open_text_cache(settings: Settings) -> TextEmbeddingCache | None:
+    """The text-embedding cache of the settings; None (encode without it) when it cannot be opened."""
+    from pir.encoder.text import TextEmbeddingCache, text_cache_path  # lazy: start-up (torch)
+
+    try:
+        return TextEmbeddingCache(text_cache_path(settings))
+    except (OSError, ValueError) as e:
+        log.warning("text-embedding cache unavailable (%s); encoding without it", e)
+        return None

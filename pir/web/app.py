@@ -2,10 +2,11 @@
 
 FastAPI + uvicorn: standard ASGI, OpenAPI docs for free (``/docs``), multipart uploads through Starlette, and
 blocking work (encoding, the store) pushed to worker threads. Concurrency: at most ``max_concurrent`` searches and
-upload decodes run at once (an asyncio semaphore in front of a worker thread each); at most ``4 * max_concurrent``
+upload decodes run at once (an asyncio semaphore in front of a worker thread each); at most ``max_queued``
 more wait, up to ``queue_timeout`` seconds, and the rest get 503 at once, so a burst cannot pile up decoded images
 in memory. Thumbnails and query drawings have a separate limiter of the same width with a long queue (a results
-page asks for k of them at once; they are cached on disk). The store itself is locked in :class:`pir.web.engine.LockedStore` when embedded.
+page asks for k of them at once; they are cached on disk). The embedded store itself is locked in
+:class:`pir.web.engine.LockedStore`.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ class Limiter:
         self.peak = 0
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.waiting >= self.queue:
-            raise WebError(503, "server busy: too many searches waiting; try again in a moment")
+        if self.running + self.waiting >= self.n + self.queue:  # in flight, not "waiting": a released slot's
+            raise WebError(503, "server busy: too many searches waiting; try again in a moment")  # waiter may lag
         self.waiting += 1
         try:
             await asyncio.wait_for(self.sem.acquire(), self.timeout)
@@ -75,8 +76,10 @@ class Limiter:
 
 
 def _param_docs(names: dict[str, str], where: str = "query") -> list[dict[str, Any]]:
-    return [{"name": n, "in": where, "required": False, "schema": {"type": "string"}, "description": d} for n, d in
-            names.items()]
+    return [
+        {"name": n, "in": where, "required": False, "schema": {"type": "string"}, "description": d}
+        for n, d in names.items()
+    ]
 
 
 STATE_PARAMS = {
@@ -138,7 +141,7 @@ def create_app(
         lifespan=lifespan,
         debug=False,
     )
-    limiter = Limiter(serve.max_concurrent, serve.queue_timeout, 4 * serve.max_concurrent)
+    limiter = Limiter(serve.max_concurrent, serve.queue_timeout, serve.max_queued)
     app.state.limiter = limiter
     # Images (cached thumbnails, query drawings) get their own, wider limiter: a results page asks for k at once.
     image_limiter = Limiter(max(2, serve.max_concurrent), serve.queue_timeout, 512)
@@ -283,8 +286,10 @@ def create_app(
         return await anyio.to_thread.run_sync(eng().patent, patent_id)
 
     @app.get(
-        "/api/export.csv", tags=["api"], summary="The hit list as CSV", openapi_extra={"parameters": _param_docs(
-            STATE_PARAMS)}
+        "/api/export.csv",
+        tags=["api"],
+        summary="The hit list as CSV",
+        openapi_extra={"parameters": _param_docs(STATE_PARAMS)},
     )
     async def export_csv_route(request: Request) -> Response:
         answer = await run_search(state(request))
@@ -295,7 +300,9 @@ def create_app(
         )
 
     @app.get(
-        "/api/export.json", tags=["api"], summary="The hit list as JSON (download)",
+        "/api/export.json",
+        tags=["api"],
+        summary="The hit list as JSON (download)",
         openapi_extra={"parameters": _param_docs(STATE_PARAMS)},
     )
     async def export_json(request: Request) -> Response:
@@ -376,3 +383,10 @@ def serve(settings: Settings, serve: ServeSettings | None = None) -> None:
     check_bind(serve)
     app = create_app(settings, serve)
     uvicorn.run(app, host=serve.host, port=serve.port, log_level="info", access_log=False, server_header=False)
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory pir.web.app:app_from_env`` (settings from ``PIR_*`` env vars)."""
+    from pir.config import get_settings
+
+    return create_app(get_settings(), get_serve_settings())

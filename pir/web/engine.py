@@ -16,7 +16,7 @@ import hashlib
 import io
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -419,27 +419,51 @@ class Engine:
         }
 
     def _feedback(self, q: Query, images: list[Image.Image], kw: dict[str, Any]) -> Any:
-        """Relevance feedback: Qdrant's recommend query with the marked positives and negatives.
+        """Relevance feedback: the marked positives and negatives move the image query, the words stay.
 
-        The current query (fused drawings, or the "more like this" figure) counts as one more positive.
+        The current query (fused drawings, or the "more like this" figure) counts as one more positive. STOPGAP
+        (pir.search has no recommend query yet): Qdrant's ``average_vector`` recommend rule,
+        ``2 * mean(positives) - mean(negatives)``, computed here from the stored vectors, then one
+        :func:`pir.search.service.search_hybrid` with that image vector, the words and the filter; the marked
+        figures are left out of the results.
         """
+        import dataclasses
+
+        import numpy as np
+
         from pir.search import service
 
-        query_vec = None
-        if images:
-            query_vec = service.fuse(
-                self.encoder.encode_images(images, batch_size=self.settings.encoder.batch_size)
-            )
         positives = list(q.positives)
         if q.like:
             like_id = self._like_id(q.like)
             if like_id not in positives:
                 positives.append(like_id)
-        if hasattr(service, "search_recommend"):
-            return service.search_recommend(
-                positives, q.negatives, self.store, query_vector=query_vec, **kw
-            )
-        return _recommend_stopgap(self.store, positives, q.negatives, query_vec, **kw)
+        ids = list(dict.fromkeys([*positives, *q.negatives]))
+        found = {p.id: p.vector for p in self.store.retrieve(ids, with_vectors=True) if p.vector is not None}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"figure {missing[0]} is not in the store")
+        pos = [found[i] for i in positives]
+        if images:
+            pos.append(service.fuse(self.encoder.encode_images(images, batch_size=self.settings.encoder.batch_size)))
+        if not pos:
+            raise ValueError("relevance feedback needs a drawing, like=FIGURE or at least one relevant figure")
+        mean_pos = np.mean(pos, axis=0)
+        neg = np.mean([found[i] for i in q.negatives], axis=0) if q.negatives else mean_pos
+        vector = (2 * mean_pos - neg).astype(np.float32)
+        flt = dataclasses.replace(kw["filter"])
+        flt.exclude_ids = [*(flt.exclude_ids or []), *ids]
+        return service.search_hybrid(
+            self.store,
+            self.settings,
+            image_vector=vector,
+            text=q.words or None,
+            encoder=self.encoder,
+            text_encoder=self.text_encoder,
+            text_weight=q.text_weight,
+            fusion=q.fusion or "rrf",
+            **{**kw, "filter": flt},
+        )
 
     def _like_id(self, like: str) -> str:
         from pir.ingest.schema import point_id
@@ -567,47 +591,10 @@ class Engine:
                 "max_pixels": self.serve.max_pixels,
                 "max_k": self.serve.max_k,
                 "max_concurrent": self.serve.max_concurrent,
+                "max_queued": self.serve.max_queued,
             },
             "started": self.started.isoformat(timespec="seconds"),
         }
-
-
-def _recommend_stopgap(
-    store: Any,
-    positives: Sequence[str],
-    negatives: Sequence[str],
-    query_vector: Any,
-    *,
-    k: int,
-    filter: SearchFilter,
-    group_by_patent: bool,
-) -> Any:
-    """Qdrant's ``average_vector`` recommend (2*mean(pos) - mean(neg)) until pir.search.service has one.
-
-    Stopgap: replaced by ``pir.search.service.search_recommend`` when that exists.
-    """
-    import dataclasses
-    import time
-
-    import numpy as np
-
-    from pir.search.service import SearchResponse, search_vector
-
-    t0 = time.perf_counter()
-    ids = list(dict.fromkeys([*positives, *negatives]))
-    found = {p.id: p.vector for p in store.retrieve(ids, with_vectors=True) if p.vector is not None}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise KeyError(f"figure {missing[0]} is not in the store")
-    pos = [found[i] for i in positives] + ([query_vector] if query_vector is not None else [])
-    if not pos:
-        raise ValueError("relevance feedback needs a drawing, like=FIGURE or at least one relevant figure")
-    v = 2 * np.mean(pos, axis=0) - (np.mean([found[i] for i in negatives], axis=0) if negatives else np.mean(pos, 0))
-    flt = dataclasses.replace(filter)
-    flt.exclude_ids = [*(flt.exclude_ids or []), *ids]
-    t1 = time.perf_counter()
-    results = search_vector(v.astype(np.float32), store, k=k, filter=flt, group_by_patent=group_by_patent)
-    return SearchResponse(results, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3, {"positives": list(positives)})
 
 
 def closest_descriptions(words: str, descriptions: Sequence[str], n: int = 2) -> list[str]:
@@ -665,5 +652,3 @@ def _safe_name(filename: str) -> str:
 
 def _natural(s: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
-
-

@@ -1,4 +1,4 @@
-"""Settings of ``pir serve`` (env ``PIR_SERVE__HOST``, ``PIR_SERVE__API_KEY``, ...; same ``PIR_`` tree as pir.config)."""
+"""Settings of ``pir serve``: env ``PIR_SERVE__HOST``, ``PIR_SERVE__API_KEY``, ... (the ``PIR_`` tree of pir.config)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ class ServeSettings(BaseModel):
     max_pixels: int = 40_000_000  # per drawing (a 300 dpi sheet is ~20 M); Pillow's bomb guard still applies
     max_images: int = 7
     max_k: int = 200
-    #: Searches run at once (each on a worker thread); more wait up to ``queue_timeout`` s, then get 503.
+    #: Searches run at once (each on a worker thread); ``max_queued`` more wait up to ``queue_timeout`` s, else 503.
     max_concurrent: int = 2
+    #: Searches that may wait for a slot (each holds at most one request's uploads); beyond that: 503 at once.
+    max_queued: int = 16
     queue_timeout: float = 30.0
     thumb_size: int = 256
 

@@ -11,8 +11,8 @@ broker, or ``worker.result_backend`` when the broker is RabbitMQ). Reliability s
   process; within ``2 * AMQP_HEARTBEAT_S`` for a lost host). Its ``consumer_timeout`` (30 min by default) must exceed
   ``task_time_limit``.
 * Redis hands an unacknowledged batch out again after the ``visibility_timeout``, derived from the batch's hard time
-  limit (``task_time_limit`` + 10 %, at least 10 s: 660 s by default) unless set explicitly, and must exceed it; the sweep that
-  restores such messages runs every :func:`restore_period` seconds (10 s at the default).
+  limit (``task_time_limit`` + 10 %, at least 10 s: 660 s by default) unless set explicitly, and must exceed it;
+  the sweep that restores such messages runs every :func:`restore_period` seconds (10 s at the default).
 * ``worker_prefetch_multiplier=1``: a worker reserves one batch at a time.
 * Hard and soft time limits (the hard limit is enforced by the prefork pool only), retries with exponential backoff
   and jitter for transient errors (declared in :mod:`pir.workers.tasks`), ``broker_connection_retry_on_startup``.

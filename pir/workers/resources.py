@@ -60,7 +60,7 @@ class WorkerResources:
         with self._lock:
             st = self._stores.get(collection)
             if st is None:
-                from pir.search.store import open_store
+                from pir.search import open_store
 
                 st = self._stores[collection] = open_store(self.settings, collection=collection)
             from pir.pipeline import encoder_id
