@@ -51,6 +51,23 @@ def _tiny(path: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
+def _text_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("text-cache") / "text_emb.sqlite"
+
+
+@pytest.fixture()
+def settings(settings, _text_cache: Path):  # noqa: F811  (conftest's settings, plus a module-wide text cache)
+    """The conftest settings, with one text-embedding cache for the whole module: the galleries' words are the same
+    in most tests, and MiniLM on them would otherwise dominate the module's time."""
+    from pir.encoder.text import text_cache_path
+
+    path = text_cache_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(_text_cache)  # SQLite resolves the link, so its WAL files sit next to the shared file
+    return settings
+
+
+@pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("encoders")
     return _tiny(root / "tiny-a", 1), _tiny(root / "tiny-b", 2)
@@ -216,6 +233,7 @@ def test_deeppatent_lists_protocol_counts_resolved_entries(
     assert ds["relevance"] == "patent"
 
 
+@pytest.mark.slow  # two encoders, t-SNE and grid plots: ~30 s on an idle 2-core machine
 def test_bare_bench_writes_report_and_second_run_hits_the_cache(
     settings, tmp_path: Path, tiny_dirs: tuple[Path, Path]
 ) -> None:

@@ -16,10 +16,10 @@ from pir.encoder.model import ImageEncoder, load_encoder
 from pir.encoder.text import TextEmbeddingCache, TextEncoder, load_text_encoder, text_cache_path
 from pir.pipeline import ensure_collection, ingest
 from pir.search import HybridQuery, LegacyLayoutError, SearchFilter, VectorStore, open_store
-from pir.search.edge import EdgeStore, hybrid_request, to_edge_filter
+from pir.search.edge import EdgeStore, hybrid_request
 from pir.search.migrate import copy_points, reindex
-from pir.search.service import search_hybrid, search_like, search_text, text_query
-from pir.search.store import IMAGE, LEGACY, NAMED, PAYLOAD_INDEXES
+from pir.search.service import search_hybrid, search_like, search_recommend, search_text, text_query
+from pir.search.store import IMAGE, LEGACY, NAMED, PAYLOAD_INDEXES, Ask
 from pir.search.words import figure_words, query_words, words_query_vector, words_vector
 from pir.synth import synthesize_corpus
 from tests.helpers import make_tiny_encoder
@@ -100,6 +100,21 @@ def test_backends_are_congruent_for_hybrid_queries(stores: dict[str, Any], te: T
     assert resp.query["mode"] == "image+text" and len(resp.results) == 8
 
 
+def test_relevance_feedback_with_words_on_a_real_corpus(stores: dict[str, Any], te: TextEncoder) -> None:
+    """Feedback plus typed words: recommend on ``image`` fused with the words' ``text`` + ``words`` legs."""
+    pts = _points(stores["edge"]).values()
+    lamp = next(p.id for p in pts if p.payload["class_label"] == "lamp")
+    chair = next(p.id for p in pts if p.payload["class_label"] == "chair")
+    got = {}
+    for kind in ("edge", "server"):
+        resp = search_recommend(stores[kind], [lamp], [chair], text="lamp", text_encoder=te, k=5)
+        assert resp.query["mode"] == "recommend" and resp.query["text_weight"] == 0.5 and resp.query["aliases"]
+        assert {lamp, chair}.isdisjoint(r.id for r in resp.results)
+        assert [r.class_label for r in resp.results[:3]] == ["lamp"] * 3, kind
+        got[kind] = [r.id for r in resp.results]
+    assert got["edge"] == got["server"]
+
+
 def test_image_only_is_todays_knn(stores: dict[str, Any]) -> None:
     for kind in ("edge", "server"):
         st = stores[kind]
@@ -151,7 +166,7 @@ def test_filters_apply_in_every_prefetch(stores: dict[str, Any], te: TextEncoder
     # the request itself: the filter is on each prefetch
     tq_words = words_query_vector("lamp")
     legs = HybridQuery(image=q, text=np.ones(te.dim, np.float32), words=tq_words).legs()
-    req = hybrid_request(legs, HybridQuery(), 5, 3, to_edge_filter(flt), None, 64, False, False)
+    req = hybrid_request(legs, HybridQuery(), Ask(5, flt, prefetch=3), 64)
     assert len(req.prefetches) == 3 and all(p.filter is not None for p in req.prefetches)
     # and its effect: with 3 candidates per prefetch, lamp-like candidates would leave nothing after the filter
     for kind in ("edge", "server"):

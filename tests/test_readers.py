@@ -641,3 +641,31 @@ def test_read_figures_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         detect_format(tmp_path / "absent")
     assert list(read_figures(tmp_path)) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_registry_names_detectors_readers_in_one_place() -> None:
+    """Every registered reader module has ``detect`` and ``read``; the CLI choices come from the registry."""
+    from pir.ingest.formats import FORMAT_CHOICES
+    from pir.ingest.registry import READERS, get_reader, reader_names
+
+    assert reader_names() == ("uspto_raw", "deeppatent2", "generic") and FORMAT_CHOICES == ("auto", *reader_names())
+    for spec in READERS:
+        mod = spec.load()
+        assert callable(mod.detect) and callable(mod.read) and get_reader(spec.name) is spec
+    with pytest.raises(ValueError, match="unknown format 'nope'"):
+        get_reader("nope")
+
+
+def test_readers_do_not_import_the_dispatcher() -> None:
+    """No import loop: reader modules import the shared helpers, never pir.ingest.readers (which imports them)."""
+    import ast
+
+    for name in ("uspto", "deeppatent2", "generic", "normalize", "confine", "conflicts", "registry"):
+        tree = ast.parse((Path(__file__).parents[1] / "pir" / "ingest" / f"{name}.py").read_text())
+        mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "pir.ingest.readers" not in mods, name

@@ -15,6 +15,7 @@ from pir.ingest.schema import point_id
 from pir.search import Hit, SearchFilter, StoreError, VectorStore, open_store
 from pir.search.edge import EdgeStore
 from pir.search.server import ServerStore
+from pir.search.store import Ask
 
 DIM = 32
 N = 600
@@ -293,6 +294,33 @@ def test_open_store_picks_backend(tmp_path: Path) -> None:
         open_store(edge_settings, collection="../escape")
 
 
+class ToyStore(ServerStore):
+    """A toy backend: qdrant-client in memory, opened for ``toy://`` urls."""
+
+    backend = "toy"
+
+
+def open_toy(settings: Any, collection: str) -> ToyStore:
+    return ToyStore(QdrantClient(":memory:"), collection, location=settings.qdrant.url, owns_client=True)
+
+
+def test_a_new_store_backend_is_one_registration_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pir.search import factory
+
+    monkeypatch.setattr(factory, "REGISTRY", dict(factory.REGISTRY))  # leave the process registry as it was
+    settings = get_settings(data_dir=tmp_path / "pir", qdrant={"url": "toy://figures"})
+    assert factory.get_store_backend(settings).name == "server"  # unregistered: a url is a server's
+    factory.register_store(factory.StoreSpec("toy", lambda s: s.qdrant.url.startswith("toy://"), __name__, "open_toy"))
+    with open_store(settings, collection="c2") as s:
+        assert isinstance(s, ToyStore) and s.collection == "c2"
+        s.ensure_collection(8, encoder="e")
+        s.upsert(IDS[:3], X[:3, :8], PAYLOADS[:3])
+        assert s.search(X[0, :8], k=1)[0].id == IDS[0]
+        assert s.info()["backend"] == "toy" and s.info()["location"] == "toy://figures"
+    for url, name in ((None, "edge"), (":memory:", "memory"), ("http://localhost:6333", "server")):
+        assert factory.get_store_backend(get_settings(data_dir=tmp_path, qdrant={"url": url})).name == name
+
+
 # --------------------------------------------------------------------------------------------- Qdrant Edge specifics
 def test_edge_persists_across_reopen(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "figs", "figs")
@@ -357,7 +385,7 @@ def test_edge_hnsw_recall_after_optimize(tmp_path: Path) -> None:
         assert np.mean(recalls) >= 0.95
         # Filtered queries (a filter matching fewer than exact_filter_threshold points) are answered exactly.
         f = SearchFilter(year_from=2000, year_to=2012)
-        assert store._plan_exact(f, False) and not store._plan_exact(None, False)
+        assert store._plan(Ask(10, f)).exact and not store._plan(Ask(10)).exact
         for q in queries[:5]:
             assert_same(store.search(q, k=10, filter=f), brute(q, 10, f, ids=ids, x=x, payloads=payloads))
 

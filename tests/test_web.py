@@ -37,6 +37,10 @@ class Live:
     corpus: Path
     rows: list[dict]
     server: object
+    data_dir: Path
+    settings: object = None
+    encoder: object = None
+    store: object = None
 
 
 def _start(app: object) -> tuple[str, object, threading.Thread]:
@@ -108,7 +112,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Live]
     url_a, srv_a, th_a = _start(create_app(settings, open_cfg, encoder=encoder, store=store))
     url_b, srv_b, th_b = _start(create_app(settings, key_cfg, encoder=encoder, store=store))
     try:
-        yield Live(url_a, corpus, rows, srv_a), Live(url_b, corpus, rows, srv_b)
+        yield (
+            Live(url_a, corpus, rows, srv_a, settings.data_dir, settings, encoder, store),
+            Live(url_b, corpus, rows, srv_b, settings.data_dir),
+        )
     finally:
         for srv, th in ((srv_a, th_a), (srv_b, th_b)):
             srv.should_exit = True  # type: ignore[attr-defined]
@@ -175,10 +182,14 @@ def test_search_two_views_with_filters_and_lookup(api: httpx.Client, live: tuple
     top = ans["results"][0]
     fig = api.get(f"/api/figures/{top['id']}").json()
     assert fig["patent_id"] == top["patent_id"] and "image_path" not in fig
-    assert api.get(f"/api/figures/{top['patent_id']}/{top['figure_id']}").status_code in (200, 404)  # routing only
+    assert api.get(f"/api/patents/{top['patent_id']}/figures/{top['figure_id']}").json()["id"] == top["id"]
     pat = api.get(f"/api/patents/{top['patent_id']}").json()
     n_figs = sum(1 for x in live[0].rows if x["patent_id"] == top["patent_id"])
     assert len(pat["figures"]) == n_figs
+    # year range: every hit inside it
+    year = int(row["publication_date"][:4])
+    ranged = api.get("/api/search" + ans["url"][1:] + f"&year_from={year}&year_to={year}").json()["results"]
+    assert ranged and all(h["year"] == year for h in ranged)
     # crop: a different query vector, still a valid search
     cropped = api.get("/api/search" + ans["url"][1:] + "&crop=0:0,0,0.5,0.5").json()
     assert cropped["query"]["crops"] == {"0": [0.0, 0.0, 0.5, 0.5]}
@@ -197,6 +208,8 @@ def test_thumbnails_png_and_g4_tiff_cached(api: httpx.Client, live: tuple[Live, 
     assert img.size == (256, 256) and img.convert("L").getextrema()[0] < 100  # some ink
     r2 = api.get(f"/api/figures/{pid}/thumb?size=256")
     assert r2.content == r.content and first >= 0
+    cached = list((live[0].data_dir / "web" / "thumbs").glob(f"{pid}-*-256.png"))
+    assert len(cached) == 1 and cached[0].read_bytes() == r.content
     assert api.get(f"/api/figures/{pid}/thumb?size=999").status_code == 400
 
 
@@ -215,6 +228,14 @@ def test_like_and_feedback_change_the_ranking(api: httpx.Client, live: tuple[Liv
     assert r.status_code == 404 and "not in" in r.json()["detail"]
 
 
+def test_words_only_and_why_it_matched(api: httpx.Client, live: tuple[Live, Live]) -> None:
+    cls = live[0].rows[0]["class_label"]
+    ans = api.get("/api/search", params={"words": f"{cls} front view", "k": "5"}).json()
+    assert ans["results"] and ans["results"][0]["class_label"] == cls
+    assert all(any(w in " ".join(h["why"]).lower() for w in (cls, "front", "view")) for h in ans["results"] if h["why"])
+    assert any(h["why"] for h in ans["results"])
+
+
 def test_exports(api: httpx.Client, live: tuple[Live, Live]) -> None:
     row = live[0].rows[0]
     params = {"like": f"{row['patent_id']}/{row['figure_id']}", "k": "6"}
@@ -230,7 +251,7 @@ def test_bad_uploads_get_clear_4xx(api: httpx.Client, live: tuple[Live, Live]) -
     good = _views(live[0], 1)[0].read_bytes()
     cases: list[tuple[str, list[tuple[str, bytes, str]], int, str]] = [
         ("too many", [(f"v{i}.png", good, "image/png") for i in range(8)], 413, "at most 7"),
-        ("pdf", [("a.pdf", b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", "application/pdf")], 415, "PDF"),
+        ("pdf", [("a.pdf", b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", "application/pdf")], 415, "PDF is a vector"),
         ("text", [("notes.png", b"hello, this is not an image at all" * 10, "image/png")], 415, "not an image"),
         ("truncated", [("t.png", good[: len(good) // 2], "image/png")], 422, "truncated"),
         ("bomb", [("bomb.png", _bomb_png(100_000, 100_000), "image/png")], 413, "bomb"),
@@ -251,6 +272,24 @@ def test_bad_uploads_get_clear_4xx(api: httpx.Client, live: tuple[Live, Live]) -
     r = api.post("/api/search", content=b"--x\r\ngarbage", headers={"content-type": "multipart/form-data; boundary=x"})
     assert 400 <= r.status_code < 500
     _assert_clean(r)
+
+
+def test_stored_query_drawings_are_bounded(live: tuple[Live, Live], tmp_path: Path) -> None:
+    """Beyond ``max_stored_mb`` the least recently used drawings go; the newest always stays; reuse refreshes."""
+    from pir.web.engine import Engine, WebError
+
+    lv = live[0]
+    settings = lv.settings.model_copy(update={"data_dir": tmp_path})  # type: ignore[attr-defined]
+    eng = Engine(settings, ServeSettings(max_stored_mb=0), encoder=lv.encoder, store=lv.store)  # type: ignore[arg-type]
+    views = _views(lv, 2)
+    first = eng.store_drawing(views[0].read_bytes(), views[0].name)
+    assert eng.drawing_path(first).is_file()
+    second = eng.store_drawing(views[1].read_bytes(), views[1].name)
+    assert eng.drawing_path(second).is_file()
+    with pytest.raises(WebError, match="upload it again") as e:
+        eng.drawing_path(first)
+    assert e.value.status == 404
+    assert [p.name for p in (tmp_path / "web" / "drawings").iterdir()] == [second]
 
 
 def test_images_only_for_stored_points(api: httpx.Client) -> None:
@@ -275,6 +314,7 @@ def test_titles_are_escaped(api: httpx.Client, live: tuple[Live, Live]) -> None:
     page = api.get("/", params={"like": f"{live[0].rows[1]['patent_id']}/{live[0].rows[1]['figure_id']}", "k": "40"})
     assert page.status_code == 200 and "<script>alert" not in page.text and "&lt;script&gt;alert" in page.text
     assert api.get(f"/api/patents/{hostile['patent_id']}").json()["title"] == SCRIPT_TITLE  # JSON keeps the data
+    assert "script-src 'self'" in page.headers["content-security-policy"]  # and no inline script would run
 
 
 def test_concurrent_searches_are_bounded(api: httpx.Client, live: tuple[Live, Live]) -> None:
@@ -426,6 +466,15 @@ def test_browser_examiner_flow(live: tuple[Live, Live]) -> None:
             after = page.locator("#grid .hit").evaluate_all("els => els.map(e => e.dataset.id)")
             assert after != before and before[0] not in after
             page.screenshot(path=str(shots / "08-feedback.png"), full_page=True)
+            # a second round adds to the first (the marked figures left the results; their ids stay in the URL)
+            page.locator("#grid .hit").nth(0).locator(".mark[data-mark=neg]").click()
+            with page.expect_navigation():
+                page.click("#feedback-btn")
+            page.wait_for_selector("#grid .hit, #grid .empty")
+            assert page.url.count("neg=") == 2 and page.url.count("pos=") == 1
+            assert "1 relevant, 2 not" in page.inner_text(".summary")
+            page.go_back()
+            page.wait_for_selector("#grid .hit")
 
             # export CSV
             with page.expect_download() as dl:
@@ -453,12 +502,17 @@ def test_browser_examiner_flow(live: tuple[Live, Live]) -> None:
             browser.close()
 
 
-def _all_images_loaded(page: object) -> None:
-    """Every <img> on the page (lazy ones too) is loaded and decoded: thumbnails are not refused under load."""
+def _all_images_loaded(page: object, timeout: float = 30.0) -> None:
+    """Every <img> on the page (lazy ones too) is loaded and decoded: thumbnails are not refused under load.
+
+    Polled from Python: ``wait_for_function`` would need ``eval``, which the page's Content-Security-Policy forbids.
+    """
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", timeout=30_000
-    )
+    deadline = time.time() + timeout
+    js = "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+    while not page.evaluate(js):  # type: ignore[attr-defined]
+        assert time.time() < deadline, "some images did not load"
+        time.sleep(0.1)
     page.evaluate("window.scrollTo(0, 0)")  # type: ignore[attr-defined]
 
 
@@ -466,10 +520,46 @@ def test_cli_serve_refuses_a_public_bind_without_a_key(tmp_path: Path, monkeypat
     """`pir serve --host 0.0.0.0` without PIR_SERVE__API_KEY: one line, exit 1, before anything is loaded."""
     from click.testing import CliRunner
 
-    import pir.cli.serve  # noqa: F401  (registers `serve` even before pir/cli/__init__ imports it)
-    from pir.cli.app import main
+    from pir.cli import main
 
     monkeypatch.delenv("PIR_SERVE__API_KEY", raising=False)
     r = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "serve", "--host", "0.0.0.0", "--port", "1"])
     assert r.exit_code == 1 and "PIR_SERVE__API_KEY" in r.output and "Traceback" not in r.output
     assert "--host" in CliRunner().invoke(main, ["serve", "--help"]).output
+
+
+def test_server_backend_in_memory(tmp_path: Path) -> None:
+    """The same app over the qdrant-client store (``:memory:`` here, a server in production), six searches at once."""
+    from pir.config import get_settings
+    from pir.encoder.model import load_encoder
+    from pir.pipeline import ingest
+    from pir.search import open_store
+    from pir.synth import synthesize_corpus
+    from pir.web.app import create_app
+    from tests.helpers import make_tiny_encoder
+
+    synthesize_corpus(tmp_path / "corpus", patents=4, seed=5, image_size=64)
+    enc_dir = make_tiny_encoder(tmp_path / "enc")
+    settings = get_settings(
+        data_dir=tmp_path / "pir", qdrant={"url": ":memory:"}, encoder={"name": str(enc_dir)}, enrich={"k": 1}
+    )
+    encoder = load_encoder(enc_dir)
+    store = open_store(settings)
+    ingest(tmp_path / "corpus", settings, encoder=encoder, store=store, show_progress=False)
+    url, server, thread = _start(create_app(settings, ServeSettings(max_concurrent=2), encoder=encoder, store=store))
+    try:
+        img = next((tmp_path / "corpus" / "images").glob("*.png")).read_bytes()
+
+        def one(_: int) -> int:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                r = c.post("/api/search", files=[("images", ("q.png", img, "image/png"))], data={"k": "3"})
+                return len(r.json()["results"]) if r.status_code == 200 else -r.status_code
+
+        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+            assert list(ex.map(one, range(6))) == [3] * 6
+        with httpx.Client(base_url=url, timeout=60) as c:
+            assert c.get("/api/info").json()["store"]["backend"] == "server"
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(10)
+        store.close()

@@ -507,9 +507,18 @@ def test_app_reliability_settings(redis_url: str, tiny_encoder: Path, tmp_path: 
         worker_argv(s, queues=["embed"], pool="prefork", concurrency=2)
     assert "--pool=solo" in worker_argv(s, queues=["enrich", "embed"])
     assert "--pool=prefork" in worker_argv(s, queues=["enrich"], concurrency=2)
-    bad = s.model_copy(update={"worker": s.worker.model_copy(update={"visibility_timeout": 60, "task_time_limit": 60})})
+    w = s.worker
+    bad = s.model_copy(
+        update={
+            "worker": w.model_copy(update={"visibility_timeout": 60, "task_time_limit": 60, "task_soft_time_limit": 50})
+        }
+    )
     with pytest.raises(WorkerConfigError, match="visibility_timeout"):
         create_app(bad)
+    amqp_only = s.model_copy(update={"worker": w.model_copy(update={"broker_url": "amqp://u:SECRET@127.0.0.1:5672//"})})
+    with pytest.raises(WorkerConfigError, match="RESULT_BACKEND") as ei:
+        create_app(amqp_only)
+    assert "SECRET" not in str(ei.value)
 
 
 def _compose_cli() -> list[str] | None:

@@ -168,10 +168,12 @@ def query_store(
     k: int,
     flt: SearchFilter | None,
     settings: Settings,
+    **fusion: Any,
 ) -> list[Any]:
     """One query in one mode through the product's :func:`pir.search.service.search_hybrid` (image-only = the kNN
     on the ``image`` vector; words = ``text`` + ``words`` vectors; both = one query fused inside Qdrant). A query
-    without words returns nothing in ``text`` mode and is an image query in ``image+text`` mode."""
+    without words returns nothing in ``text`` mode and is an image query in ``image+text`` mode. ``fusion``:
+    ``text_weight`` and ``fusion`` of :func:`~pir.search.service.search_hybrid`."""
     from pir.search.service import search_hybrid
     from pir.search.words import get_text_encoder
 
@@ -180,7 +182,7 @@ def query_store(
     if image is None and not text:
         return []
     te = get_text_encoder(settings) if text else None
-    resp = search_hybrid(store, settings, image_vector=image, text=text, text_encoder=te, k=k, filter=flt)
+    resp = search_hybrid(store, settings, image_vector=image, text=text, text_encoder=te, k=k, filter=flt, **fusion)
     return list(resp.results)
 
 
@@ -194,6 +196,7 @@ def search_rankings(
     g_pos: dict[str, int],
     depth: int,
     settings: Settings,
+    **fusion: Any,
 ) -> list[list[int]]:
     """Ranked gallery positions per query from the store, the query itself (and, for class relevance, its patent)
     excluded by the search filter."""
@@ -205,7 +208,7 @@ def search_rankings(
         flt = SearchFilter(exclude_ids=[item.point_id])
         if bench.exclude_same_patent:
             flt.exclude_patents = [item.patent_id]
-        hits = query_store(store, mode, q_vecs[j], q_words[j], depth, flt, settings)
+        hits = query_store(store, mode, q_vecs[j], q_words[j], depth, flt, settings, **fusion)
         ranked = [g_pos[h.id] for h in hits if h.id != item.point_id and h.id in g_pos]
         out.append(ranked[:depth])
     return out
@@ -307,6 +310,8 @@ def evaluate_method(
     enrich: bool = True,
     optimize: bool = True,
     keep_embeddings: bool = True,
+    text_weight: float = 0.5,
+    fusion: str = "rrf",
 ) -> list[MethodResult]:
     """Embed (through the cache), store the gallery with the product's ingest, search every query in each mode and
     score the rankings. Returns one :class:`MethodResult` per mode.
@@ -326,6 +331,8 @@ def evaluate_method(
         enrich: Generate the gallery's descriptions as ``pir ingest`` does (template backend by default).
         optimize: Build the HNSW index after upserting (as ``pir ingest`` does).
         keep_embeddings: Keep embeddings and rankings on the results for plots.
+        text_weight: The words' share in ``image+text`` mode (the search's slider, 0..1).
+        fusion: ``rrf`` or ``weighted`` (score fusion inside Qdrant).
     """
     t0 = time.perf_counter()
     needed = sorted(set(bench.queries) | set(bench.gallery))
@@ -361,7 +368,9 @@ def evaluate_method(
         base["store_backend"] = f"{store.backend}{'-memory' if store_kind == 'memory' else ''}"
         for mode in modes:
             t2 = time.perf_counter()
-            rankings = search_rankings(store, bench, mode, q_idx, q_vecs, words, g_pos, fetch, settings)
+            rankings = search_rankings(
+                store, bench, mode, q_idx, q_vecs, words, g_pos, fetch, settings, text_weight=text_weight, fusion=fusion
+            )
             report, curve = score_rankings(bench, q_idx, g_idx, rankings, depth, ks, _head(bench, g_idx))
             res = _mode_result(base, mode, report, exact, curve, depth, len(g_idx), query_text, words)
             res.seconds = {**seconds, "search": round(time.perf_counter() - t2, 3)}

@@ -89,6 +89,8 @@ def run_benchmark(
     plots: bool = True,
     skipped: dict[str, str] | None = None,
     allow_train_overlap: bool = False,
+    text_weight: float = 0.5,
+    fusion: str = "rrf",
 ) -> BenchRun:
     """Evaluate every method in every mode on every dataset through the store; write the report when ``out`` is set.
 
@@ -107,6 +109,7 @@ def run_benchmark(
         skipped: Datasets already known to be skipped (name -> reason), carried into the report.
         allow_train_overlap: Evaluate even when queries include an encoder's training patents (see
             :mod:`pir.bench.splits`).
+        text_weight: The words' share in ``image+text`` mode (0..1); fusion: ``rrf`` or ``weighted``.
 
     Raises:
         TrainOverlapError: Queries include an encoder's training or validation patents.
@@ -118,7 +121,9 @@ def run_benchmark(
     methods = resolve_encoders(encoders, settings)
     splits = [sp for label, spec in methods if (sp := read_split(label, spec)) is not None]
     sets = apply_encoder_splits(sets, splits, allow_overlap=allow_train_overlap)
-    run.environment.update(modes=list(mode_list), query_text=query_text, enrich=enrich)
+    run.environment.update(
+        modes=list(mode_list), query_text=query_text, enrich=enrich, text_weight=text_weight, fusion=fusion
+    )
     with EmbeddingCache.for_settings(settings.cache_dir) as cache:
         for label, spec in methods:
             enc = load_encoder(spec, device=settings.encoder.device, image_size=settings.image_size)
@@ -126,7 +131,7 @@ def run_benchmark(
                 try:
                     res = evaluate_method(
                         bench, enc, settings, cache, method=label, modes=mode_list, query_text=query_text, k=k,
-                        ks=ks, store_kind=store_kind, enrich=enrich,
+                        ks=ks, store_kind=store_kind, enrich=enrich, text_weight=text_weight, fusion=fusion,
                     )  # fmt: skip
                 except ValueError as e:
                     log.warning("bench: %s skipped for %s: %s", bench.name, label, e)

@@ -20,9 +20,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qdrant_edge import (
@@ -49,32 +48,20 @@ from qdrant_edge import (
     QueryBatchRequest,
     QueryRequest,
     RangeFloat,
+    RecommendQuery,
     ScrollRequest,
     SearchParams,
     UpdateOperation,
 )
 from qdrant_edge import SparseVector as EdgeSparseVector
 
-from pir.search.store import (
-    DEFAULT_TEXT_DIM,
-    IMAGE,
-    LEGACY,
-    NAMED,
-    PAYLOAD_INDEXES,
-    TEXT,
-    WORDS,
-    WORDS_SCALE,
-    Hit,
-    HybridQuery,
-    Leg,
-    SearchFilter,
-    StoredPoint,
-    StoreError,
-    VectorStore,
-    to_hits,
-    to_stored_point,
-)
+from pir.diskspace import check_store_open
+from pir.search import store as st
+from pir.search.store import IMAGE, LEGACY, NAMED, TEXT, WORDS, Ask, Batch, Hit, Leg, StoreError
 from pir.search.words import WORDS_MODEL, SparseVector
+
+if TYPE_CHECKING:
+    from pir.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,21 +71,19 @@ _SCHEMA_TYPES = {"keyword": PayloadSchemaType.Keyword, "integer": PayloadSchemaT
 _LOCK_MARKERS = ("WouldBlock", "Can't init WAL", "failed to open WAL")
 
 
-class EdgeStore(VectorStore):
+class EdgeStore(st.VectorStore):
     """A collection stored on disk with Qdrant Edge.
 
     Args:
         path: Collection directory (created by :meth:`ensure_collection` when missing).
         collection: Collection name (reported in errors and :meth:`info`).
-        hnsw_ef: Search-time HNSW beam width.
-        exact_filter_threshold: Filtered searches matching fewer points (estimated) are answered exactly.
-        hnsw_m: HNSW graph degree (at creation).
-        hnsw_ef_construct: HNSW build beam width (at creation).
         full_scan_threshold_kb: Below this many KB of vectors a search scans instead of walking the graph.
         indexing_threshold_kb: Segments with fewer KB of vectors get no HNSW index from :meth:`optimize`
             (None = the engine default, about 10 MB); at creation.
         upsert_batch: Points per update operation.
         warmup: Run a few queries after opening an existing store (the first queries on cold pages are slow).
+        index: ``hnsw_ef``, ``exact_filter_threshold``, ``hnsw_m``, ``hnsw_ef_construct`` (see
+            :class:`pir.search.store.VectorStore`).
 
     Raises:
         StoreError: The directory is open elsewhere, or the shard cannot be loaded.
@@ -111,19 +96,14 @@ class EdgeStore(VectorStore):
         path: Path,
         collection: str,
         *,
-        hnsw_ef: int = 256,
-        exact_filter_threshold: int = 20_000,
-        hnsw_m: int = 16,
-        hnsw_ef_construct: int = 128,
         full_scan_threshold_kb: int = 10_000,
         indexing_threshold_kb: int | None = None,
         upsert_batch: int = 1000,
         warmup: bool = True,
+        **index: int,
     ) -> None:
-        super().__init__(collection, hnsw_ef=hnsw_ef, exact_filter_threshold=exact_filter_threshold)
+        super().__init__(collection, **index)
         self.path = Path(path)
-        self.hnsw_m = hnsw_m
-        self.hnsw_ef_construct = hnsw_ef_construct
         self.full_scan_threshold_kb = full_scan_threshold_kb
         self.indexing_threshold_kb = indexing_threshold_kb
         self.upsert_batch = upsert_batch
@@ -147,6 +127,7 @@ class EdgeStore(VectorStore):
 
     # ----------------------------------------------------------------- lifecycle
     def _load(self) -> None:
+        check_store_open(self.path)  # a full disk would make the engine die of SIGBUS, with no message
         try:
             self._shard = EdgeShard.load(str(self.shard_path))
         except Exception as exc:
@@ -208,7 +189,7 @@ class EdgeStore(VectorStore):
 
     def _ensure_indexes(self) -> None:
         existing = set(self._sh.info().payload_schema)
-        for name, kind in PAYLOAD_INDEXES.items():
+        for name, kind in st.PAYLOAD_INDEXES.items():
             if name not in existing:
                 self._sh.update(UpdateOperation.create_field_index(name, _SCHEMA_TYPES[kind]))
 
@@ -232,29 +213,12 @@ class EdgeStore(VectorStore):
             )
         return self._shard
 
-    def ensure_collection(
-        self, dim: int, *, encoder: str | None = None, text_dim: int = DEFAULT_TEXT_DIM, text_encoder: str | None = None
-    ) -> None:
+    def _ensure(self, dim: int, encoder: str | None, text_dim: int, text_encoder: str | None) -> None:
         """Create the shard (named vectors, payload indexes) or check the existing one's layout, sizes and encoder."""
-        if int(dim) <= 0 or int(text_dim) <= 0:
-            raise StoreError(f"collection '{self.collection}': vector sizes must be positive, got {dim}, {text_dim}")
         if self._closed:
             raise StoreError(f"the Qdrant Edge store at {self.path} is closed")
         if self._shard is not None and self._meta is not None:
-            self._require_named("ingest")
-            stored_text = self._meta.get("text_dim")
-            if stored_text is not None and int(stored_text) != int(text_dim):
-                raise StoreError(
-                    f"collection '{self.collection}' at {self.path} stores {stored_text}-d text vectors, but "
-                    f"{text_dim}-d were requested (another text encoder?). Nothing was changed."
-                )
-            stored = int(self._meta["dim"])
-            if stored != dim:
-                raise self._dim_mismatch(stored, dim)
-            known = self._meta.get("encoder")
-            if encoder and known and known != encoder:
-                raise self._encoder_mismatch(known, encoder)
-            if encoder and not known:
+            if self._check_existing(dim, text_dim, encoder):
                 self._meta = {**self._meta, "encoder": encoder}
                 self._write_meta(self._meta)
             return
@@ -270,6 +234,7 @@ class EdgeStore(VectorStore):
             ),
             optimizers=EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb),
         )
+        check_store_open(self.path)
         try:
             self._shard = EdgeShard.create(str(self.shard_path), config)
         except Exception as exc:
@@ -336,28 +301,11 @@ class EdgeStore(VectorStore):
                 shard.close()
 
     # --------------------------------------------------------------------- writes
-    def _upsert(
-        self,
-        ids: list[str],
-        vectors: np.ndarray,
-        payloads: list[dict[str, Any]],
-        text: list[np.ndarray | None],
-        words: list[SparseVector | None],
-    ) -> None:
-        sh = self._sh
-
-        def named(i: int) -> dict[str, Any]:
-            v: dict[str, Any] = {IMAGE: vectors[i]}
-            if text[i] is not None:
-                v[TEXT] = text[i]
-            if words[i] is not None:
-                v[WORDS] = EdgeSparseVector(list(words[i].indices), list(words[i].values))
-            return v
-
-        for s in range(0, len(ids), self.upsert_batch):
-            points = [Point(ids[i], named(i), payloads[i]) for i in range(s, min(s + self.upsert_batch, len(ids)))]
+    def _upsert(self, batch: Batch) -> None:
+        for part in batch.chunks(self.upsert_batch):
+            points = [Point(batch.ids[i], batch.vectors(i, _dense, _sparse), batch.payloads[i]) for i in part]
             try:
-                sh.update(UpdateOperation.upsert_points(points))
+                self._sh.update(UpdateOperation.upsert_points(points))
             except Exception as exc:
                 raise StoreError(f"upsert into '{self.collection}' at {self.path} failed: {exc}") from exc
 
@@ -365,166 +313,95 @@ class EdgeStore(VectorStore):
         self._sh.update(UpdateOperation.delete_points(ids))
 
     # ---------------------------------------------------------------------- reads
-    def _estimate(self, flt: SearchFilter) -> int:
-        return int(self._sh.count(CountRequest(exact=False, filter=to_edge_filter(flt))))
+    def _count(self, flt: st.SearchFilter | None, *, exact: bool) -> int:
+        return int(self._sh.count(CountRequest(exact=exact, filter=to_edge_filter(flt))))
 
-    def _query(
-        self,
-        vectors: np.ndarray,
-        limit: int,
-        flt: SearchFilter | None,
-        min_score: float | None,
-        exact: bool,
-        with_vectors: bool,
-    ) -> list[list[Hit]]:
-        edge_filter = to_edge_filter(flt)
-        params = SearchParams(hnsw_ef=self.hnsw_ef, exact=exact)
+    def _query(self, vectors: np.ndarray, ask: Ask) -> list[list[Hit]]:
+        edge_filter = to_edge_filter(ask.flt)
+        params = SearchParams(hnsw_ef=self.hnsw_ef, exact=ask.exact)
         using = self._image_using()
         requests = [
-            QueryRequest(
-                limit=limit,
-                query=Query.Nearest(v, using=using),
-                filter=edge_filter,
-                score_threshold=min_score,
-                params=params,
-                with_payload=True,
-                with_vector=with_vectors,
-            )
+            QueryRequest(query=Query.Nearest(v, using=using), params=params, **_common(ask, edge_filter))
             for v in vectors
         ]
         if len(requests) == 1:
             results = [self._sh.query(requests[0])]
         else:
             results = self._sh.query_batch(QueryBatchRequest(queries=requests))
-        return to_hits(results, with_vectors)
+        return st.to_hits(results, ask.with_vectors)
 
-    def _hybrid(
-        self,
-        legs: list[Leg],
-        query: HybridQuery,
-        limit: int,
-        prefetch: int,
-        flt: SearchFilter | None,
-        min_score: float | None,
-        exact: bool,
-        with_vectors: bool,
-    ) -> list[Hit]:
-        request = hybrid_request(
-            legs,
-            query,
-            limit,
-            prefetch,
-            to_edge_filter(flt),
-            min_score,
-            self.hnsw_ef,
-            exact,
-            with_vectors,
-            using_image=self._image_using(),
-        )
-        return to_hits([self._sh.query(request)], with_vectors)[0]
+    def _hybrid(self, legs: list[Leg], query: st.HybridQuery, ask: Ask) -> list[Hit]:
+        request = hybrid_request(legs, query, ask, self.hnsw_ef, using_image=self._image_using())
+        return st.to_hits([self._sh.query(request)], ask.with_vectors)[0]
 
-    def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]:
+    def _retrieve(self, ids: list[str], with_vectors: bool) -> list[st.StoredPoint]:
         records = self._sh.retrieve(ids, with_payload=True, with_vector=with_vectors)
-        return [to_stored_point(r, with_vectors) for r in records]
+        return [st.to_stored_point(r, with_vectors) for r in records]
 
-    def count(self, filter: SearchFilter | None = None) -> int:
-        if self._closed:
-            raise StoreError(f"the Qdrant Edge store at {self.path} is closed")
-        if self._shard is None:
-            return 0
-        flt = None if filter is None or filter.is_empty() else filter
-        return int(self._sh.count(CountRequest(exact=True, filter=to_edge_filter(flt))))
+    def _scroll_page(
+        self, offset: Any, limit: int, flt: st.SearchFilter | None, with_vectors: bool
+    ) -> tuple[list[Any], Any]:
+        request = ScrollRequest(
+            offset=offset, limit=limit, filter=to_edge_filter(flt), with_payload=True, with_vector=with_vectors
+        )
+        return self._sh.scroll(request)
 
-    def scroll(
-        self, *, batch_size: int = 256, with_vectors: bool = False, filter: SearchFilter | None = None
-    ) -> Iterator[StoredPoint]:
-        if self._closed:
-            raise StoreError(f"the Qdrant Edge store at {self.path} is closed")
-        if self._shard is None:
-            return
-        flt = None if filter is None or filter.is_empty() else filter
-        edge_filter = to_edge_filter(flt)
-        offset: Any = None
-        while True:
-            records, offset = self._sh.scroll(
-                ScrollRequest(
-                    offset=offset, limit=batch_size, filter=edge_filter, with_payload=True, with_vector=with_vectors
-                )
-            )
-            for r in records:
-                yield to_stored_point(r, with_vectors)
-            if offset is None or not records:
-                return
-
-    def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "backend": self.backend,
-            "collection": self.collection,
-            "location": str(self.path),
-            "dim": self.dim(),
-            "count": self.count(),
-            "encoder": self.encoder(),
-            "distance": "cosine",
-            "layout": self.layout(),
-            "text_dim": self.text_dim(),
-            "text_encoder": self.text_encoder(),
+    def _index_info(self) -> dict[str, Any]:
+        si = self._sh.info()
+        return {
+            "segments": si.segments_count,
+            "indexed_vectors": si.indexed_vectors_count,
+            "payload_indexes": sorted(si.payload_schema),
         }
-        if self._shard is not None:
-            si = self._sh.info()
-            out.update(
-                segments=si.segments_count,
-                indexed_vectors=si.indexed_vectors_count,
-                payload_indexes=sorted(si.payload_schema),
-                hnsw_ef=self.hnsw_ef,
-                exact_filter_threshold=self.exact_filter_threshold,
-            )
-        return out
 
     def _location(self) -> str:
         return str(self.path)
 
 
-def _edge_vector(leg: Leg) -> Any:
-    if isinstance(leg.vector, SparseVector):
-        return EdgeSparseVector(list(leg.vector.indices), list(leg.vector.values))
-    return leg.vector
+def _dense(v: np.ndarray) -> np.ndarray:
+    return v
+
+
+def _sparse(v: SparseVector) -> EdgeSparseVector:
+    return EdgeSparseVector(list(v.indices), list(v.values))
+
+
+def _common(ask: Ask, edge_filter: Filter | None, *, with_vector: Any = None) -> dict[str, Any]:
+    """The options every (top-level) request of ``ask`` shares."""
+    return {
+        "limit": ask.limit,
+        "filter": edge_filter,
+        "score_threshold": ask.min_score,
+        "with_payload": True,
+        "with_vector": ask.with_vectors if with_vector is None else with_vector,
+    }
+
+
+def leg_query(leg: Leg, using: str | None) -> Query:
+    """The Qdrant Edge query of one leg: nearest neighbours, or a recommend query (``average_vector`` = nearest
+    neighbours of :meth:`~pir.search.store.Recommend.average`, as Qdrant computes it)."""
+    v = leg.vector
+    if isinstance(v, st.Recommend):
+        if v.strategy == "average_vector":
+            return Query.Nearest(v.average(), using=using)
+        examples = RecommendQuery(list(v.positives), list(v.negatives))
+        if v.strategy == "best_score":
+            return Query.RecommendBestScore(examples, using=using)
+        return Query.RecommendSumScores(examples, using=using)
+    return Query.Nearest(_sparse(v) if isinstance(v, SparseVector) else v, using=using)
 
 
 def hybrid_request(
-    legs: list[Leg],
-    query: HybridQuery,
-    limit: int,
-    prefetch: int,
-    edge_filter: Filter | None,
-    min_score: float | None,
-    hnsw_ef: int,
-    exact: bool,
-    with_vectors: bool,
-    *,
-    using_image: str | None = IMAGE,
+    legs: list[Leg], query: st.HybridQuery, ask: Ask, hnsw_ef: int, *, using_image: str | None = IMAGE
 ) -> QueryRequest:
     """The Qdrant Edge request of a hybrid query: the filter on every prefetch (and the fused query)."""
-    params = SearchParams(hnsw_ef=hnsw_ef, exact=exact)
-
-    def using(leg: Leg) -> str | None:
-        return using_image if leg.using == IMAGE else leg.using
-
-    common: dict[str, Any] = {
-        "limit": limit,
-        "filter": edge_filter,
-        "score_threshold": min_score,
-        "with_payload": True,
-        "with_vector": [IMAGE] if with_vectors and using_image else with_vectors,
-    }
+    params = SearchParams(hnsw_ef=hnsw_ef, exact=ask.exact)
+    edge_filter = to_edge_filter(ask.flt)
+    common = _common(ask, edge_filter, with_vector=[IMAGE] if ask.with_vectors and using_image else None)
+    queries = [leg_query(leg, using_image if leg.using == IMAGE else leg.using) for leg in legs]
     if len(legs) == 1:
-        leg = legs[0]
-        return QueryRequest(query=Query.Nearest(_edge_vector(leg), using=using(leg)), params=params, **common)
-    prefetches = [
-        Prefetch(
-            limit=prefetch, query=Query.Nearest(_edge_vector(leg), using=using(leg)), filter=edge_filter, params=params
-        )
-        for leg in legs
-    ]
+        return QueryRequest(query=queries[0], params=params, **common)
+    prefetches = [Prefetch(limit=ask.prefetch, query=q, filter=edge_filter, params=params) for q in queries]
     fused: Any
     if query.fusion == "rrf":
         fused = Fusion.Rrf(k=int(query.rrf_k), weights=[float(leg.weight) for leg in legs])
@@ -533,13 +410,13 @@ def hybrid_request(
         for i, leg in enumerate(legs):
             score = Expression.Variable(f"$score[{i}]")
             if leg.sparse:
-                score = Expression.Div(score, Expression.Sum([score, Expression.Constant(WORDS_SCALE)]), 0.0)
+                score = Expression.Div(score, Expression.Sum([score, Expression.Constant(st.WORDS_SCALE)]), 0.0)
             terms.append(Expression.Mult([Expression.Constant(float(leg.weight)), score]))
         fused = Formula(Expression.Sum(terms), defaults={f"$score[{i}]": 0.0 for i in range(len(legs))})
     return QueryRequest(query=fused, prefetches=prefetches, **common)
 
 
-def to_edge_filter(flt: SearchFilter | None) -> Filter | None:
+def to_edge_filter(flt: st.SearchFilter | None) -> Filter | None:
     """Translate a :class:`SearchFilter` into a Qdrant Edge ``Filter`` (None when empty)."""
     if flt is None or flt.is_empty():
         return None
@@ -560,3 +437,8 @@ def to_edge_filter(flt: SearchFilter | None) -> Filter | None:
     if flt.exclude_ids:
         must_not.append(HasIdCondition({str(i) for i in flt.exclude_ids}))
     return Filter(must=must or None, must_not=must_not or None)
+
+
+def open_store(settings: Settings, collection: str) -> EdgeStore:
+    """The registry's ``edge`` backend: ``collection`` under ``settings.store_dir`` (see :mod:`pir.search.factory`)."""
+    return EdgeStore(settings.store_dir / collection, collection, **st.index_settings(settings))

@@ -1,18 +1,79 @@
-"""Open the store the settings describe: Qdrant Edge (embedded), qdrant-client in memory, or a Qdrant server.
+"""The store registry: which vector-store backend the settings ask for, and how to open it, in one place.
+
+A backend is a module that defines a :class:`~pir.search.store.VectorStore` subclass and an opener::
+
+    def open_store(settings: Settings, collection: str) -> VectorStore
+
+Adding a backend is that module plus one :func:`register_store` line (a :class:`StoreSpec`). :func:`open_store` opens
+the first registered backend (by ``priority``, lowest first) whose ``matches(settings)`` is true; no backend module
+is imported before it is chosen (qdrant-client is slow to import).
 
 Kept apart from :mod:`pir.search.store` (the base class) so that the backends import the base and this module
-imports the backends, with no import loop.
+names the backends, with no import loop.
+
+Example:
+    >>> from pir.search import open_store
+    >>> with open_store(settings) as store:   # qdrant.url unset: Qdrant Edge under settings.store_dir
+    ...     store.info()["backend"]
+    'edge'
 """
 
 from __future__ import annotations
 
-import math
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pir.search.store import VectorStore, validate_collection_name
+from pir.search.store import StoreError, VectorStore, validate_collection_name
 
 if TYPE_CHECKING:
     from pir.config import Settings
+
+__all__ = ["REGISTRY", "StoreSpec", "get_store_backend", "open_store", "register_store"]
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """A registered store backend: its name, when it applies, where its opener lives, its matching priority."""
+
+    name: str
+    matches: Callable[[Settings], bool]
+    module: str
+    opener: str = "open_store"
+    priority: int = 50
+
+    def open(self, settings: Settings, collection: str) -> VectorStore:
+        """Import the backend module (only now) and open ``collection`` with it."""
+        return getattr(importlib.import_module(self.module), self.opener)(settings, collection)
+
+
+#: Backend name -> spec; :func:`open_store` asks them in ``priority`` order.
+REGISTRY: dict[str, StoreSpec] = {}
+
+
+def register_store(spec: StoreSpec) -> None:
+    """Register a store backend under ``spec.name`` (replacing one of the same name)."""
+    REGISTRY[spec.name] = spec
+
+
+register_store(StoreSpec("edge", lambda s: s.qdrant.url is None, "pir.search.edge", priority=10))
+register_store(
+    StoreSpec("memory", lambda s: s.qdrant.url == ":memory:", "pir.search.server", "open_memory", priority=20)
+)
+register_store(StoreSpec("server", lambda s: s.qdrant.url is not None, "pir.search.server", priority=90))
+
+
+def get_store_backend(settings: Settings) -> StoreSpec:
+    """The first registered backend (by priority) that matches the settings.
+
+    Raises:
+        StoreError: None matches.
+    """
+    for spec in sorted(REGISTRY.values(), key=lambda s: s.priority):
+        if spec.matches(settings):
+            return spec
+    raise StoreError(f"no store backend for qdrant.url={settings.qdrant.url!r}; registered: {', '.join(REGISTRY)}")
 
 
 def open_store(settings: Settings, *, collection: str | None = None) -> VectorStore:
@@ -20,49 +81,11 @@ def open_store(settings: Settings, *, collection: str | None = None) -> VectorSt
 
     ``settings.qdrant.url`` unset: an embedded Qdrant Edge store in ``settings.store_dir / <collection>`` (one process
     at a time). ``":memory:"``: an in-process qdrant-client store (tests, demos; not persisted). Otherwise a Qdrant
-    server or cluster at that url.
+    server or cluster at that url. Other backends: :func:`register_store`.
 
     Args:
         settings: The settings tree.
         collection: Collection name; defaults to ``settings.qdrant.collection``.
     """
-    q = settings.qdrant
-    name = validate_collection_name(collection or q.collection)
-    if q.url is None:
-        from pir.search.edge import EdgeStore  # lazy: start-up (only the chosen backend's client is imported)
-
-        return EdgeStore(
-            settings.store_dir / name,
-            name,
-            hnsw_ef=q.hnsw_ef,
-            exact_filter_threshold=q.exact_filter_threshold,
-            hnsw_m=q.hnsw_m,
-            hnsw_ef_construct=q.hnsw_ef_construct,
-        )
-    from qdrant_client import QdrantClient  # lazy: start-up (qdrant-client is slow to import)
-
-    from pir.search.server import ServerStore  # lazy: start-up
-
-    if q.url == ":memory:":
-        client = QdrantClient(":memory:")
-    else:
-        client = QdrantClient(
-            url=q.url,
-            api_key=q.api_key.get_secret_value() if q.api_key else None,
-            prefer_grpc=q.prefer_grpc,
-            timeout=math.ceil(q.timeout),
-        )
-    return ServerStore(
-        client,
-        name,
-        hnsw_ef=q.hnsw_ef,
-        exact_filter_threshold=q.exact_filter_threshold,
-        hnsw_m=q.hnsw_m,
-        hnsw_ef_construct=q.hnsw_ef_construct,
-        shard_number=q.shard_number,
-        replication_factor=q.replication_factor,
-        write_consistency_factor=q.write_consistency_factor,
-        on_disk_payload=q.on_disk_payload,
-        location=q.url,
-        owns_client=True,
-    )
+    name = validate_collection_name(collection or settings.qdrant.collection)
+    return get_store_backend(settings).open(settings, name)

@@ -171,24 +171,15 @@ def _check_same(src: VectorStore, dst: VectorStore) -> None:
 # ------------------------------------------------------------------------------------------------------ Qdrant Edge
 def _reindex_edge(settings: Settings, collection: str | None, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
     from pir.search.edge import EdgeStore
-    from pir.search.store import validate_collection_name
+    from pir.search.store import index_settings, validate_collection_name
 
     name = validate_collection_name(collection or settings.qdrant.collection)
     root = settings.store_dir
     live, tmp, old = root / name, root / f".{name}.reindex", root / f".{name}.old"
     summary = ReindexSummary(collection=name, backend="edge")
-    q = settings.qdrant
 
     def edge(path: Path) -> EdgeStore:
-        return EdgeStore(
-            path,
-            name,
-            hnsw_ef=q.hnsw_ef,
-            exact_filter_threshold=q.exact_filter_threshold,
-            hnsw_m=q.hnsw_m,
-            hnsw_ef_construct=q.hnsw_ef_construct,
-            warmup=False,
-        )
+        return EdgeStore(path, name, warmup=False, **index_settings(settings))
 
     if not live.exists() and old.exists():  # interrupted between the two renames of the swap
         if (tmp / DONE_MARKER).exists():
@@ -231,21 +222,7 @@ def _reindex_server(store: VectorStore, te: TextEncoder, opts: dict[str, Any]) -
     client, name = store.client, store.collection
     tmp_name = name + TMP_SUFFIX
     summary = ReindexSummary(collection=name, backend="server")
-
-    def server(coll: str) -> ServerStore:
-        return ServerStore(
-            client,
-            coll,
-            hnsw_ef=store.hnsw_ef,
-            exact_filter_threshold=store.exact_filter_threshold,
-            hnsw_m=store.hnsw_m,
-            hnsw_ef_construct=store.hnsw_ef_construct,
-            shard_number=store.shard_number,
-            replication_factor=store.replication_factor,
-            write_consistency_factor=store.write_consistency_factor,
-            on_disk_payload=store.on_disk_payload,
-            location=store.location,
-        )
+    server = store.sibling
 
     tmp_exists = client.collection_exists(tmp_name)
     layout = store.layout()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import numpy as np
 from PIL import Image
@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
     from pir.encoder.text import TextEncoder
     from pir.search.store import Hit, SearchFilter, StoredPoint, VectorStore
+
+
+class QueryOptions(TypedDict, total=False):
+    """The result options every search function takes (as in :meth:`pir.search.store.VectorStore.search_batch`)."""
+
+    k: int
+    filter: SearchFilter | None
+    min_score: float | None
+    group_by_patent: bool
 
 
 @dataclass
@@ -191,12 +200,9 @@ def search_images(
     *,
     encoder: ImageEncoder,
     store: VectorStore,
-    k: int = 10,
-    filter: SearchFilter | None = None,
-    min_score: float | None = None,
-    group_by_patent: bool = False,
+    **options: Unpack[QueryOptions],
 ) -> SearchResponse:
-    """Search with one drawing, or several views of one object fused into one query.
+    """Search with one drawing, or several views of one object fused into one query (``options``: k, filter, ...).
 
     Example:
         >>> resp = search_images(["front.png", "side.png"], settings, encoder=enc, store=store, k=10)
@@ -208,7 +214,7 @@ def search_images(
     t0 = time.perf_counter()
     q = fuse(encoder.encode_images(list(images), batch_size=settings.encoder.batch_size))
     query = {"images": [str(i) if not isinstance(i, Image.Image) else "<image>" for i in images]}
-    return _respond(q, t0, query, store, k=k, filter=filter, min_score=min_score, group_by_patent=group_by_patent)
+    return _respond(q, t0, query, store, **options)
 
 
 def search_text(
@@ -217,36 +223,20 @@ def search_text(
     *,
     encoder: ImageEncoder | None = None,
     store: VectorStore,
-    k: int = 10,
-    filter: SearchFilter | None = None,
-    min_score: float | None = None,
-    group_by_patent: bool = False,
     text_encoder: TextEncoder | None = None,
+    **options: Unpack[QueryOptions],
 ) -> SearchResponse:
     """Search drawings by words: the figures' ``text`` and ``words`` vectors (works with any image encoder)."""
-    return search_hybrid(
-        store,
-        settings,
-        text=text,
-        encoder=encoder,
-        text_encoder=text_encoder,
-        k=k,
-        filter=filter,
-        min_score=min_score,
-        group_by_patent=group_by_patent,
-    )
+    return search_hybrid(store, settings, text=text, encoder=encoder, text_encoder=text_encoder, **options)
 
 
 def search_like(
     key: str,
     store: VectorStore,
     *,
-    k: int = 10,
-    filter: SearchFilter | None = None,
-    min_score: float | None = None,
-    group_by_patent: bool = False,
     text_weight: float = 0.5,
     fusion: str = "rrf",
+    **options: Unpack[QueryOptions],
 ) -> SearchResponse:
     """ "More like this": query with a stored figure (``PATENT/FIGURE``): its stored image, text and words vectors.
 
@@ -256,17 +246,7 @@ def search_like(
         ValueError: ``key`` is not ``PATENT/FIGURE``.
         KeyError: the figure is not in the store.
     """
-    return search_hybrid(
-        store,
-        None,
-        like=key,
-        k=k,
-        filter=filter,
-        min_score=min_score,
-        group_by_patent=group_by_patent,
-        text_weight=text_weight,
-        fusion=fusion,
-    )
+    return search_hybrid(store, None, like=key, text_weight=text_weight, fusion=fusion, **options)
 
 
 @dataclass
@@ -290,6 +270,16 @@ def text_query(text: str, text_encoder: TextEncoder, *, expand: bool = True) -> 
     expanded, aliases = query_words(text) if expand else (text, [])
     dense = normalize(text_encoder.encode([text])[0])
     return TextQuery(dense, words_query_vector(expanded), aliases, expanded)
+
+
+def _store_text_query(
+    store: VectorStore, text: str, text_encoder: TextEncoder | None, settings: Settings | None, expand: bool = True
+) -> TextQuery:
+    """:func:`text_query` with the store's text encoder (checked; loaded once per process when not given)."""
+    if text_encoder is None:
+        text_encoder = get_text_encoder(settings or _default_settings())
+    _check_text_encoder(store, text_encoder)
+    return text_query(text, text_encoder, expand=expand)
 
 
 def _check_text_encoder(store: VectorStore, text_encoder: TextEncoder) -> None:
@@ -316,6 +306,12 @@ def _cross_modal(encoder: ImageEncoder | None, image: np.ndarray, store: VectorS
     if (stored and stored != name) or v.shape[0] != store.text_dim():
         return None
     return v
+
+
+def _default_settings() -> Settings:
+    from pir.config import get_settings
+
+    return get_settings()
 
 
 def search_hybrid(
@@ -373,9 +369,7 @@ def search_hybrid(
     from pir.search.store import HybridQuery, SearchFilter
 
     if settings is None and (images or (text and text_encoder is None)):
-        from pir.config import get_settings
-
-        settings = get_settings()
+        settings = _default_settings()
     t0 = time.perf_counter()
     query: dict[str, Any] = {"fusion": fusion, "text_weight": text_weight}
     img: np.ndarray | None = None
@@ -400,11 +394,7 @@ def search_hybrid(
         img = fuse(np.asarray(image_vector, dtype=np.float32))
         query["images"] = ["<vector>"]
     if text and text.strip():
-        if text_encoder is None:
-            assert settings is not None
-            text_encoder = get_text_encoder(settings)
-        _check_text_encoder(store, text_encoder)
-        tq = text_query(text, text_encoder, expand=expand)
+        tq = _store_text_query(store, text, text_encoder, settings, expand)
         hq.text, hq.words = tq.text, tq.words
         query.update(text=text, aliases=tq.aliases)
     if img is None and hq.text is None and hq.words is None:
@@ -420,6 +410,78 @@ def search_hybrid(
     t2 = time.perf_counter()
     results = [SearchResult.from_hit(i + 1, h) for i, h in enumerate(hits)]
     return SearchResponse(results, (t1 - t0) * 1e3, (t2 - t1) * 1e3, query)
+
+
+def search_recommend(
+    store: VectorStore,
+    positive_ids: Sequence[str],
+    negative_ids: Sequence[str] = (),
+    *,
+    query_vector: np.ndarray | None = None,
+    k: int = 10,
+    filter: SearchFilter | None = None,
+    min_score: float | None = None,
+    group_by_patent: bool = False,
+    strategy: str = "average_vector",
+    text_weight: float = 0.0,
+    fusion: str = "rrf",
+    text: str | None = None,
+    text_encoder: TextEncoder | None = None,
+    settings: Settings | None = None,
+) -> SearchResponse:
+    """Relevance feedback ("mark relevant / not relevant and search again"): Qdrant's recommend query.
+
+    Figures like the ``positive_ids`` and unlike the ``negative_ids`` (point ids, :attr:`SearchResult.id`), by their
+    stored ``image`` vectors; the examples themselves are not results. ``query_vector``, the current image query
+    (several rows are fused), counts as one more positive. ``strategy``: ``average_vector`` (search
+    ``avg(pos) + avg(pos) - avg(neg)``; needs a positive), ``best_score`` or ``sum_scores`` (see
+    :class:`pir.search.store.Recommend`). ``text_weight > 0`` also fuses a recommend query on the examples' ``text``
+    vectors (``fusion`` as in :func:`search_hybrid`). ``text``: the query words; they are then the words side
+    (``text`` + ``words`` vectors, alias-expanded, as in :func:`search_hybrid`; ``text_weight`` is their share, 0.5
+    when left at 0). ``filter`` applies to every part.
+
+    Example:
+        >>> resp = search_recommend(store, [hit_a.id], [hit_b.id], query_vector=q, k=10)
+
+    Raises:
+        KeyError: An id is not in the store.
+        ValueError: No example to go by (no positive for ``average_vector``, none at all otherwise).
+    """
+    positive: list[str | np.ndarray] = [str(i) for i in positive_ids]
+    if query_vector is not None:
+        positive.append(fuse(np.asarray(query_vector, dtype=np.float32)))
+    if not positive and (strategy == "average_vector" or not negative_ids):
+        raise ValueError(f"relevance feedback ({strategy}) needs a relevant figure or the query")
+    query: dict[str, Any] = {
+        "mode": "recommend",
+        "strategy": strategy,
+        "positive": [str(i) for i in positive_ids],
+        "negative": [str(i) for i in negative_ids],
+        "with_query": query_vector is not None,
+        "text_weight": text_weight,
+        "fusion": fusion,
+    }
+    t0 = time.perf_counter()
+    words = None
+    if text and text.strip():
+        tq = _store_text_query(store, text, text_encoder, settings)
+        words, text_weight = (tq.text, tq.words), text_weight or 0.5
+        query.update(text=text, aliases=tq.aliases, text_weight=text_weight)
+    t1 = time.perf_counter()
+    hits = store.recommend(
+        positive,
+        [str(i) for i in negative_ids],
+        k,
+        strategy=strategy,
+        text_weight=text_weight,
+        fusion=fusion,
+        filter=filter,
+        min_score=min_score,
+        group_by_patent=group_by_patent,
+        words=words,
+    )
+    results = [SearchResult.from_hit(i + 1, h) for i, h in enumerate(hits)]
+    return SearchResponse(results, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3, query)
 
 
 def _like_point(key: str, store: VectorStore) -> StoredPoint:

@@ -25,12 +25,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -63,6 +64,11 @@ FUSIONS = ("rrf", "weighted")
 RRF_K = 10
 #: BM25 scores are unbounded; in weighted fusion a words score s counts as s / (s + WORDS_SCALE), in [0, 1).
 WORDS_SCALE = 5.0
+#: Relevance-feedback strategies of :meth:`VectorStore.recommend` (Qdrant's recommend query).
+STRATEGIES = ("average_vector", "best_score", "sum_scores")
+
+#: Index keywords every backend takes (:class:`VectorStore`), named as in the settings' ``qdrant`` section.
+INDEX_OPTIONS = ("hnsw_ef", "exact_filter_threshold", "hnsw_m", "hnsw_ef_construct")
 
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _GROUP_OVERFETCH = 4
@@ -149,8 +155,9 @@ class HybridQuery:
     """What to look for: any of an image vector, a dense text vector and a sparse words vector.
 
     Attributes:
-        image: Query in the image space (``image`` vectors).
-        text: Query in the text space (``text`` vectors), e.g. the text encoder's embedding of the user's words.
+        image: Query in the image space (``image`` vectors), or a :class:`Recommend` query on them.
+        text: Query in the text space (``text`` vectors), e.g. the text encoder's embedding of the user's words,
+            or a :class:`Recommend` query on them.
         words: Sparse BM25 query (``words`` vectors), see :func:`pir.search.words.words_query_vector`.
         image_text: The image query in the text space (a text-aligned encoder): a cross-modal prefetch on ``text``.
         fusion: ``rrf`` (weighted reciprocal rank fusion) or ``weighted`` (weighted sum of scores, a Qdrant formula).
@@ -160,8 +167,8 @@ class HybridQuery:
         rrf_k: RRF rank constant.
     """
 
-    image: np.ndarray | None = None
-    text: np.ndarray | None = None
+    image: np.ndarray | Recommend | None = None
+    text: np.ndarray | Recommend | None = None
     words: SparseVector | None = None
     image_text: np.ndarray | None = None
     fusion: str = "rrf"
@@ -191,16 +198,85 @@ class HybridQuery:
 
 
 @dataclass
+class Recommend:
+    """A recommend query on one dense vector (Qdrant's relevance feedback): examples to get near and to avoid.
+
+    ``average_vector`` searches ``avg(positives) + (avg(positives) - avg(negatives))``; ``best_score`` scores each
+    point by its best positive unless a negative is closer (then negative); ``sum_scores`` by the sum of its
+    similarities to the positives minus those to the negatives.
+    """
+
+    positives: list[np.ndarray]
+    negatives: list[np.ndarray] = field(default_factory=list)
+    strategy: str = "average_vector"
+
+    def average(self) -> np.ndarray:
+        """The ``average_vector`` query vector, as Qdrant computes it."""
+        pos = np.mean(np.stack(self.positives), axis=0)
+        if not self.negatives:
+            return pos.astype(np.float32)
+        return (pos + pos - np.mean(np.stack(self.negatives), axis=0)).astype(np.float32)
+
+
+@dataclass
 class Leg:
-    """One prefetch of a hybrid query: which vector, the query vector, its weight in the fusion."""
+    """One prefetch of a hybrid query: which vector, the query (a vector or a :class:`Recommend`), its weight."""
 
     using: str
-    vector: np.ndarray | SparseVector
+    vector: np.ndarray | SparseVector | Recommend
     weight: float
 
     @property
     def sparse(self) -> bool:
         return isinstance(self.vector, SparseVector)
+
+
+class SearchOptions(TypedDict, total=False):
+    """Keyword options of :meth:`VectorStore.search` and :meth:`VectorStore.hybrid_search` (see ``search_batch``)."""
+
+    filter: SearchFilter | None
+    min_score: float | None
+    group_by_patent: bool
+    exact: bool
+    with_vectors: bool
+
+
+@dataclass
+class Ask:
+    """What one backend query asks for: how many hits, the filter (None = none), exactness, vectors, prefetch size."""
+
+    limit: int
+    flt: SearchFilter | None = None
+    min_score: float | None = None
+    exact: bool = False
+    with_vectors: bool = False
+    prefetch: int = 0
+
+
+@dataclass
+class Batch:
+    """Checked points to write: ids, ``image`` rows, payloads, per point a ``text`` and a ``words`` vector or None."""
+
+    ids: list[str]
+    image: np.ndarray
+    payloads: list[dict[str, Any]]
+    text: list[np.ndarray | None]
+    words: list[SparseVector | None]
+
+    def chunks(self, size: int) -> Iterator[range]:
+        """Index ranges of at most ``size`` points."""
+        for s in range(0, len(self.ids), size):
+            yield range(s, min(s + size, len(self.ids)))
+
+    def vectors(self, i: int, dense: Callable[[np.ndarray], Any], sparse: Callable[[SparseVector], Any]) -> dict:
+        """Point ``i``'s named vectors in a backend's types (``dense``/``sparse`` convert one vector)."""
+        out: dict[str, Any] = {IMAGE: dense(self.image[i])}
+        text, words = self.text[i], self.words[i]
+        if text is not None:
+            out[TEXT] = dense(text)
+        if words is not None:
+            out[WORDS] = sparse(words)
+        return out
 
 
 class VectorStore(ABC):
@@ -213,13 +289,27 @@ class VectorStore(ABC):
     backend: str
     collection: str
 
-    def __init__(self, collection: str, *, hnsw_ef: int = 256, exact_filter_threshold: int = 20_000) -> None:
+    def __init__(
+        self,
+        collection: str,
+        *,
+        hnsw_ef: int = 256,
+        exact_filter_threshold: int = 20_000,
+        hnsw_m: int = 16,
+        hnsw_ef_construct: int = 128,
+    ) -> None:
+        """Index settings shared by the backends (``hnsw_m``, ``hnsw_ef_construct``: at creation)."""
         self.collection = validate_collection_name(collection)
         self.hnsw_ef = hnsw_ef
         self.exact_filter_threshold = exact_filter_threshold
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construct = hnsw_ef_construct
+
+    def index_options(self) -> dict[str, int]:
+        """This store's index keywords (to open another collection alike)."""
+        return {k: getattr(self, k) for k in INDEX_OPTIONS}
 
     # ----------------------------------------------------------------- collection
-    @abstractmethod
     def ensure_collection(
         self, dim: int, *, encoder: str | None = None, text_dim: int = DEFAULT_TEXT_DIM, text_encoder: str | None = None
     ) -> None:
@@ -235,6 +325,13 @@ class VectorStore(ABC):
             LegacyLayoutError: The collection has the old single-vector layout (``pir reindex`` upgrades it).
             StoreError: The collection exists with another vector size (or another encoder); nothing is changed.
         """
+        if int(dim) <= 0 or int(text_dim) <= 0:
+            raise StoreError(f"collection '{self.collection}': vector sizes must be positive, got {dim}, {text_dim}")
+        self._ensure(int(dim), encoder, int(text_dim), text_encoder)
+
+    @abstractmethod
+    def _ensure(self, dim: int, encoder: str | None, text_dim: int, text_encoder: str | None) -> None:
+        """Backend: create the collection, or check the existing one with :meth:`_check_existing`."""
 
     @abstractmethod
     def layout(self) -> str | None:
@@ -317,7 +414,7 @@ class VectorStore(ABC):
             raise StoreError(
                 f"upsert into '{self.collection}': {len(ids_list)} ids but {len(words_list)} words vectors"
             )
-        self._upsert(ids_list, np.ascontiguousarray(arr), [dict(p) for p in payloads], texts, words_list)
+        self._upsert(Batch(ids_list, np.ascontiguousarray(arr), [dict(p) for p in payloads], texts, words_list))
 
     def _check_text(
         self, ids: list[str], text: Sequence[np.ndarray | None] | np.ndarray | None
@@ -330,29 +427,21 @@ class VectorStore(ABC):
         tdim = self.text_dim()
         out: list[np.ndarray | None] = []
         for i, r in zip(ids, rows, strict=True):
-            if r is None:
-                out.append(None)
-                continue
-            v = np.asarray(r, dtype=np.float32).reshape(-1)
-            if v.shape[0] != tdim:
-                raise StoreError(
-                    f"upsert into '{self.collection}': text vector of id {i} is {v.shape[0]}-d, the collection's text "
-                    f"vectors are {tdim}-d (another text encoder?)"
-                )
-            if not np.isfinite(v).all():
-                raise StoreError(f"upsert into '{self.collection}': text vector of id {i} has NaN/inf values")
-            out.append(v if float(np.abs(v).sum()) > 0 else None)  # a zero vector has no direction: no text vector
+            v = None if r is None else self._checked(r, tdim, f"upsert into '{self.collection}': text vector of id {i}")
+            out.append(v if v is not None and float(np.abs(v).sum()) > 0 else None)  # zero: no direction, no vector
         return out
 
+    def _checked(self, vector: Any, want: int | None, what: str) -> np.ndarray:
+        """``vector`` as a contiguous float32 row, refused unless it has ``want`` finite values."""
+        arr = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if arr.shape[0] != want:
+            raise StoreError(f"{what} is {arr.shape[0]}-d but the collection's vectors of that kind are {want}-d")
+        if not np.isfinite(arr).all():
+            raise StoreError(f"{what} has NaN/inf values")
+        return np.ascontiguousarray(arr)
+
     @abstractmethod
-    def _upsert(
-        self,
-        ids: list[str],
-        vectors: np.ndarray,
-        payloads: list[dict[str, Any]],
-        text: list[np.ndarray | None],
-        words: list[SparseVector | None],
-    ) -> None: ...
+    def _upsert(self, batch: Batch) -> None: ...
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id (unknown ids are ignored)."""
@@ -367,27 +456,10 @@ class VectorStore(ABC):
         """Build the search index now (blocking) where the backend needs it; a no-op otherwise."""
 
     # ---------------------------------------------------------------------- reads
-    def search(
-        self,
-        vector: np.ndarray,
-        k: int = 10,
-        *,
-        filter: SearchFilter | None = None,
-        min_score: float | None = None,
-        group_by_patent: bool = False,
-        exact: bool = False,
-        with_vectors: bool = False,
-    ) -> list[Hit]:
-        """Nearest neighbours of one query vector, best first.
+    def search(self, vector: np.ndarray, k: int = 10, **options: Unpack[SearchOptions]) -> list[Hit]:
+        """Nearest neighbours of one query vector (of the collection's size, normalised or not; cosine), best first.
 
-        Args:
-            vector: Query vector of the collection's size (normalised or not; cosine).
-            k: Number of results.
-            filter: Payload filter.
-            min_score: Drop results scoring below this.
-            group_by_patent: Keep only the best figure of each patent (still ``k`` patents when enough exist).
-            exact: Exact (brute-force) search. Small filtered sets are searched exactly anyway.
-            with_vectors: Return the stored vectors in :attr:`Hit.vector`.
+        ``options`` as in :meth:`search_batch`.
 
         Raises:
             StoreError: The collection does not exist or the vector has the wrong size.
@@ -397,15 +469,7 @@ class VectorStore(ABC):
             arr = arr[0]
         if arr.ndim != 1:
             raise StoreError(f"search in '{self.collection}': one query vector expected, got shape {arr.shape}")
-        return self.search_batch(
-            arr[None, :],
-            k,
-            filter=filter,
-            min_score=min_score,
-            group_by_patent=group_by_patent,
-            exact=exact,
-            with_vectors=with_vectors,
-        )[0]
+        return self.search_batch(arr[None, :], k, **options)[0]
 
     def search_batch(
         self,
@@ -418,7 +482,20 @@ class VectorStore(ABC):
         exact: bool = False,
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
-        """:meth:`search` for each row of ``vectors`` (same options for all); one result list per row."""
+        """Nearest neighbours of each row of ``vectors`` (same options for all); one result list per row.
+
+        Args:
+            vectors: Query vectors ``(n, dim)``.
+            k: Number of results.
+            filter: Payload filter.
+            min_score: Drop results scoring below this.
+            group_by_patent: Keep only the best figure of each patent (still ``k`` patents when enough exist).
+            exact: Exact (brute-force) search. Small filtered sets are searched exactly anyway.
+            with_vectors: Return the stored ``image`` vectors in :attr:`Hit.vector`.
+
+        Raises:
+            StoreError: The collection does not exist or the vectors have the wrong size.
+        """
         arr = np.asarray(vectors, dtype=np.float32)
         if arr.ndim != 2:
             raise StoreError(f"search in '{self.collection}': vectors must be 2-D (n, dim), got shape {arr.shape}")
@@ -429,30 +506,20 @@ class VectorStore(ABC):
             raise StoreError(f"search in '{self.collection}': query vector has NaN/inf values")
         if k <= 0:
             return [[] for _ in range(arr.shape[0])]
-        flt = None if filter is None or filter.is_empty() else filter
-        use_exact = self._plan_exact(flt, exact)
+        ask = self._plan(Ask(k, filter, min_score, exact, with_vectors))
         arr = np.ascontiguousarray(arr)
         if not group_by_patent:
-            return self._query(arr, k, flt, min_score, use_exact, with_vectors)
-        return [self._grouped(arr[i : i + 1], k, flt, min_score, use_exact, with_vectors) for i in range(len(arr))]
+            return self._query(arr, ask)
+        return [self._grouped_by(lambda a, q=q: self._query(q[None, :], a)[0], ask) for q in arr]
 
-    def hybrid_search(
-        self,
-        query: HybridQuery,
-        k: int = 10,
-        *,
-        filter: SearchFilter | None = None,
-        min_score: float | None = None,
-        group_by_patent: bool = False,
-        exact: bool = False,
-        with_vectors: bool = False,
-    ) -> list[Hit]:
+    def hybrid_search(self, query: HybridQuery, k: int = 10, **options: Unpack[SearchOptions]) -> list[Hit]:
         """One Qdrant query over the ``image``, ``text`` and ``words`` vectors, fused inside Qdrant, best first.
 
         One vector alone is a plain nearest-neighbour query (scores: cosine, or BM25). Several are prefetches (each
         with the filter and ``query.prefetch`` candidates) fused by weighted RRF (``rrf``) or by a formula
         ``sum(weight * score)`` where a words score s counts as ``s / (s + WORDS_SCALE)`` (``weighted``); a point a
-        prefetch did not return scores 0 there. ``min_score`` applies to the fused score.
+        prefetch did not return scores 0 there. ``options`` as in :meth:`search_batch`; ``min_score`` applies to the
+        fused score.
 
         Raises:
             LegacyLayoutError: Words or text were asked of a collection with the old single-vector layout.
@@ -465,67 +532,106 @@ class VectorStore(ABC):
                 f"hybrid search: collection '{self.collection}' does not exist yet at {self._location()}; "
                 "ingest creates it"
             )
-        tdim = self.text_dim()
         for leg in legs:
-            if leg.sparse:
-                self._require_named("words search")
-                continue
-            arr = np.asarray(leg.vector, dtype=np.float32).reshape(-1)
-            want = dim if leg.using == IMAGE else tdim
-            if leg.using != IMAGE:
-                self._require_named("text search")
-            if arr.shape[0] != want:
-                raise StoreError(
-                    f"hybrid search in '{self.collection}': the {leg.using} query is {arr.shape[0]}-d but the "
-                    f"collection's {leg.using} vectors are {want}-d"
-                )
-            if not np.isfinite(arr).all():
-                raise StoreError(f"hybrid search in '{self.collection}': the {leg.using} query has NaN/inf values")
-            leg.vector = np.ascontiguousarray(arr)
+            self._check_leg(leg, dim)
         if k <= 0:
             return []
-        flt = None if filter is None or filter.is_empty() else filter
-        use_exact = self._plan_exact(flt, exact)
+        o = options
+        ask = self._plan(
+            Ask(k, o.get("filter"), o.get("min_score"), o.get("exact", False), o.get("with_vectors", False))
+        )
 
-        def fetch(limit: int) -> list[Hit]:
-            prefetch = query.prefetch or max(4 * limit, 50)
-            return self._hybrid(legs, query, limit, max(prefetch, limit), flt, min_score, use_exact, with_vectors)
+        def fetch(a: Ask) -> list[Hit]:
+            prefetch = max(query.prefetch or max(4 * a.limit, 50), a.limit)
+            return self._hybrid(legs, query, dataclasses.replace(a, prefetch=prefetch))
 
-        if not group_by_patent:
-            return fetch(k)
-        return self._grouped_by(fetch, k)
+        return self._grouped_by(fetch, ask) if o.get("group_by_patent") else fetch(ask)
+
+    def _check_leg(self, leg: Leg, dim: int) -> None:
+        """Validate one leg's query vector(s) against the collection (size, finite values, layout) in place."""
+        if leg.sparse:
+            self._require_named("words search")
+            return
+        if leg.using != IMAGE:
+            self._require_named("text search")
+        want = dim if leg.using == IMAGE else self.text_dim()
+
+        def check(vector: np.ndarray) -> np.ndarray:
+            return self._checked(vector, want, f"hybrid search in '{self.collection}': the {leg.using} query")
+
+        v = leg.vector
+        if isinstance(v, Recommend):
+            if v.strategy not in STRATEGIES:
+                raise StoreError(f"unknown recommend strategy {v.strategy!r}: use one of {', '.join(STRATEGIES)}")
+            if not v.positives and (v.strategy == "average_vector" or not v.negatives):
+                raise StoreError(f"recommend ({v.strategy}) needs at least one positive example")
+            leg.vector = Recommend([check(x) for x in v.positives], [check(x) for x in v.negatives], v.strategy)
+        else:
+            leg.vector = check(v)  # type: ignore[arg-type]
+
+    def recommend(
+        self,
+        positive: Sequence[str | np.ndarray],
+        negative: Sequence[str | np.ndarray] = (),
+        k: int = 10,
+        *,
+        strategy: str = "average_vector",
+        text_weight: float = 0.0,
+        fusion: str = "rrf",
+        filter: SearchFilter | None = None,
+        min_score: float | None = None,
+        group_by_patent: bool = False,
+        prefetch: int | None = None,
+        words: tuple[np.ndarray | None, SparseVector | None] | None = None,
+    ) -> list[Hit]:
+        """Relevance feedback: figures like the positive examples and unlike the negative ones, best first.
+
+        A Qdrant recommend query (:class:`Recommend`) on the ``image`` vectors. An example is a stored point id (its
+        stored vectors are used, and the point is left out of the results) or an image-space query vector. With
+        ``text_weight > 0`` a second recommend query on the ``text`` vectors of the id examples (those that have one)
+        is fused with it, as in :meth:`hybrid_search` (``fusion``, ``prefetch``); the filter applies to both.
+        ``words``: the query words' ``(text, words)`` vectors (see :func:`pir.search.service.text_query`); they are
+        the words side then, instead of the examples' text vectors.
+
+        Raises:
+            KeyError: An id is not in the collection.
+            StoreError: No positive example (``average_vector``) or no example at all, a bad vector, or no collection.
+        """
+        pos_img, pos_text, pos_ids = self._examples(positive)
+        neg_img, neg_text, neg_ids = self._examples(negative)
+        image = Recommend(pos_img, neg_img, strategy)
+        query = HybridQuery(image=image, fusion=fusion, text_weight=text_weight, prefetch=prefetch)
+        if words is not None:
+            query.text, query.words = words
+        elif text_weight > 0 and (pos_text or (neg_text and strategy != "average_vector")):
+            query.text = Recommend(pos_text, neg_text, strategy)
+        flt = dataclasses.replace(filter) if filter is not None else SearchFilter()
+        flt.exclude_ids = [*(flt.exclude_ids or []), *pos_ids, *neg_ids]  # the examples themselves are not results
+        return self.hybrid_search(query, k, filter=flt, min_score=min_score, group_by_patent=group_by_patent)
+
+    def _examples(self, items: Sequence[str | np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+        """Image vectors, text vectors (of the stored examples that have one) and ids of recommend examples."""
+        ids = [normalize_id(x) for x in items if isinstance(x, str | uuid.UUID)]
+        image = [np.asarray(x, dtype=np.float32) for x in items if not isinstance(x, str | uuid.UUID)]
+        found = {p.id: p for p in self.retrieve(ids, with_vectors=True)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"point {missing[0]} is not in collection {self.collection!r}")
+        points = [found[i] for i in dict.fromkeys(ids)]
+        image += [p.vector for p in points if p.vector is not None]
+        return image, [p.text for p in points if p.text is not None], list(found)
 
     @abstractmethod
-    def _hybrid(
-        self,
-        legs: list[Leg],
-        query: HybridQuery,
-        limit: int,
-        prefetch: int,
-        flt: SearchFilter | None,
-        min_score: float | None,
-        exact: bool,
-        with_vectors: bool,
-    ) -> list[Hit]:
+    def _hybrid(self, legs: list[Leg], query: HybridQuery, ask: Ask) -> list[Hit]:
         """Backend query: one leg = nearest neighbours on it; several = prefetches (each filtered) + fusion."""
 
-    def _grouped(
-        self,
-        q: np.ndarray,
-        k: int,
-        flt: SearchFilter | None,
-        min_score: float | None,
-        exact: bool,
-        with_vectors: bool,
-    ) -> list[Hit]:
-        return self._grouped_by(lambda limit: self._query(q, limit, flt, min_score, exact, with_vectors)[0], k)
-
     @staticmethod
-    def _grouped_by(fetch: Any, k: int) -> list[Hit]:
+    def _grouped_by(fetch: Callable[[Ask], list[Hit]], ask: Ask) -> list[Hit]:
         """Best hit per patent: over-fetch, de-duplicate, and fetch more until ``k`` patents or no more points."""
+        k = ask.limit
         limit = k * _GROUP_OVERFETCH
         while True:
-            hits = fetch(limit)
+            hits = fetch(dataclasses.replace(ask, limit=limit))
             best: list[Hit] = []
             seen: set[str] = set()
             for h in hits:
@@ -537,32 +643,22 @@ class VectorStore(ABC):
                 return best[:k]
             limit *= _GROUP_OVERFETCH
 
-    def _plan_exact(self, flt: SearchFilter | None, exact: bool) -> bool:
-        """Search exactly when asked, or when the filter keeps fewer points than ``exact_filter_threshold``.
+    def _plan(self, ask: Ask) -> Ask:
+        """An empty filter is none; exact when asked or when the filter keeps fewer than ``exact_filter_threshold``.
 
         Graph search with a filter of medium selectivity loses recall; an exact scan of a small set is cheap.
         """
-        if exact:
-            return True
-        if flt is None:
-            return False
-        return self._estimate(flt) < self.exact_filter_threshold
+        flt = None if ask.flt is None or ask.flt.is_empty() else ask.flt
+        exact = ask.exact or (flt is not None and self._count(flt, exact=False) < self.exact_filter_threshold)
+        return dataclasses.replace(ask, flt=flt, exact=exact)
 
     @abstractmethod
-    def _estimate(self, flt: SearchFilter) -> int:
-        """Cheap (approximate) number of points matching a filter."""
+    def _count(self, flt: SearchFilter | None, *, exact: bool) -> int:
+        """Number of points matching a filter (approximate unless ``exact``); the collection exists."""
 
     @abstractmethod
-    def _query(
-        self,
-        vectors: np.ndarray,
-        limit: int,
-        flt: SearchFilter | None,
-        min_score: float | None,
-        exact: bool,
-        with_vectors: bool,
-    ) -> list[list[Hit]]:
-        """Backend kNN for each row, best first."""
+    def _query(self, vectors: np.ndarray, ask: Ask) -> list[list[Hit]]:
+        """Backend kNN on the image vectors for each row, best first."""
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
         """Stored points by id, in the order asked; unknown ids are left out."""
@@ -570,28 +666,59 @@ class VectorStore(ABC):
         if not ids_list or self.dim() is None:
             return []
         found = {p.id: p for p in self._retrieve(ids_list, with_vectors)}
-        out: list[StoredPoint] = []
-        for i in dict.fromkeys(ids_list):
-            if i in found:
-                out.append(found[i])
-        return out
+        return [found[i] for i in dict.fromkeys(ids_list) if i in found]
 
     @abstractmethod
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]: ...
 
-    @abstractmethod
     def count(self, filter: SearchFilter | None = None) -> int:
         """Exact number of points (matching ``filter``); 0 when the collection does not exist."""
+        if self.dim() is None:
+            return 0
+        return self._count(None if filter is None or filter.is_empty() else filter, exact=True)
 
-    @abstractmethod
     def scroll(
         self, *, batch_size: int = 256, with_vectors: bool = False, filter: SearchFilter | None = None
     ) -> Iterator[StoredPoint]:
         """Iterate over all points (matching ``filter``), fetched ``batch_size`` at a time, in id order."""
+        if self.dim() is None:
+            return
+        flt = None if filter is None or filter.is_empty() else filter
+        offset: Any = None
+        while True:
+            records, offset = self._scroll_page(offset, batch_size, flt, with_vectors)
+            for r in records:
+                yield to_stored_point(r, with_vectors)
+            if offset is None or not records:
+                return
 
     @abstractmethod
+    def _scroll_page(
+        self, offset: Any, limit: int, flt: SearchFilter | None, with_vectors: bool
+    ) -> tuple[list[Any], Any]:
+        """One page of backend records from ``offset`` (None = the start) and the next offset (None = the end)."""
+
     def info(self) -> dict[str, Any]:
         """``backend``, ``collection``, ``location`` (path or url), ``dim``, ``count``, ``encoder`` and extras."""
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "collection": self.collection,
+            "location": self._location(),
+            "dim": self.dim(),
+            "count": self.count(),
+            "encoder": self.encoder(),
+            "distance": "cosine",
+            "layout": self.layout(),
+            "text_dim": self.text_dim(),
+            "text_encoder": self.text_encoder(),
+        }
+        if out["dim"] is not None:
+            out.update(self._index_info(), hnsw_ef=self.hnsw_ef, exact_filter_threshold=self.exact_filter_threshold)
+        return out
+
+    @abstractmethod
+    def _index_info(self) -> dict[str, Any]:
+        """Backend extras of :meth:`info` (segments, indexed vectors, payload indexes); the collection exists."""
 
     @abstractmethod
     def close(self) -> None:
@@ -620,22 +747,44 @@ class VectorStore(ABC):
             )
         return dim
 
-    def _dim_mismatch(self, stored: int, requested: int) -> StoreError:
-        return StoreError(
-            f"collection '{self.collection}' at {self._location()} stores {stored}-d vectors, but {requested}-d "
-            f"were requested (another encoder?). Nothing was changed. Use another collection "
-            f"(--collection / PIR_QDRANT__COLLECTION) or another data dir, or delete the old collection yourself."
-        )
+    def _check_existing(self, dim: int, text_dim: int, encoder: str | None) -> bool:
+        """Check an existing collection against what :meth:`ensure_collection` asks; True: record ``encoder``.
 
-    def _encoder_mismatch(self, stored: str, requested: str) -> StoreError:
-        return StoreError(
-            f"collection '{self.collection}' at {self._location()} was built with encoder '{stored}', not "
-            f"'{requested}'; vectors of different encoders cannot be compared. Nothing was changed. Use another "
-            f"collection (--collection / PIR_QDRANT__COLLECTION) or another data dir."
-        )
+        Raises:
+            LegacyLayoutError: The old single-vector layout.
+            StoreError: Another image or text vector size, or another encoder (nothing is changed).
+        """
+        self._require_named("ingest")
+        where = f"collection '{self.collection}' at {self._location()}"
+        stored_text = self.text_dim()
+        if stored_text is not None and stored_text != int(text_dim):
+            raise StoreError(
+                f"{where} stores {stored_text}-d text vectors, but {text_dim}-d were requested (another text "
+                "encoder?). Nothing was changed."
+            )
+        stored = self.dim()
+        if stored != int(dim):
+            raise StoreError(
+                f"{where} stores {stored}-d vectors, but {dim}-d were requested (another encoder?). Nothing was "
+                "changed. Use another collection (--collection / PIR_QDRANT__COLLECTION) or another data dir, or "
+                "delete the old collection yourself."
+            )
+        known = self.encoder()
+        if encoder and known and known != encoder:
+            raise StoreError(
+                f"{where} was built with encoder '{known}', not '{encoder}'; vectors of different encoders cannot be "
+                "compared. Nothing was changed. Use another collection (--collection / PIR_QDRANT__COLLECTION) or "
+                "another data dir."
+            )
+        return bool(encoder and not known)
 
     @abstractmethod
     def _location(self) -> str: ...
+
+
+def index_settings(settings: Any) -> dict[str, int]:
+    """The index keywords of a backend (:data:`INDEX_OPTIONS`) from the settings' ``qdrant`` section."""
+    return {k: getattr(settings.qdrant, k) for k in INDEX_OPTIONS}
 
 
 def validate_collection_name(name: str) -> str:

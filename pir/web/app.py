@@ -41,6 +41,11 @@ HERE = Path(__file__).parent
 T = TypeVar("T")
 VIEWPOINTS = ["perspective", "front", "rear", "left side", "right side", "side", "top", "bottom", "detail"]
 API_KEY_HEADER = "X-API-Key"
+#: Pages run only this server's script (no inline script: a stored title cannot run even if escaping failed).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 _COOKIE = "pir_api_key"
 
 
@@ -107,6 +112,7 @@ def create_app(
     *,
     encoder: ImageEncoder | None = None,
     store: VectorStore | None = None,
+    engine: Engine | None = None,
 ) -> FastAPI:
     """The ASGI app: loads the encoder once and opens the store (embedded Edge or a Qdrant server) at start-up.
 
@@ -115,6 +121,8 @@ def create_app(
         serve: Web settings; default from ``PIR_SERVE__*``.
         encoder, store: Ready ones (tests, embedding); otherwise loaded / opened from ``settings``. A store passed in
             is not closed by the app.
+        engine: A ready :class:`Engine` (``serve`` builds it first, so start-up errors are one line); the app closes
+            it at shutdown.
 
     Raises:
         ValueError: binding beyond loopback without an API key (see :func:`check_bind`).
@@ -126,13 +134,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        engine = await anyio.to_thread.run_sync(lambda: Engine(settings, serve, encoder=encoder, store=store))
-        holder["engine"] = engine
-        app.state.engine = engine
+        eng_ = engine or await anyio.to_thread.run_sync(lambda: Engine(settings, serve, encoder=encoder, store=store))
+        holder["engine"] = eng_
+        app.state.engine = eng_
         try:
             yield
         finally:
-            engine.close()
+            eng_.close()
 
     app = FastAPI(
         title="pir",
@@ -180,6 +188,8 @@ def create_app(
             response.set_cookie(_COOKIE, api_key, httponly=True, samesite="strict")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(("/docs", "/redoc")):  # Swagger UI loads its assets from a CDN
+            response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
     def _error(request: Request, status: int, message: str) -> Response:
@@ -272,9 +282,15 @@ def create_app(
     async def api_search_get(request: Request) -> dict[str, Any]:
         return await run_search(state(request))
 
-    @app.get("/api/figures/{figure}", tags=["api"], summary="A stored figure by point id or PATENT/FIGURE")
+    @app.get("/api/figures/{figure}", tags=["api"], summary="A stored figure by point id")
     async def figure(figure: str) -> dict[str, Any]:
         return await anyio.to_thread.run_sync(eng().figure, figure)
+
+    @app.get(
+        "/api/patents/{patent_id}/figures/{figure_id}", tags=["api"], summary="A stored figure by patent and figure id"
+    )
+    async def figure_by_key(patent_id: str, figure_id: str) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(eng().figure, f"{patent_id}/{figure_id}")
 
     @app.get("/api/figures/{figure}/thumb", tags=["api"], summary="PNG of a stored figure (size 128, 256 or 1024)")
     async def thumb(figure: str, size: int = 256) -> Response:
@@ -381,7 +397,19 @@ def serve(settings: Settings, serve: ServeSettings | None = None) -> None:
 
     serve = serve or get_serve_settings()
     check_bind(serve)
-    app = create_app(settings, serve)
+    engine = Engine(settings, serve)  # encoder + store now: a store held elsewhere is a one-line error, not a traceback
+    try:
+        app = create_app(settings, serve, engine=engine)
+    except BaseException:
+        engine.close()
+        raise
+    log.warning(
+        "pir serve: %s figures, encoder %s; http://%s:%s/",
+        engine.store.count(),
+        engine.encoder.name,
+        serve.host,
+        serve.port,
+    )
     uvicorn.run(app, host=serve.host, port=serve.port, log_level="info", access_log=False, server_header=False)
 
 

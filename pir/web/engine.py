@@ -5,8 +5,9 @@ under a concurrency limit). Searching itself is :mod:`pir.search.service`; this 
 :class:`Query` (the whole search state, as it appears in a URL) into calls of those functions.
 
 Concurrency: the encoder is only read (``eval`` + ``no_grad``), so several searches may encode at once; the
-embedded Qdrant Edge store is wrapped in :class:`LockedStore`, which serialises its calls (each takes milliseconds).
-A Qdrant server is safe to call from threads and is used unlocked.
+embedded Qdrant Edge store (and qdrant-client's in-process ``:memory:`` mode) is wrapped in :class:`LockedStore`,
+which serialises its calls (each takes milliseconds). A Qdrant server over HTTP is safe to call from threads and is
+used unlocked.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _ALLOWED_FORMATS = {"PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP"}
 _WORD_RE = re.compile(r"[a-z0-9]+")
 THUMB_SIZES = (128, 256, 1024)
-FUSIONS = ("rrf", "weighted")  # pir.search.service.search_hybrid
+FUSIONS = ("rrf", "weighted")
+_WORK_SIDE = 2048  # longest side a query drawing is kept at while searching  # pir.search.service.search_hybrid
 
 
 class WebError(Exception):
@@ -287,7 +289,8 @@ class Engine:
         )
         self._own_store = store is None
         raw = store or open_store(settings)
-        self.store: Any = raw if raw.backend == "server" else LockedStore(raw)
+        remote = raw.backend == "server" and str(settings.qdrant.url or "").startswith(("http://", "https://"))
+        self.store: Any = raw if remote or isinstance(raw, LockedStore) else LockedStore(raw)
         self.text_encoder: Any = None
         if self.store.text_encoder():  # the store holds text vectors: load the frozen text encoder now, once
             from pir.search.service import get_text_encoder
@@ -318,8 +321,10 @@ class Engine:
         if not data:
             raise WebError(422, f"{name}: empty file (0 bytes)")
         fmt, (w, h) = _sniff(data, name)
+        if fmt in ("PDF", "SVG", "PostScript/EPS"):
+            raise WebError(415, f"{name}: {fmt} is a vector/document format, not a raster drawing; convert it to PNG")
         if fmt not in _ALLOWED_FORMATS:
-            raise WebError(415, f"{name}: {fmt} images are not accepted; use PNG, JPEG, TIFF, BMP, GIF or WebP")
+            raise WebError(415, f"{name}: {fmt} files are not accepted; use PNG, JPEG, TIFF, BMP, GIF or WebP")
         if w * h > self.serve.max_pixels:
             raise WebError(
                 413, f"{name}: {w}x{h} = {w * h:,} pixels; at most {self.serve.max_pixels:,} per drawing (too large)"
@@ -330,11 +335,32 @@ class Engine:
             raise _image_error(e) from None
         digest = hashlib.sha256(data).hexdigest()
         path = self.drawings_dir / digest
-        if not path.exists():
+        if path.exists():
+            path.touch()  # recently used: kept longest
+        else:
             tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
             tmp.write_bytes(data)
             tmp.replace(path)
+            self._prune_drawings(keep=path)
         return digest
+
+    def _prune_drawings(self, keep: Path) -> None:
+        """Delete the least recently used query drawings beyond ``max_stored_mb`` (never ``keep``, the newest)."""
+        files = []
+        for p in self.drawings_dir.iterdir():
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            files.append((st.st_mtime, st.st_size, p))
+        total, cap = sum(f[1] for f in files), self.serve.max_stored_mb * 2**20
+        for _, size, p in sorted(files, key=lambda f: f[0]):
+            if total <= cap:
+                break
+            if p == keep:
+                continue
+            p.unlink(missing_ok=True)
+            total -= size
 
     def drawing_path(self, digest: str) -> Path:
         """Path of a stored query drawing (only ever a hash from this server's own directory)."""
@@ -347,7 +373,9 @@ class Engine:
 
     def load_drawing(self, digest: str, crop: tuple[float, float, float, float] | None = None) -> Image.Image:
         """A stored query drawing as a PIL image, cropped to ``crop`` (fractions) when given."""
-        data = self.drawing_path(digest).read_bytes()
+        path = self.drawing_path(digest)
+        data = path.read_bytes()
+        path.touch()
         try:
             with Image.open(io.BytesIO(data)) as im:
                 im.seek(0)
@@ -359,6 +387,9 @@ class Engine:
             w, h = img.size
             x0, y0, x1, y1 = crop
             img = img.crop((round(x0 * w), round(y0 * h), max(round(x1 * w), 1), max(round(y1 * h), 1)))
+        if max(img.size) > _WORK_SIDE:  # the encoder sees ~224 px: keep a search's memory small for large sheets
+            img = img.convert("L") if img.mode in ("1", "P") else img
+            img.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
         return img
 
     def drawing_png(self, digest: str, size: int = 1024) -> bytes:

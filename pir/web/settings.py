@@ -24,7 +24,9 @@ class ServeSettings(BaseModel):
     #: Searches that may wait for a slot (each holds at most one request's uploads); beyond that: 503 at once.
     max_queued: int = 16
     queue_timeout: float = 30.0
-    thumb_size: int = 256
+    #: Uploaded query drawings kept (under their sha256, so searches can be reloaded from their URL); beyond this
+    #: many MiB the least recently used are deleted (their URLs then ask for the drawing again).
+    max_stored_mb: int = 2048
 
 
 class _Env(BaseSettings):

@@ -52,7 +52,8 @@
     };
   }));
 
-  // Relevance feedback: toggle marks; "search again" reloads with pos=/neg= ids.
+  // Relevance feedback: toggle marks; "search again" reloads with the new pos=/neg= ids added to the earlier rounds
+  // (marked figures leave the results, as in Qdrant's recommend query, so earlier marks live only in the URL).
   $$(".hit .mark").forEach((b) => b.addEventListener("click", () => {
     const hit = b.closest(".hit"), m = b.dataset.mark, other = m === "pos" ? "neg" : "pos";
     hit.classList.remove(other); hit.classList.toggle(m);
@@ -60,10 +61,14 @@
   const fb = $("#feedback-btn");
   if (fb) fb.addEventListener("click", () => {
     const base = $("#feedback").dataset.url, url = new URL(base, window.location.href), p = url.searchParams;
-    $$(".hit.pos").forEach((h) => p.append("pos", h.dataset.id));
-    $$(".hit.neg").forEach((h) => p.append("neg", h.dataset.id));
+    const add = (key, id) => { if (!p.getAll("pos").includes(id) && !p.getAll("neg").includes(id)) p.append(key, id); };
+    $$(".hit.pos").forEach((h) => add("pos", h.dataset.id));
+    $$(".hit.neg").forEach((h) => add("neg", h.dataset.id));
     window.location.href = url.pathname + "?" + p.toString();
   });
+
+  const printBtn = $("#print-btn");
+  if (printBtn) printBtn.addEventListener("click", () => window.print());
 
   const zoom = $("#zoom"), big = $("#big");
   if (zoom && big) zoom.addEventListener("input", () => { big.style.width = zoom.value + "%"; });
