@@ -21,8 +21,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pir.errors import DataDirError, DiskSpaceError
+
+if TYPE_CHECKING:
+    from pir.config import Settings
 
 __all__ = [
     "MB",
@@ -132,43 +136,54 @@ def ensure_space_for_optimize(data_dir: str | Path, store_dir: str | Path, *, ma
 
 
 # ------------------------------------------------------------------------------------- settings-aware entry points
-def check_data_dir(settings: object) -> None:
+#: Margin (MB) when the data dir holds only caches (the vectors live on a Qdrant server).
+CACHE_ONLY_MARGIN_MB = 16
+
+
+def _margin(settings: Settings) -> float:
+    """``min_free_mb`` with the embedded store; a small cache-only margin when vectors go to a Qdrant server."""
+    if getattr(settings.qdrant, "url", None) is not None:
+        return min(CACHE_ONLY_MARGIN_MB, settings.min_free_mb)
+    return settings.min_free_mb
+
+
+def check_data_dir(settings: Settings) -> None:
     """Before opening anything for writing: the data dir is writable and holds the margin (``min_free_mb``).
 
     Raises:
         DataDirError: See :func:`ensure_writable`.
         DiskSpaceError: See :func:`ensure_space`.
     """
-    data_dir = settings.data_dir  # type: ignore[attr-defined]
+    data_dir = settings.data_dir
     ensure_writable(data_dir)
-    ensure_space(data_dir, 0, margin_mb=settings.min_free_mb, what="opening the store for writing")  # type: ignore[attr-defined]
+    ensure_space(data_dir, 0, margin_mb=_margin(settings), what="opening the store for writing")
 
 
-def check_batch(settings: object, n_figures: int, dim: int = 512) -> None:
+def check_batch(settings: Settings, n_figures: int, dim: int = 512) -> None:
     """Before a batch (enrich cache rows, vectors, payloads): its estimated size plus the margin must be free.
 
     Raises:
         DiskSpaceError: See :func:`ensure_space`.
     """
     ensure_space(
-        settings.data_dir,  # type: ignore[attr-defined]
+        settings.data_dir,
         batch_bytes(n_figures, dim),
-        margin_mb=settings.min_free_mb,  # type: ignore[attr-defined]
+        margin_mb=_margin(settings),
         what=f"a batch of {n_figures} figures",
     )
 
 
-def check_optimize(settings: object) -> None:
+def check_optimize(settings: Settings) -> None:
     """Before ``optimize()`` of the embedded store (a Qdrant server checks its own disk).
 
     Raises:
         DiskSpaceError: See :func:`ensure_space_for_optimize`.
     """
-    if getattr(settings.qdrant, "url", None) is None:  # type: ignore[attr-defined]
+    if getattr(settings.qdrant, "url", None) is None:
         ensure_space_for_optimize(
-            settings.data_dir,  # type: ignore[attr-defined]
-            settings.store_dir,  # type: ignore[attr-defined]
-            margin_mb=settings.min_free_mb,  # type: ignore[attr-defined]
+            settings.data_dir,
+            settings.store_dir,
+            margin_mb=settings.min_free_mb,
         )
 
 

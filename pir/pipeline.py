@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from pir.encoder.text import TextEmbeddingCache, TextEncoder
     from pir.search.migrate import ReindexSummary
     from pir.search.store import VectorStore
+    from pir.search.words import SparseVector
 
 log = logging.getLogger(__name__)
 
@@ -227,72 +228,23 @@ def embed_and_upsert(
     meta = {fig.key: metadata_hash(fig, descs[fig.key], wkey) for fig in todo}
     reuse: list[tuple[PatentFigure, np.ndarray]] = []
     if not force and todo:
-        existing = {p.id: p for p in store.retrieve([f.point_id for f in todo], with_vectors=True)}
-        conflicts = stored_conflicts(todo, hashes, {pid: p.payload for pid, p in existing.items()})  # faults: #4
-        keep = []
-        for fig in todo:
-            if fig.key in conflicts:  # another file's point: reported, never overwritten (--force overwrites)
-                res.failed.append(FigureFailure(fig.key, str(fig.image_path), conflicts[fig.key]))
-                continue
-            old = existing.get(fig.point_id)
-            same_vector = (
-                old is not None
-                and old.payload.get("encoder_version") == encoder.version
-                and old.payload.get("content_hash") == hashes[fig.point_id]
-            )
-            if same_vector and old.payload.get("metadata_hash") == meta[fig.key]:
-                res.skipped.append(fig.key)
-            elif same_vector and old.vector is not None:
-                reuse.append((fig, old.vector))
-            else:
-                keep.append(fig)
-        todo = keep
+        todo = _stored_unchanged(todo, store, encoder, hashes, meta, res, reuse)
     t1 = time.perf_counter()
     given_vectors = vectors or {}
     for fig in [f for f in todo if f.key in given_vectors]:
         reuse.append((fig, np.asarray(given_vectors[fig.key], dtype=np.float32)))
-    todo = [f for f in todo if f.key not in given_vectors]
-    images: list[Image.Image] = []
-    ok: list[PatentFigure] = []
-    for fig in todo:
-        try:
-            images.append(encoder.load_image(fig.image_path))
-            ok.append(fig)
-        except ImageLoadError as e:
-            res.failed.append(FigureFailure(fig.key, str(fig.image_path), e.reason))
-        except Exception as e:  # noqa: BLE001  (one bad file never stops the batch)
-            res.failed.append(FigureFailure(fig.key, str(fig.image_path), f"{type(e).__name__}: {e}"))
+    images, ok = _load_images([f for f in todo if f.key not in given_vectors], encoder, res)
     t2 = time.perf_counter()
     embedded = encoder.encode_pil(images, batch_size=settings.encoder.batch_size) if ok else None
     t3 = time.perf_counter()
     rows = [*zip(ok, embedded if embedded is not None else [], strict=True), *reuse]
     t_text = 0.0
     if rows:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        payloads = []
-        for fig, _ in rows:
-            p = fig.payload()
-            p.update(
-                encoder=encoder.name,
-                encoder_version=encoder.version,
-                content_hash=hashes[fig.point_id],
-                metadata_hash=meta[fig.key],
-                embedded_at=now,
-            )
-            if descs[fig.key] is not None:
-                p["descriptions"] = descs[fig.key]
-            payloads.append(p)
+        stamp = {"encoder": encoder.name, "encoder_version": encoder.version}
+        payloads = [_payload(fig, stamp, hashes[fig.point_id], meta[fig.key], descs[fig.key]) for fig, _ in rows]
         matrix = np.stack([np.asarray(v, dtype=np.float32) for _, v in rows])
         t_text0 = time.perf_counter()
-        own_cache = text_cache is None
-        cache = text_cache or open_text_cache(settings)
-        try:
-            text, words = text_and_words(
-                payloads, te, include_class=include_class, cache=cache, batch_size=settings.text.batch_size
-            )
-        finally:
-            if own_cache and cache is not None:
-                cache.close()
+        text, words = _text_vectors(payloads, settings, te, include_class, text_cache)
         t_text = time.perf_counter() - t_text0
         store.upsert([f.point_id for f, _ in rows], matrix, payloads, text=text, words=words)
         res.ingested.extend(f.key for f, _ in rows)
@@ -305,6 +257,86 @@ def embed_and_upsert(
         total=time.perf_counter() - t0,
     )
     return res
+
+
+def _text_vectors(
+    payloads: list[dict[str, Any]],
+    settings: Settings,
+    te: TextEncoder,
+    include_class: bool,
+    text_cache: TextEmbeddingCache | None,
+) -> tuple[list[np.ndarray | None], list[SparseVector | None]]:
+    """:func:`text_and_words` through ``text_cache`` (or the settings' cache, opened and closed here)."""
+    cache = text_cache or open_text_cache(settings)
+    try:
+        return text_and_words(
+            payloads, te, include_class=include_class, cache=cache, batch_size=settings.text.batch_size
+        )
+    finally:
+        if text_cache is None and cache is not None:
+            cache.close()
+
+
+def _stored_unchanged(
+    todo: list[PatentFigure],
+    store: VectorStore,
+    encoder: ImageEncoder,
+    hashes: dict[str, str],
+    meta: dict[str, str],
+    res: BatchResult,
+    reuse: list[tuple[PatentFigure, np.ndarray]],
+) -> list[PatentFigure]:
+    """The figures still to embed: stored unchanged ones are skipped, those with only new metadata go to ``reuse``
+    with their stored image vector, and a point another file claims is a failure (``--force`` overwrites it)."""
+    existing = {p.id: p for p in store.retrieve([f.point_id for f in todo], with_vectors=True)}
+    conflicts = stored_conflicts(todo, hashes, {pid: p.payload for pid, p in existing.items()})  # faults: #4
+    keep = []
+    for fig in todo:
+        if fig.key in conflicts:  # another file's point: reported, never overwritten (--force overwrites)
+            res.failed.append(FigureFailure(fig.key, str(fig.image_path), conflicts[fig.key]))
+            continue
+        old = existing.get(fig.point_id)
+        same_vector = (
+            old is not None
+            and old.payload.get("encoder_version") == encoder.version
+            and old.payload.get("content_hash") == hashes[fig.point_id]
+        )
+        if same_vector and old.payload.get("metadata_hash") == meta[fig.key]:
+            res.skipped.append(fig.key)
+        elif same_vector and old.vector is not None:
+            reuse.append((fig, old.vector))
+        else:
+            keep.append(fig)
+    return keep
+
+
+def _load_images(
+    figures: list[PatentFigure], encoder: ImageEncoder, res: BatchResult
+) -> tuple[list[Image.Image], list[PatentFigure]]:
+    """The figures' images and the figures that loaded; a bad file is a failure, never the end of the batch."""
+    images: list[Image.Image] = []
+    ok: list[PatentFigure] = []
+    for fig in figures:
+        try:
+            images.append(encoder.load_image(fig.image_path))
+            ok.append(fig)
+        except ImageLoadError as e:
+            res.failed.append(FigureFailure(fig.key, str(fig.image_path), e.reason))
+        except Exception as e:  # noqa: BLE001  (one bad file never stops the batch)
+            res.failed.append(FigureFailure(fig.key, str(fig.image_path), f"{type(e).__name__}: {e}"))
+    return images, ok
+
+
+def _payload(
+    fig: PatentFigure, stamp: dict[str, str], content_hash: str, metadata_hash: str, descs: list[str] | None
+) -> dict[str, Any]:
+    """The stored payload of a figure: its metadata, the encoder stamp, the hashes, the descriptions."""
+    p = fig.payload()
+    p.update(stamp, content_hash=content_hash, metadata_hash=metadata_hash)
+    p["embedded_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if descs is not None:
+        p["descriptions"] = descs
+    return p
 
 
 def reindex(settings: Settings, *, collection: str | None = None, show_progress: bool = True) -> ReindexSummary:

@@ -456,3 +456,27 @@ def test_loss_registry_is_the_one_list_and_takes_a_new_term() -> None:
             TrainConfig(losses=("nope",))
     finally:
         del LOSSES["norm"]
+
+
+def test_similarity_distillation_matches_reference_and_is_zero_for_the_teacher_itself() -> None:
+    from pir.encoder.losses import SimilarityDistillationLoss
+
+    g = torch.Generator().manual_seed(3)
+    student = torch.randn(6, 8, generator=g, dtype=torch.float64)
+    teacher = torch.randn(6, 20, generator=g, dtype=torch.float64)
+    loss = SimilarityDistillationLoss(temperature=0.1)
+    s = [_unit(v) for v in student.numpy()]
+    t = [_unit(v) for v in teacher.numpy()]
+    want = 0.0
+    for i in range(6):
+        others = [j for j in range(6) if j != i]
+        zs = sum(math.exp(float(s[i] @ s[j]) / 0.1) for j in others)
+        zt = sum(math.exp(float(t[i] @ t[j]) / 0.1) for j in others)
+        for j in others:
+            p, q = math.exp(float(t[i] @ t[j]) / 0.1) / zt, math.exp(float(s[i] @ s[j]) / 0.1) / zs
+            want += p * math.log(p / q)
+    assert loss(student, teacher)["distill_loss"].item() == pytest.approx(want / 6, abs=TOL)
+    assert loss(teacher, teacher)["distill_loss"].item() == pytest.approx(0.0, abs=1e-12)
+    assert loss(student[:1], teacher[:1])["distill_loss"] is None
+    with pytest.raises(ValueError, match="teacher_emb"):
+        PirLoss(("distill",), weighting="fixed")(student)

@@ -95,9 +95,10 @@ def test_ingest_real_uspto_grants(shared_data: Path, settings: Settings, tmp_pat
         (sub / f.name).symlink_to(f)
     n_sheets = sum(len(list(f.glob("*.TIF"))) for f in folders)
     enc = load_encoder("tf_efficientnet_lite0")
-    s = ingest(sub, settings, encoder=enc, show_progress=False)
+    follow = {"follow_outside": True}  # the grant folders are symlinks to the shared data (read-only, not copied)
+    s = ingest(sub, settings, encoder=enc, show_progress=False, reader_options=follow)
     assert s.discovered == n_sheets and s.ingested + s.n_failed == n_sheets and s.ingested >= n_sheets - 1
-    again = ingest(sub, settings, encoder=enc, show_progress=False)
+    again = ingest(sub, settings, encoder=enc, show_progress=False, reader_options=follow)
     assert again.ingested == 0 and again.store_count == s.store_count
     with open_store(settings) as store:
         query = folders[0] / f"{folders[0].name}-D00003.TIF"

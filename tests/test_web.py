@@ -224,6 +224,16 @@ def test_like_and_feedback_change_the_ranking(api: httpx.Client, live: tuple[Liv
     fb = api.get("/api/search", params={"like": like, "k": "8", "neg": neg, "pos": pos}).json()["results"]
     ids = [h["id"] for h in fb]
     assert neg not in ids and pos not in ids and ids != [h["id"] for h in base]
+    # one hit per patent: a marked figure's whole patent leaves the results
+    grouped = api.get("/api/search", params={"like": like, "k": "8", "per_patent": "1"}).json()["results"]
+    marked = grouped[0]
+    again = api.get("/api/search", params={"like": like, "k": "8", "per_patent": "1", "neg": marked["id"]}).json()[
+        "results"
+    ]
+    assert again and marked["patent_id"] not in [h["patent_id"] for h in again]
+    best = api.get("/api/search", params={"like": like, "k": "8", "neg": neg, "strategy": "best_score"}).json()
+    assert best["query"]["strategy"] == "best_score" and neg not in [h["id"] for h in best["results"]]
+    assert api.get("/api/search", params={"like": like, "neg": neg, "strategy": "magic"}).status_code == 400
     r = api.get("/api/search", params={"pos": "00000000-0000-0000-0000-000000000000"})
     assert r.status_code == 404 and "not in" in r.json()["detail"]
 
@@ -269,6 +279,15 @@ def test_bad_uploads_get_clear_4xx(api: httpx.Client, live: tuple[Live, Live]) -
         r = api.get("/api/search", params=params)
         assert r.status_code == 400, (params, r.text)
         _assert_clean(r)
+
+    # a chunked body (no Content-Length) is cut off while it is read
+    def chunks() -> Iterator[bytes]:
+        yield b"--x\r\nContent-Disposition: form-data; name=images; filename=a.png\r\n\r\n"
+        for _ in range(40):
+            yield b"\0" * 100_000
+
+    r = api.post("/api/search", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413 and "request body over" in r.json()["detail"], r.text
     r = api.post("/api/search", content=b"--x\r\ngarbage", headers={"content-type": "multipart/form-data; boundary=x"})
     assert 400 <= r.status_code < 500
     _assert_clean(r)

@@ -41,7 +41,14 @@ from pir.cli.app import main, settings
 @click.option("--viewpoint", "viewpoints", multiple=True, help="Only these viewpoints (front, perspective, ...).")
 @click.option("--exclude-patent", "exclude", multiple=True, help="Leave this patent's figures out; repeatable.")
 @click.option("--one-per-patent", "group_by_patent", is_flag=True, help="At most one figure per patent (its best).")
-@click.option("--min-score", type=float, default=None, help="Drop results below this cosine similarity.")
+@click.option(
+    "--min-score",
+    type=float,
+    default=None,
+    help="Drop results scoring below this: cosine similarity for a drawing alone; for words or drawing+words the "
+    "fused score (--fusion rrf: a weighted reciprocal-rank sum, at most about 0.1; weighted: a weighted sum of scores "
+    "in [0, 1]).",
+)
 @click.option(
     "--encoder",
     default=None,

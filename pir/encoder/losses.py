@@ -45,6 +45,7 @@ class LossInputs:
     text_ids: Tensor | Sequence[Hashable] | None = None
     figure_ids: Tensor | Sequence[Hashable] | None = None
     patent_ids: Tensor | Sequence[Hashable] | None = None
+    teacher_emb: Tensor | None = None  # the frozen pretrained embedding of the same images (distillation)
 
     def need(self, term: str, *fields: str) -> list[Any]:
         """The named fields, or a ValueError naming the first missing one."""
@@ -426,6 +427,45 @@ class ArcFaceClassLoss(nn.Module):
         }
 
 
+class SimilarityDistillationLoss(nn.Module):
+    """Keep the batch's neighbourhood structure of the pretrained (teacher) embedding in the trained space.
+
+    Row-wise KL(softmax(teacher cos / T) || softmax(student cos / T)) over the other images of the batch (relational
+    distillation, Park et al. 2019 / SEED, Fang et al. 2021): the text-space embedding learns class semantics without
+    forgetting which drawings the ImageNet backbone finds alike (instances, unseen classes).
+    """
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"distill temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def forward(self, student: Tensor, teacher: Tensor) -> dict[str, Tensor | None]:
+        """``{"distill_loss"}`` (None for a batch of one image: no neighbours)."""
+        n = student.shape[0]
+        if n < 2:
+            return {"distill_loss": None}
+        eye = torch.eye(n, dtype=torch.bool, device=student.device)
+        s = F.normalize(student, dim=-1)
+        t = F.normalize(teacher.to(s.dtype).detach(), dim=-1)
+        s_logits = (s @ s.T / self.temperature).masked_fill(eye, float("-inf"))
+        t_logits = (t @ t.T / self.temperature).masked_fill(eye, float("-inf"))
+        log_p_s = F.log_softmax(s_logits, dim=1).masked_fill(eye, 0.0)
+        p_t = F.softmax(t_logits, dim=1)
+        log_p_t = F.log_softmax(t_logits, dim=1).masked_fill(eye, 0.0)
+        return {"distill_loss": (p_t * (log_p_t - log_p_s)).sum(dim=1).mean()}
+
+    def term(self, x: LossInputs) -> dict[str, Tensor | None]:
+        """The registry's uniform call."""
+        (teacher,) = x.need("distill", "teacher_emb")
+        return self(x.image_emb, teacher)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {"temperature": self.temperature}
+
+
 def _arcface(ctx: LossContext, **opts: Any) -> ArcFaceClassLoss:
     if ctx.num_classes is None or ctx.embed_dim is None:
         raise ValueError("loss term 'arcface' needs num_classes (or class_counts) and embed_dim")
@@ -437,6 +477,7 @@ register_loss("contrastive", lambda ctx, **opts: ImageTextContrastiveLoss(**opts
 register_loss("class", lambda ctx, **opts: PrototypeLogitAdjustedLoss(ctx.counts("class"), **opts))
 register_loss("supcon", lambda ctx, **opts: BalancedSupConLoss(ctx.counts("supcon"), **opts))
 register_loss("arcface", _arcface)
+register_loss("distill", lambda ctx, **opts: SimilarityDistillationLoss(**opts))
 
 #: The registered term names (kept for callers of the old constant).
 LOSS_TERMS = tuple(LOSSES)
@@ -613,9 +654,10 @@ class PirLoss(nn.Module):
         text_ids: Tensor | Sequence[Hashable] | None = None,
         figure_ids: Tensor | Sequence[Hashable] | None = None,
         patent_ids: Tensor | Sequence[Hashable] | None = None,
+        teacher_emb: Tensor | None = None,
     ) -> dict[str, Tensor | None]:
         """Every term (None when absent this batch) and metric, the weighting's outputs, and ``"loss"``."""
-        x = LossInputs(image_emb, text_emb, labels, prototypes, text_ids, figure_ids, patent_ids)
+        x = LossInputs(image_emb, text_emb, labels, prototypes, text_ids, figure_ids, patent_ids, teacher_emb)
         out: dict[str, Tensor | None] = {}
         for module in self.terms.values():
             out.update(module.term(x))

@@ -323,6 +323,7 @@ def _build_loss(cfg: TrainConfig, class_counts: list[int], embed_dim: int) -> Pi
         "class": {"tau": cfg.tau, "init_temperature": cfg.class_temperature},
         "supcon": {"temperature": cfg.supcon_temperature, "weighting": cfg.supcon_weighting},
         "arcface": {"margin": cfg.arcface_margin, "scale": cfg.arcface_scale},
+        "distill": {"temperature": cfg.distill_temperature},
     }
     if weighting == "uncertainty" and len(terms) == 1:
         weighting = "fixed"  # one term: nothing to balance
@@ -465,7 +466,8 @@ def train_step(
         text_emb, text_ids = (t.to(device) for t in text.targets.sample(idx, g))
     amp = cfg.amp and device.type == "cuda"
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        feats = run.model.forward_features(x)
+        pooled = run.model.trunk(x)
+        feats = run.model.head(pooled)
     res = run.loss_fn(
         torch.nn.functional.normalize(feats.float(), dim=-1),
         text_emb=text_emb,
@@ -474,6 +476,7 @@ def train_step(
         text_ids=text_ids,
         figure_ids=idx.to(device),  # two draws of one figure are not negatives
         patent_ids=data.patent_ids[idx].to(device),  # nor are two figures of one patent
+        teacher_emb=pooled.detach().float() if "distill" in run.loss_fn.terms else None,
     )
     if not torch.isfinite(res["loss"]):
         raise TrainError(f"epoch {run.epoch + 1}, step {run.step}: the loss is not finite ({float(res['loss'])})")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 #: Loss terms registered in :data:`pir.encoder.losses.LOSSES` (names only: no torch here).
-LOSS_NAMES: tuple[str, ...] = ("contrastive", "class", "supcon", "arcface")
+LOSS_NAMES: tuple[str, ...] = ("contrastive", "class", "supcon", "arcface", "distill")
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ class TrainConfig(BaseModel):
     )
     arcface_margin: float = Field(28.6, description="ArcFace margin in degrees")
     arcface_scale: float = Field(64.0, description="ArcFace scale")
+    distill_temperature: float = Field(0.05, description="temperature of the similarity distillation to the backbone")
     # Optimisation
     epochs: int = Field(10, description="training epochs")
     batch_size: int = Field(32, description="images per micro-batch")

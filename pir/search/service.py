@@ -366,7 +366,7 @@ def search_hybrid(
         EncoderMismatchError: The encoder (or text encoder) is not the collection's.
         pir.search.store.LegacyLayoutError: Words asked of an old single-vector collection (``pir reindex``).
     """
-    from pir.search.store import HybridQuery, SearchFilter
+    from pir.search.store import HybridQuery
 
     if settings is None and (images or (text and text_encoder is None)):
         settings = _default_settings()
@@ -378,21 +378,9 @@ def search_hybrid(
         pt = _like_point(like, store)
         query["like"] = like
         img, hq.text, hq.words = pt.vector, pt.text, pt.words
-        flt = dataclasses.replace(filter) if filter is not None else SearchFilter()
-        flt.exclude_ids = [*(flt.exclude_ids or []), pt.id]  # the figure itself is not a result
-        filter = flt
-    elif images:
-        if encoder is None:
-            raise ValueError("an image query needs the image encoder (encoder=...)")
-        check_encoder(store, encoder)
-        assert settings is not None
-        img = fuse(encoder.encode_images(list(images), batch_size=settings.encoder.batch_size))
-        query["images"] = [str(i) if not isinstance(i, Image.Image) else "<image>" for i in images]
-    elif image_vector is not None:
-        if encoder is not None:
-            check_encoder(store, encoder)
-        img = fuse(np.asarray(image_vector, dtype=np.float32))
-        query["images"] = ["<vector>"]
+        filter = _excluding(filter, [pt.id])  # the figure itself is not a result
+    elif images or image_vector is not None:
+        img = _image_query(store, images, image_vector, encoder, settings, query)
     if text and text.strip():
         tq = _store_text_query(store, text, text_encoder, settings, expand)
         hq.text, hq.words = tq.text, tq.words
@@ -410,6 +398,36 @@ def search_hybrid(
     t2 = time.perf_counter()
     results = [SearchResult.from_hit(i + 1, h) for i, h in enumerate(hits)]
     return SearchResponse(results, (t1 - t0) * 1e3, (t2 - t1) * 1e3, query)
+
+
+def _excluding(filter: SearchFilter | None, ids: Sequence[str]) -> SearchFilter:
+    """A copy of ``filter`` that also leaves out the points ``ids``."""
+    from pir.search.store import SearchFilter
+
+    flt = dataclasses.replace(filter) if filter is not None else SearchFilter()
+    flt.exclude_ids = [*(flt.exclude_ids or []), *ids]
+    return flt
+
+
+def _image_query(
+    store: VectorStore,
+    images: Sequence[str | Path | Image.Image],
+    image_vector: np.ndarray | None,
+    encoder: ImageEncoder | None,
+    settings: Settings | None,
+    query: dict[str, Any],
+) -> np.ndarray:
+    """The image query vector: the drawings embedded and fused, or the given vector (normalised); noted in ``query``."""
+    if encoder is not None:
+        check_encoder(store, encoder)
+    if not images:
+        query["images"] = ["<vector>"]
+        return fuse(np.asarray(image_vector, dtype=np.float32))
+    if encoder is None:
+        raise ValueError("an image query needs the image encoder (encoder=...)")
+    assert settings is not None
+    query["images"] = [str(i) if not isinstance(i, Image.Image) else "<image>" for i in images]
+    return fuse(encoder.encode_images(list(images), batch_size=settings.encoder.batch_size))
 
 
 def search_recommend(

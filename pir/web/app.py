@@ -80,6 +80,31 @@ class Limiter:
             self.sem.release()
 
 
+class BodyLimit:
+    """ASGI middleware: a request body beyond ``limit`` bytes stops with 413 while it is being read."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise WebError(413, f"request body over {self.limit:,} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def _param_docs(names: dict[str, str], where: str = "query") -> list[dict[str, Any]]:
     return [
         {"name": n, "in": where, "required": False, "schema": {"type": "string"}, "description": d}
@@ -103,6 +128,7 @@ STATE_PARAMS = {
     "like": "more like this: a figure id or PATENT/FIGURE",
     "pos": "relevance feedback: figure id marked relevant (repeatable; Qdrant recommend query)",
     "neg": "relevance feedback: figure id marked not relevant (repeatable)",
+    "strategy": "recommend strategy of the feedback: average_vector (default), best_score or sum_scores",
 }
 
 
@@ -161,6 +187,7 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     max_body = serve.max_images * serve.max_upload_bytes + (1 << 20)
+    app.add_middleware(BodyLimit, limit=max_body)  # bodies without Content-Length (chunked) too
 
     def eng() -> Engine:
         return holder["engine"]

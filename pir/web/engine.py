@@ -39,6 +39,7 @@ _ALLOWED_FORMATS = {"PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP"}
 _WORD_RE = re.compile(r"[a-z0-9]+")
 THUMB_SIZES = (128, 256, 1024)
 FUSIONS = ("rrf", "weighted")
+STRATEGIES = ("average_vector", "best_score", "sum_scores")  # Qdrant's recommend strategies
 _WORK_SIDE = 2048  # longest side a query drawing is kept at while searching  # pir.search.service.search_hybrid
 
 
@@ -96,6 +97,7 @@ class Query:
     like: str = ""
     positives: list[str] = field(default_factory=list)
     negatives: list[str] = field(default_factory=list)
+    strategy: str = ""
 
     @property
     def empty(self) -> bool:
@@ -124,6 +126,8 @@ class Query:
             out.append(("like", self.like))
         out += [("pos", p) for p in self.positives]
         out += [("neg", n) for n in self.negatives]
+        if self.strategy and (self.positives or self.negatives):
+            out.append(("strategy", self.strategy))
         return out
 
     def url(self, path: str = "/", **changes: Any) -> str:
@@ -189,6 +193,9 @@ class Query:
         fusion = one("fusion").lower()
         if fusion and fusion not in FUSIONS:
             raise WebError(400, f"fusion={fusion[:40]!r}: one of {', '.join(FUSIONS)}")
+        strategy = one("strategy").lower()
+        if strategy and strategy not in STRATEGIES:
+            raise WebError(400, f"strategy={strategy[:40]!r}: one of {', '.join(STRATEGIES)}")
         words = one("words")
         if len(words) > 500:
             raise WebError(400, "words: at most 500 characters")
@@ -213,6 +220,7 @@ class Query:
             like=one("like")[:200],
             positives=ids["pos"][:50],
             negatives=ids["neg"][:50],
+            strategy=strategy,
         )
 
     def filter(self) -> SearchFilter:
@@ -246,6 +254,7 @@ class Query:
             "like": self.like or None,
             "positives": self.positives,
             "negatives": self.negatives,
+            "strategy": (self.strategy or "average_vector") if (self.positives or self.negatives) else None,
         }
 
 
@@ -450,18 +459,12 @@ class Engine:
         }
 
     def _feedback(self, q: Query, images: list[Image.Image], kw: dict[str, Any]) -> Any:
-        """Relevance feedback: the marked positives and negatives move the image query, the words stay.
+        """Relevance feedback: Qdrant's recommend query (:func:`pir.search.service.search_recommend`).
 
-        The current query (fused drawings, or the "more like this" figure) counts as one more positive. STOPGAP
-        (pir.search has no recommend query yet): Qdrant's ``average_vector`` recommend rule,
-        ``2 * mean(positives) - mean(negatives)``, computed here from the stored vectors, then one
-        :func:`pir.search.service.search_hybrid` with that image vector, the words and the filter; the marked
-        figures are left out of the results.
+        The current query (fused drawings, or the "more like this" figure) counts as one more positive; the words,
+        when given, stay the words side of the query; the marked figures are left out of the results (with one hit
+        per patent, their patents are).
         """
-        import dataclasses
-
-        import numpy as np
-
         from pir.search import service
 
         positives = list(q.positives)
@@ -469,31 +472,29 @@ class Engine:
             like_id = self._like_id(q.like)
             if like_id not in positives:
                 positives.append(like_id)
-        ids = list(dict.fromkeys([*positives, *q.negatives]))
-        found = {p.id: p.vector for p in self.store.retrieve(ids, with_vectors=True) if p.vector is not None}
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise KeyError(f"figure {missing[0]} is not in the store")
-        pos = [found[i] for i in positives]
+        if q.per_patent and (positives or q.negatives):
+            # one hit per patent: a marked figure stands for its patent, so its other figures are not results either
+            import dataclasses
+
+            marked = {str(p.payload.get("patent_id")) for p in self.store.retrieve([*positives, *q.negatives])}
+            flt = dataclasses.replace(kw["filter"])
+            flt.exclude_patents = [*(flt.exclude_patents or []), *sorted(marked)]
+            kw = {**kw, "filter": flt}
+        query_vec = None
         if images:
-            pos.append(service.fuse(self.encoder.encode_images(images, batch_size=self.settings.encoder.batch_size)))
-        if not pos:
-            raise ValueError("relevance feedback needs a drawing, like=FIGURE or at least one relevant figure")
-        mean_pos = np.mean(pos, axis=0)
-        neg = np.mean([found[i] for i in q.negatives], axis=0) if q.negatives else mean_pos
-        vector = (2 * mean_pos - neg).astype(np.float32)
-        flt = dataclasses.replace(kw["filter"])
-        flt.exclude_ids = [*(flt.exclude_ids or []), *ids]
-        return service.search_hybrid(
+            query_vec = service.fuse(self.encoder.encode_images(images, batch_size=self.settings.encoder.batch_size))
+        return service.search_recommend(
             self.store,
-            self.settings,
-            image_vector=vector,
+            positives,
+            q.negatives,
+            query_vector=query_vec,
+            strategy=q.strategy or "average_vector",
             text=q.words or None,
-            encoder=self.encoder,
-            text_encoder=self.text_encoder,
-            text_weight=q.text_weight,
+            text_weight=q.text_weight if q.words else 0.0,
             fusion=q.fusion or "rrf",
-            **{**kw, "filter": flt},
+            text_encoder=self.text_encoder,
+            settings=self.settings,
+            **kw,
         )
 
     def _like_id(self, like: str) -> str:
