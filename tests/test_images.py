@@ -12,12 +12,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from pir.ingest.images import (
-    IMAGE_EXTENSIONS,
     ImageLoadError,
     image_from_bytes,
     load_line_art,
     to_line_art,
 )
+from pir.ingest.normalize import IMAGE_EXTENSIONS
 
 GOFIGURE = "gofigure_format_examples"
 STEM = "USD0873711-20200128-D00000"

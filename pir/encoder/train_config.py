@@ -77,7 +77,7 @@ class TrainConfig(BaseModel):
     freeze_stages: int = Field(0, description="freeze the stem and the first N stages (when the backbone trains)")
     freeze_bn: bool = Field(False, description="keep BatchNorm statistics frozen while training")
     image_weight: float | None = Field(
-        0.8,
+        0.9,
         ge=0.0,
         le=1.0,
         description="image search vector = [w * zero-shot, sqrt(1-w^2) * text-space]; None = text-space only",

@@ -155,19 +155,15 @@ CAPTION_PROMPT = (
 
 
 class Captioner:
-    """Captions figure images with an OpenAI-compatible vision chat endpoint (image sent as a base64 data URL)."""
+    """Captions figure images with an OpenAI-compatible vision chat endpoint (image sent as a base64 data URL).
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: SecretStr | str | None = None,
-        *,
-        timeout: float = 60.0,
-        max_retries: int = 3,
-        max_side: int = 1024,
-    ) -> None:
-        self.client = ChatClient(base_url, model, api_key, timeout=timeout, max_retries=max_retries)
+    ``base_url``, ``model``, ``api_key`` and the keyword options (``timeout``, ``max_retries``, ``backoff``,
+    ``max_backoff``) go to the :class:`ChatClient`; ``max_side`` bounds the image sent.
+    """
+
+    def __init__(self, *args: Any, max_side: int = 1024, **client_options: Any) -> None:
+        self.client = ChatClient(*args, **client_options)
+        model = self.client.model
         self.model = model
         self.max_side = max_side
 

@@ -136,6 +136,125 @@ def _chunks(items: Iterable[PatentFigure]) -> Iterator[list[PatentFigure]]:
         yield chunk
 
 
+_Job = tuple[str, str, str, FigureInputs]  # figure key, cache key, inputs hash, inputs with aliases
+
+
+@dataclass
+class _EnrichRun:
+    """The state of one :func:`enrich_figures` call: backend, cache, pool, progress bar and running totals."""
+
+    settings: Settings
+    enricher: Enricher
+    k: int
+    refresh: bool
+    keep_llm: bool
+    wordnet_root: Path | None
+    captioner: Captioner | None
+    cache: EnrichCache
+    pool: ThreadPoolExecutor | None
+    bar: Any
+    summary: EnrichSummary
+    lexicon: str = ""
+    temperature: float | None = None
+    seed: int | None = None
+    n_alias: int = 0
+
+    def chunk(self, chunk: list[PatentFigure]) -> None:
+        """Enrich one chunk: cache look-ups, then generation of the misses, then one cache write."""
+        captions = _captions(chunk, self.captioner, self.cache, self.pool)
+        jobs: list[_Job] = []
+        done: list[CacheRow] = []
+        for fig in chunk:
+            self.summary.n_figures += 1
+            try:
+                row_or_job = self.look_up(fig, captions.get(fig.key))
+            except Exception as exc:  # noqa: BLE001 - one bad figure is reported, the batch goes on
+                self.summary.failures.append((fig.key, f"{type(exc).__name__}: {exc}"))
+                self.bar.update(1)
+                continue
+            if isinstance(row_or_job, CacheRow):
+                done.append(row_or_job)
+                self.bar.update(1)
+            else:
+                jobs.append(row_or_job)
+        done += self.generate(jobs)
+        self.cache.put_many(done)
+
+    def look_up(self, fig: PatentFigure, caption: str | None) -> CacheRow | _Job:
+        """The figure's cached row (counted in the summary), or the generation job when nothing usable is cached."""
+        e, max_chars = self.enricher, self.settings.enrich.max_chars
+        inputs = figure_inputs(fig, caption, with_aliases=False)
+        h = cache_key(
+            inputs, e.name, e.model, self.k, max_chars, self.lexicon, temperature=self.temperature, seed=self.seed
+        )
+        ih = inputs_hash(inputs, self.k, max_chars)
+        hit = None
+        if self.keep_llm:  # an LLM's descriptions of unchanged inputs beat the default template's
+            hit = _llm_entry(self.cache.figure(fig.key), ih)
+        if hit is None and not self.refresh:
+            hit = self.cache.get(h)
+        if hit is None:
+            return (fig.key, h, ih, add_aliases(inputs, wordnet_root=self.wordnet_root))
+        self.summary.n_from_cache += 1
+        inputs = dataclasses.replace(inputs, aliases=tuple(hit.inputs.get("aliases", ())))
+        self.n_alias += _count_alias(hit.descriptions, inputs)
+        self.summary.n_descriptions += len(hit.descriptions)
+        return CacheRow(
+            fig.key,
+            hit.hash,
+            inputs,
+            hit.backend,
+            hit.model,
+            hit.descriptions,
+            hit.fallback,
+            content=False,
+            inputs_hash=ih,
+        )
+
+    def generate(self, jobs: list[_Job]) -> list[CacheRow]:
+        """Run the backend on ``jobs`` (in parallel for remote backends); failures go to the summary."""
+
+        def run(job: _Job) -> Generation | Exception:
+            try:
+                return self.enricher.generate(job[3], self.k)
+            except Exception as exc:  # noqa: BLE001 - reported per figure
+                return exc
+
+        pool, e, summary = self.pool, self.enricher, self.summary
+        results = pool.map(run, jobs) if (pool is not None and e.parallel) else map(run, jobs)
+        rows: list[CacheRow] = []
+        for (key, h, ih, inputs), res in zip(jobs, results, strict=True):
+            self.bar.update(1)
+            if isinstance(res, Exception):
+                summary.failures.append((key, f"{type(res).__name__}: {res}"))
+                logger.warning("enrich %s failed: %s", key, res)
+                continue
+            summary.n_generated += 1
+            summary.n_fallbacks += res.fallback is not None
+            summary.n_descriptions += len(res.descriptions)
+            self.n_alias += _count_alias(res.descriptions, inputs)
+            # A transport failure's template output is kept for the figure key only (so get_descriptions uses
+            # it without asking again); it is not a content-cache entry, so the next enrich run asks again.
+            transient = res.fallback == "error"
+            rows.append(
+                CacheRow(key, h, inputs, e.name, e.model, res.descriptions, res.fallback, not transient, inputs_hash=ih)
+            )
+        return rows
+
+    def close(self, calls0: int, own: bool) -> None:
+        """Release the bar, cache, pool, captioner (and the enricher when ``own``); record call counts."""
+        self.bar.close()
+        self.cache.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        if self.captioner is not None:
+            self.summary.caption_calls = self.captioner.calls
+            self.captioner.close()
+        self.summary.backend_calls = self.enricher.calls - calls0
+        if own:
+            self.enricher.close()
+
+
 def enrich_figures(
     figures: Iterable[PatentFigure],
     settings: Settings,
@@ -169,110 +288,36 @@ def enrich_figures(
     """
     start = time.perf_counter()
     k = int(k or settings.enrich.k)
-    max_chars = settings.enrich.max_chars
     own = enricher is None
     enricher = enricher if enricher is not None else make_enricher(settings, backend)
-    keep_llm = own and backend is None and enricher.name == "template" and not refresh
     captioner = make_captioner(settings)
     calls0 = enricher.calls
     summary = EnrichSummary(backend=enricher.name, model=enricher.model, k=k)
     lexicon = lexicon_signature(wordnet_root)
-    n_alias = 0
     total = len(figures) if hasattr(figures, "__len__") else None  # type: ignore[arg-type]
     workers = max(1, settings.enrich.concurrency)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="pir-enrich") if (enricher.parallel or captioner) else None
-    cache = _open_cache(settings)
-    bar = tqdm(total=total, disable=not show_progress, desc=f"enrich ({enricher.name})", unit="fig")
-    t, seed = sampling(settings, enricher.name)  # the output varies with them: part of the cache key
+    run = _EnrichRun(
+        settings,
+        enricher,
+        k,
+        refresh,
+        keep_llm=own and backend is None and enricher.name == "template" and not refresh,
+        wordnet_root=wordnet_root,
+        captioner=captioner,
+        cache=_open_cache(settings),
+        pool=pool,
+        bar=tqdm(total=total, disable=not show_progress, desc=f"enrich ({enricher.name})", unit="fig"),
+        summary=summary,
+        lexicon=lexicon,
+    )
+    run.temperature, run.seed = sampling(settings, enricher.name)  # the output varies with them: in the cache key
     try:
         for chunk in _chunks(figures):
-            captions = _captions(chunk, captioner, cache, pool)
-            jobs: list[tuple[str, str, str, FigureInputs]] = []
-            done: list[CacheRow] = []
-            for fig in chunk:
-                summary.n_figures += 1
-                try:
-                    inputs = figure_inputs(fig, captions.get(fig.key), with_aliases=False)
-                    h = cache_key(
-                        inputs, enricher.name, enricher.model, k, max_chars, lexicon, temperature=t, seed=seed
-                    )
-                    ih = inputs_hash(inputs, k, max_chars)
-                    hit = None
-                    if keep_llm:  # an LLM's descriptions of unchanged inputs beat the default template's
-                        hit = _llm_entry(cache.figure(fig.key), ih)
-                    if hit is None and not refresh:
-                        hit = cache.get(h)
-                    if hit is None:
-                        jobs.append((fig.key, h, ih, add_aliases(inputs, wordnet_root=wordnet_root)))
-                        continue
-                except Exception as exc:  # noqa: BLE001 - one bad figure is reported, the batch goes on
-                    summary.failures.append((fig.key, f"{type(exc).__name__}: {exc}"))
-                    bar.update(1)
-                    continue
-                summary.n_from_cache += 1
-                inputs = dataclasses.replace(inputs, aliases=tuple(hit.inputs.get("aliases", ())))
-                n_alias += _count_alias(hit.descriptions, inputs)
-                summary.n_descriptions += len(hit.descriptions)
-                row = CacheRow(
-                    fig.key,
-                    hit.hash,
-                    inputs,
-                    hit.backend,
-                    hit.model,
-                    hit.descriptions,
-                    hit.fallback,
-                    content=False,
-                    inputs_hash=ih,
-                )
-                done.append(row)
-                bar.update(1)
-
-            def run(job: tuple[str, str, str, FigureInputs]) -> Generation | Exception:
-                try:
-                    return enricher.generate(job[3], k)
-                except Exception as exc:  # noqa: BLE001 - reported per figure
-                    return exc
-
-            results = pool.map(run, jobs) if (pool is not None and enricher.parallel) else map(run, jobs)
-            for (key, h, ih, inputs), res in zip(jobs, results, strict=True):
-                bar.update(1)
-                if isinstance(res, Exception):
-                    summary.failures.append((key, f"{type(res).__name__}: {res}"))
-                    logger.warning("enrich %s failed: %s", key, res)
-                    continue
-                summary.n_generated += 1
-                summary.n_fallbacks += res.fallback is not None
-                summary.n_descriptions += len(res.descriptions)
-                n_alias += _count_alias(res.descriptions, inputs)
-                # A transport failure's template output is kept for the figure key only (so get_descriptions uses
-                # it without asking again); it is not a content-cache entry, so the next enrich run asks again.
-                transient = res.fallback == "error"
-                done.append(
-                    CacheRow(
-                        key,
-                        h,
-                        inputs,
-                        enricher.name,
-                        enricher.model,
-                        res.descriptions,
-                        res.fallback,
-                        not transient,
-                        inputs_hash=ih,
-                    )
-                )
-            cache.put_many(done)
+            run.chunk(chunk)
     finally:
-        bar.close()
-        cache.close()
-        if pool is not None:
-            pool.shutdown(wait=True)
-        if captioner is not None:
-            summary.caption_calls = captioner.calls
-            captioner.close()
-        summary.backend_calls = enricher.calls - calls0
-        if own:
-            enricher.close()
-    summary.alias_share = n_alias / summary.n_descriptions if summary.n_descriptions else 0.0
+        run.close(calls0, own)
+    summary.alias_share = run.n_alias / summary.n_descriptions if summary.n_descriptions else 0.0
     summary.seconds = time.perf_counter() - start
     return summary
 

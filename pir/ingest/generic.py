@@ -224,21 +224,40 @@ def _read_sidecar(
         yield fig, where
 
 
-def _row_to_figure(
-    row: dict[str, Any], base: Path, columns: dict[str, str], class_column: str | None, normalize_ids: bool
-) -> PatentFigure:
-    lower = {str(k).strip().lower(): k for k in row}
-    used: set[str] = set()
+class _Row:
+    """One metadata row: values by field (user columns, then aliases), remembering which columns were used."""
 
-    def pick(field: str) -> Any:
-        value = _pick(row, lower, field, columns)
-        for alias in (columns.get(field, ""), *ALIASES[field]):
-            if alias and alias.lower() in lower:
-                used.add(lower[alias.lower()])
+    def __init__(self, row: dict[str, Any], columns: dict[str, str]) -> None:
+        self.row, self.columns = row, columns
+        self.lower = {str(k).strip().lower(): k for k in row}
+        self.used: set[str] = set()
+
+    def pick(self, field: str) -> Any:
+        """The value of ``field`` (``None`` when absent); its column counts as used."""
+        value = _pick(self.row, self.lower, field, self.columns)
+        for alias in (self.columns.get(field, ""), *ALIASES[field]):
+            if alias and alias.lower() in self.lower:
+                self.used.add(self.lower[alias.lower()])
                 break
         return value
 
-    file_value = clean(pick("image_path"))
+    def extra(self) -> dict[str, Any]:
+        """The row's ``extra`` dict, plus every non-empty column no field used."""
+        extra: dict[str, Any] = {}
+        given = self.row.get("extra")
+        if isinstance(given, dict):
+            extra.update(given)
+            self.used.add("extra")
+        for k, v in self.row.items():
+            value = clean(v) if isinstance(v, str) else v
+            if k not in self.used and value is not None:
+                extra[str(k)] = value
+        return extra
+
+
+def _row_image(r: _Row, base: Path) -> Path:
+    """The row's image file (relative to ``base``); ValueError when missing, vector or not found."""
+    file_value = clean(r.pick("image_path"))
     if file_value is None:
         raise ValueError("no image file column (file/path/image/filename) or empty value")
     image = Path(file_value)
@@ -248,50 +267,54 @@ def _row_to_figure(
         raise ValueError(vector_issue(image).reason)
     if not image.is_file():
         raise ValueError(f"image not found: {image}")
+    return image
 
+
+def _row_ids(r: _Row, image: Path, normalize_ids: bool) -> tuple[str, str]:
+    """(patent id, figure id) from the row, else from the image's file name."""
     name_fig = _figure_from_name(image, None, normalize_ids)[0]
-    raw_patent = clean(pick("patent_id"))
+    raw_patent = clean(r.pick("patent_id"))
     patent_id = (normalize_patent_id(raw_patent) if normalize_ids else raw_patent) if raw_patent else None
-    figure_id = clean(pick("figure_id"))
+    figure_id = clean(r.pick("figure_id"))
     if patent_id is None:
         patent_id, figure_id = name_fig.patent_id, figure_id or name_fig.figure_id
-    figure_id = figure_id or image.stem
+    return patent_id, figure_id or image.stem
 
-    title = clean(pick("title"))
-    object_name = clean(pick("object_name"))
-    object_name = object_name.lower() if object_name else (title.lower() if title else None)
-    codes = {f: split_codes(pick(f)) for f in _LIST_FIELDS}
 
+def _row_class(r: _Row, class_column: str | None, uspc: list[str], object_name: str | None) -> str | None:
+    """The class label: ``class_column``'s value, else the row's label, else the main USPC class or object name."""
     if class_column is not None:
-        key = lower.get(class_column.lower())
+        key = r.lower.get(class_column.lower())
         if key is None:
-            raise ValueError(f"class column {class_column!r} not in the row (columns: {', '.join(map(str, row))})")
-        used.add(key)
-        class_label = clean(row[key])
-    else:
-        class_label = clean(pick("class_label"))
-        if class_label is None:
-            class_label = main_class(codes["uspc"][0]) if codes["uspc"] else object_name
+            raise ValueError(f"class column {class_column!r} not in the row (columns: {', '.join(map(str, r.row))})")
+        r.used.add(key)
+        return clean(r.row[key])
+    class_label = clean(r.pick("class_label"))
+    if class_label is None:
+        class_label = main_class(uspc[0]) if uspc else object_name
+    return class_label
 
-    source = clean(pick("source_format"))
+
+def _row_to_figure(
+    row: dict[str, Any], base: Path, columns: dict[str, str], class_column: str | None, normalize_ids: bool
+) -> PatentFigure:
+    r = _Row(row, columns)
+    image = _row_image(r, base)
+    patent_id, figure_id = _row_ids(r, image, normalize_ids)
+    title = clean(r.pick("title"))
+    object_name = clean(r.pick("object_name"))
+    object_name = object_name.lower() if object_name else (title.lower() if title else None)
+    codes = {f: split_codes(r.pick(f)) for f in _LIST_FIELDS}
+    class_label = _row_class(r, class_column, codes["uspc"], object_name)
+    source = clean(r.pick("source_format"))
     if source is not None and source not in _SOURCE_FORMATS:
         raise ValueError(f"source_format {source!r} is not one of {', '.join(_SOURCE_FORMATS)}")
-    raw_date = pick("publication_date")
+    raw_date = r.pick("publication_date")
     publication_date = parse_date(raw_date)
     if publication_date is None and clean(raw_date) is not None:
         raise ValueError(f"unparseable publication date {raw_date!r}")
-
-    viewpoint = clean(pick("viewpoint"))
-    description = clean(pick("description"))
-    extra: dict[str, Any] = {}
-    given = row.get("extra")
-    if isinstance(given, dict):
-        extra.update(given)
-        used.add("extra")
-    for k, v in row.items():
-        value = clean(v) if isinstance(v, str) else v
-        if k not in used and value is not None:
-            extra[str(k)] = value
+    viewpoint = clean(r.pick("viewpoint"))
+    description = clean(r.pick("description"))
     return PatentFigure(
         patent_id=patent_id,
         figure_id=figure_id,
@@ -303,7 +326,7 @@ def _row_to_figure(
         description=description,
         class_label=class_label,
         source_format=source or "generic",
-        extra=extra,
+        extra=r.extra(),
         **codes,
     )
 

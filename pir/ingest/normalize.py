@@ -203,18 +203,23 @@ def vector_issue(path: Path) -> ReadIssue:
     )
 
 
-def _subdirs(root: Path, limit: int) -> list[Path]:
+def _entries(root: Path, limit: int, *, dirs: bool) -> list[Path]:
+    """Up to ``limit`` visible sub-folders (``dirs``) or files of ``root``, sorted; [] when it cannot be listed."""
     out: list[Path] = []
     try:
         with os.scandir(root) as it:
             for e in it:
-                if e.is_dir() and not e.name.startswith("."):
+                if (e.is_dir() if dirs else e.is_file()) and not e.name.startswith("."):
                     out.append(Path(e.path))
                     if len(out) >= limit:
                         break
     except OSError:
         return []
     return sorted(out)
+
+
+def _subdirs(root: Path, limit: int) -> list[Path]:
+    return _entries(root, limit, dirs=True)
 
 
 def _dirs_breadth_first(root: Path, max_depth: int, max_dirs: int) -> list[Path]:
@@ -234,17 +239,7 @@ def _dirs_breadth_first(root: Path, max_depth: int, max_dirs: int) -> list[Path]
 
 
 def _files(root: Path, limit: int) -> list[Path]:
-    out: list[Path] = []
-    try:
-        with os.scandir(root) as it:
-            for e in it:
-                if e.is_file() and not e.name.startswith("."):
-                    out.append(Path(e.path))
-                    if len(out) >= limit:
-                        break
-    except OSError:
-        return []
-    return sorted(out)
+    return _entries(root, limit, dirs=False)
 
 
 def _head(path: Path, n: int = 4096) -> str:

@@ -73,6 +73,67 @@ class LockedStore:
 
 
 # ------------------------------------------------------------------------------------------------------ the query
+class _Params:
+    """URL query / form fields by name, with the parsers :meth:`Query.from_params` validates them with."""
+
+    def __init__(self, params: Iterable[tuple[str, str]]) -> None:
+        self.multi: dict[str, list[str]] = {}
+        for key, value in params:
+            self.multi.setdefault(key, []).append(str(value))
+
+    def one(self, key: str) -> str:
+        """The last value of ``key`` (stripped; "" when absent)."""
+        return (self.multi.get(key) or [""])[-1].strip()
+
+    def many(self, key: str) -> list[str]:
+        """All values of ``key``, de-duplicated in order (comma-separated for ``cls``, ``viewpoint``, ``exclude``)."""
+        out: list[str] = []
+        for v in self.multi.get(key, []):
+            for part in v.split(",") if key in ("cls", "viewpoint", "exclude") else [v]:
+                if part.strip() and part.strip() not in out:
+                    out.append(part.strip())
+        return out
+
+    def integer(self, key: str, lo: int, hi: int) -> int | None:
+        """``key`` as a whole number in ``lo..hi``, None when absent."""
+        v = self.one(key)
+        if not v:
+            return None
+        try:
+            n = int(v)
+        except ValueError:
+            raise WebError(400, f"{key}={v!r}: expected a whole number") from None
+        if not lo <= n <= hi:
+            raise WebError(400, f"{key}={n}: must be between {lo} and {hi}")
+        return n
+
+    def text_weight(self) -> float:
+        """``text_weight`` in 0..1 (default 0.5)."""
+        tw = self.one("text_weight")
+        try:
+            text_weight = float(tw) if tw else 0.5
+        except ValueError:
+            raise WebError(400, f"text_weight={tw!r}: expected a number between 0 and 1") from None
+        if not 0.0 <= text_weight <= 1.0:
+            raise WebError(400, f"text_weight={text_weight}: must be between 0 and 1")
+        return text_weight
+
+    def choice(self, key: str, allowed: Iterable[str]) -> str:
+        """``key`` lower-cased, "" or one of ``allowed``."""
+        value = self.one(key).lower()
+        if value and value not in allowed:
+            raise WebError(400, f"{key}={value[:40]!r}: one of {', '.join(allowed)}")
+        return value
+
+    def figure_ids(self, key: str) -> list[str]:
+        """The figure ids (uuids) given as ``key``."""
+        values = self.many(key)
+        for v in values:
+            if not re.fullmatch(r"[0-9a-fA-F-]{32,36}", v):
+                raise WebError(400, f"{key}={v[:80]!r}: expected a figure id (uuid)")
+        return values
+
+
 @dataclass
 class Query:
     """The whole search state; :meth:`to_params` / :meth:`from_params` round-trip it through a URL query string.
@@ -147,77 +208,36 @@ class Query:
         Raises:
             WebError: 400 with a one-line reason for a malformed value.
         """
-        multi: dict[str, list[str]] = {}
-        for key, value in params:
-            multi.setdefault(key, []).append(str(value))
-
-        def one(key: str) -> str:
-            return (multi.get(key) or [""])[-1].strip()
-
-        def many(key: str) -> list[str]:
-            out: list[str] = []
-            for v in multi.get(key, []):
-                for part in v.split(",") if key in ("cls", "viewpoint", "exclude") else [v]:
-                    if part.strip() and part.strip() not in out:
-                        out.append(part.strip())
-            return out
-
-        def integer(key: str, lo: int, hi: int) -> int | None:
-            v = one(key)
-            if not v:
-                return None
-            try:
-                n = int(v)
-            except ValueError:
-                raise WebError(400, f"{key}={v!r}: expected a whole number") from None
-            if not lo <= n <= hi:
-                raise WebError(400, f"{key}={n}: must be between {lo} and {hi}")
-            return n
-
-        drawings = many("q")
+        p = _Params(params)
+        drawings = p.many("q")
         bad = [h for h in drawings if not _HASH_RE.match(h)]
         if bad:
             raise WebError(400, f"q={bad[0][:80]!r}: expected the sha256 content hash of an uploaded drawing")
         if len(drawings) > max_images:
             raise WebError(400, f"{len(drawings)} drawings: at most {max_images} per search")
         crops: dict[int, tuple[float, float, float, float]] = {}
-        for c in many("crop"):
+        for c in p.many("crop"):
             crops.update([_parse_crop(c, len(drawings))])
-        tw = one("text_weight")
-        try:
-            text_weight = float(tw) if tw else 0.5
-        except ValueError:
-            raise WebError(400, f"text_weight={tw!r}: expected a number between 0 and 1") from None
-        if not 0.0 <= text_weight <= 1.0:
-            raise WebError(400, f"text_weight={text_weight}: must be between 0 and 1")
-        fusion = one("fusion").lower()
-        if fusion and fusion not in FUSIONS:
-            raise WebError(400, f"fusion={fusion[:40]!r}: one of {', '.join(FUSIONS)}")
-        strategy = one("strategy").lower()
-        if strategy and strategy not in STRATEGIES:
-            raise WebError(400, f"strategy={strategy[:40]!r}: one of {', '.join(STRATEGIES)}")
-        words = one("words")
+        text_weight = p.text_weight()
+        fusion, strategy = p.choice("fusion", FUSIONS), p.choice("strategy", STRATEGIES)
+        words = p.one("words")
         if len(words) > 500:
             raise WebError(400, "words: at most 500 characters")
-        ids = {key: many(key) for key in ("pos", "neg")}
-        for key, values in ids.items():
-            for v in values:
-                if not re.fullmatch(r"[0-9a-fA-F-]{32,36}", v):
-                    raise WebError(400, f"{key}={v[:80]!r}: expected a figure id (uuid)")
+        ids = {key: p.figure_ids(key) for key in ("pos", "neg")}
         return cls(
             drawings=drawings,
             words=words,
             text_weight=text_weight,
             fusion=fusion,
-            classes=many("cls")[:20],
-            year_from=integer("year_from", 1000, 9999),
-            year_to=integer("year_to", 1000, 9999),
-            viewpoints=many("viewpoint")[:20],
-            exclude=many("exclude")[:50],
-            per_patent=one("per_patent").lower() in ("1", "true", "on", "yes"),
-            k=integer("k", 1, max_k) or 20,
+            classes=p.many("cls")[:20],
+            year_from=p.integer("year_from", 1000, 9999),
+            year_to=p.integer("year_to", 1000, 9999),
+            viewpoints=p.many("viewpoint")[:20],
+            exclude=p.many("exclude")[:50],
+            per_patent=p.one("per_patent").lower() in ("1", "true", "on", "yes"),
+            k=p.integer("k", 1, max_k) or 20,
             crops=crops,
-            like=one("like")[:200],
+            like=p.one("like")[:200],
             positives=ids["pos"][:50],
             negatives=ids["neg"][:50],
             strategy=strategy,

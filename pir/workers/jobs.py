@@ -21,45 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from pir.config import Settings
 from pir.errors import JobError, redact_url
-from pir.workers.state import (
-    JOB_TTL_S,
-    JobStatus,
-    _now,
-    alive_workers,
-    claim_once,
-    connect,
-    job_key,
-    job_status,
-    read_status,
-    record_batch,
-    record_enriched,
-    state_client,
-    state_url,
-)
+from pir.workers import state as _state
+from pir.workers.state import *  # noqa: F403 - re-exports the job-state API (pir.workers.state.__all__)
+from pir.workers.state import JOB_TTL_S, JobStatus, _now, alive_workers, connect, job_key, read_status, state_url
+from pir.workers.state import job_status as job_status
 
 if TYPE_CHECKING:
     from pir.ingest.schema import PatentFigure
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "JOB_TTL_S",
-    "JobError",
-    "JobStatus",
-    "SubmittedJob",
-    "claim_once",
-    "connect",
-    "follow_job",
-    "job_key",
-    "job_status",
-    "read_status",
-    "record_batch",
-    "record_enriched",
-    "redact_url",
-    "state_client",
-    "state_url",
-    "submit_ingest",
-]
+#: The job-state API re-exported from :mod:`pir.workers.state`, and this module's own names.
+__all__ = [*_state.__all__, "SubmittedJob", "follow_job", "job_status", "submit_ingest"]
 
 
 @dataclass
@@ -88,6 +61,60 @@ def _absolute(figure: PatentFigure) -> PatentFigure:
     return figure.model_copy(update={"image_path": figure.image_path.resolve()})
 
 
+def _discover(
+    app: Any, path: str | Path, settings: Settings, fmt: str | None, reader_options: dict[str, Any] | None
+) -> tuple[Path, list[PatentFigure], list[Any]]:
+    """(root, figures with absolute paths, read issues); closes ``app`` and raises JobError when nothing is found."""
+    from pir.pipeline import discover
+
+    root = Path(path).resolve()
+    try:
+        figures, issues = discover(root, settings, fmt=fmt, **(reader_options or {}))
+    except (OSError, ValueError) as e:
+        app.close()
+        raise JobError(f"{path}: cannot read: {e}") from e
+    if not figures:
+        app.close()
+        detail = f" ({len(issues)} problems, first: {issues[0]})" if issues else ""
+        raise JobError(f"{path}: no drawings found{detail}")
+    return root, [_absolute(f) for f in figures], issues
+
+
+def _write_job(client: Any, job_id: str, meta: dict[str, Any], issues: list[Any]) -> None:
+    """Store the job's hash and its read failures in Redis (one transaction, with the job TTL)."""
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(job_key(job_id), mapping=meta)
+    if issues:
+        pipe.rpush(
+            job_key(job_id, "failures"),
+            *(json.dumps({"key": "", "path": i.path, "reason": i.reason}) for i in issues),
+        )
+    for part in (None, "failures"):
+        pipe.expire(job_key(job_id, part), JOB_TTL_S)
+    pipe.execute()
+
+
+def _enqueue(
+    app: Any, client: Any, job_id: str, batches: list[list[PatentFigure]], options: dict[str, Any], enrich: bool
+) -> None:
+    """Send one ``enrich | embed`` chain (or ``embed`` alone) per batch; closes ``app``; JobError when it fails."""
+    from pir.workers.tasks import EMBED_TASK, ENRICH_TASK
+
+    enrich_task, embed_task = app.tasks[ENRICH_TASK], app.tasks[EMBED_TASK]
+    try:
+        with app.producer_or_acquire() as producer:
+            for n, batch in enumerate(batches):
+                args = (job_id, n, [f.model_dump(mode="json") for f in batch], options)
+                # `.s()`: the chain prepends the enrich result (figure key -> descriptions) to embed's arguments
+                sig = (enrich_task.si(*args) | embed_task.s(*args)) if enrich else embed_task.si(None, *args)
+                sig.apply_async(producer=producer)
+    except Exception as e:
+        client.hset(job_key(job_id), "state", f"enqueue failed: {e}")
+        raise JobError(f"queueing job {job_id} failed after Redis answered: {e}") from e
+    finally:
+        app.close()
+
+
 def submit_ingest(
     path: str | Path,
     settings: Settings,
@@ -108,9 +135,8 @@ def submit_ingest(
     Raises:
         JobError: No broker, Redis unreachable, an unreadable path, or no drawings found.
     """
-    from pir.pipeline import batched, discover
+    from pir.pipeline import batched
     from pir.workers.app import WorkerConfigError, create_app
-    from pir.workers.tasks import EMBED_TASK, ENRICH_TASK
 
     client = connect(settings)
     try:
@@ -118,18 +144,8 @@ def submit_ingest(
             app = create_app(settings)
         except WorkerConfigError as e:
             raise JobError(str(e)) from e
-        root = Path(path).resolve()
-        try:
-            figures, issues = discover(root, settings, fmt=fmt, **(reader_options or {}))
-        except (OSError, ValueError) as e:
-            app.close()
-            raise JobError(f"{path}: cannot read: {e}") from e
-        if not figures:
-            app.close()
-            detail = f" ({len(issues)} problems, first: {issues[0]})" if issues else ""
-            raise JobError(f"{path}: no drawings found{detail}")
+        root, figures, issues = _discover(app, path, settings, fmt, reader_options)
         job_id = uuid.uuid4().hex
-        figures = [_absolute(f) for f in figures]
         batches = list(batched(figures, settings.worker.batch_size))
         options = {
             "encoder": portable_encoder_name(settings.encoder.name),
@@ -152,29 +168,8 @@ def submit_ingest(
             "failed": len(issues),
             "batches_done": 0,
         }
-        pipe = client.pipeline(transaction=True)
-        pipe.hset(job_key(job_id), mapping=meta)
-        if issues:
-            pipe.rpush(
-                job_key(job_id, "failures"),
-                *(json.dumps({"key": "", "path": i.path, "reason": i.reason}) for i in issues),
-            )
-        for part in (None, "failures"):
-            pipe.expire(job_key(job_id, part), JOB_TTL_S)
-        pipe.execute()
-        enrich_task, embed_task = app.tasks[ENRICH_TASK], app.tasks[EMBED_TASK]
-        try:
-            with app.producer_or_acquire() as producer:
-                for n, batch in enumerate(batches):
-                    args = (job_id, n, [f.model_dump(mode="json") for f in batch], options)
-                    # `.s()`: the chain prepends the enrich result (figure key -> descriptions) to embed's arguments
-                    sig = (enrich_task.si(*args) | embed_task.s(*args)) if enrich else embed_task.si(None, *args)
-                    sig.apply_async(producer=producer)
-        except Exception as e:
-            client.hset(job_key(job_id), "state", f"enqueue failed: {e}")
-            raise JobError(f"queueing job {job_id} failed after Redis answered: {e}") from e
-        finally:
-            app.close()
+        _write_job(client, job_id, meta, issues)
+        _enqueue(app, client, job_id, batches, options, enrich)
         client.hset(job_key(job_id), "state", "queued")
         return SubmittedJob(
             job_id=job_id, total=len(figures) + len(issues), n_batches=len(batches), read_failures=len(issues)

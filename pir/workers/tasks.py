@@ -144,11 +144,9 @@ class BatchTask(Task):
 ROUTES = {ENRICH_TASK: {"queue": ENRICH_QUEUE}, EMBED_TASK: {"queue": EMBED_QUEUE}}
 
 
-def register_tasks(app: Celery) -> None:
-    """Register pir's tasks on ``app`` (which carries ``pir_settings`` and ``pir_resources``); route them."""
-    app.conf.task_routes = ROUTES
-    settings: Settings = app.pir_settings  # type: ignore[attr-defined]
-    retry: dict[str, Any] = dict(
+def _retry_options(settings: Settings) -> dict[str, Any]:
+    """The ``app.task`` options shared by pir's tasks: late acks and automatic retries of transient errors."""
+    return dict(
         shared=False,  # tasks close over this app's settings: never hand them to other apps in the process
         bind=True,
         acks_late=True,
@@ -159,6 +157,13 @@ def register_tasks(app: Celery) -> None:
         retry_jitter=True,
         max_retries=settings.worker.max_retries,
     )
+
+
+def register_tasks(app: Celery) -> None:
+    """Register pir's tasks on ``app`` (which carries ``pir_settings`` and ``pir_resources``); route them."""
+    app.conf.task_routes = ROUTES
+    settings: Settings = app.pir_settings  # type: ignore[attr-defined]
+    retry = _retry_options(settings)
 
     class EnrichTask(BatchTask):
         stage = "enrichment"
@@ -172,18 +177,7 @@ def register_tasks(app: Celery) -> None:
         self: Task, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
     ) -> dict[str, list[str]]:
         """Enrich one batch; returns ``{figure key: [descriptions]}`` (the chain hands it to the embed task)."""
-        from pir.diskspace import check_batch
-        from pir.ingest.schema import PatentFigure
-        from pir.pipeline import enrich_batch as run_enrich
-        from pir.workers.state import record_enriched
-
-        s = job_settings(settings, options)
-        figs = [PatentFigure.model_validate(f) for f in figures]
-        check_batch(s, len(figs))  # the enrich cache: stop with one line, never a half-written cache
-        summary = run_enrich(figs, s)
-        descriptions = batch_descriptions(figs, s)
-        record_enriched(app.pir_resources.redis(), job_id, batch, summary)  # type: ignore[attr-defined]
-        return descriptions
+        return _enrich_batch(app, settings, job_id, batch, figures, options)
 
     @app.task(name=EMBED_TASK, base=EmbedTask, **retry)
     def embed_and_upsert_batch(
@@ -198,45 +192,82 @@ def register_tasks(app: Celery) -> None:
 
         ``descriptions`` (figure key -> descriptions) is the enrich task's result, ``None`` without enrichment.
         """
-        from pir.diskspace import check_batch, check_data_dir, check_optimize
-        from pir.ingest.schema import PatentFigure
-        from pir.pipeline import embed_and_upsert
-        from pir.workers.state import claim_once, read_status, record_batch
+        return _embed_batch(app, settings, descriptions, job_id, batch, figures, options)
 
-        res = app.pir_resources  # type: ignore[attr-defined]
-        s = job_settings(settings, options)
-        enc = res.encoder(s.encoder.name)
-        figs = [PatentFigure.model_validate(f) for f in figures]
-        check_data_dir(s)
-        check_batch(s, len(figs), enc.dim)
+
+def _enrich_batch(
+    app: Celery, settings: Settings, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
+) -> dict[str, list[str]]:
+    """The enrich task's body (see ``register_tasks``)."""
+    from pir.diskspace import check_batch
+    from pir.ingest.schema import PatentFigure
+    from pir.pipeline import enrich_batch as run_enrich
+    from pir.workers.state import record_enriched
+
+    s = job_settings(settings, options)
+    figs = [PatentFigure.model_validate(f) for f in figures]
+    check_batch(s, len(figs))  # the enrich cache: stop with one line, never a half-written cache
+    summary = run_enrich(figs, s)
+    descriptions = batch_descriptions(figs, s)
+    record_enriched(app.pir_resources.redis(), job_id, batch, summary)  # type: ignore[attr-defined]
+    return descriptions
+
+
+def _embed_batch(
+    app: Celery,
+    settings: Settings,
+    descriptions: dict[str, list[str]] | None,
+    job_id: str,
+    batch: int,
+    figures: list[dict[str, Any]],
+    options: dict[str, Any],
+) -> dict:
+    """The embed task's body (see ``register_tasks``): embed, upsert, record; optimize after the job's last batch."""
+    from pir.diskspace import check_batch, check_data_dir
+    from pir.ingest.schema import PatentFigure
+    from pir.pipeline import embed_and_upsert
+    from pir.workers.state import record_batch
+
+    res = app.pir_resources  # type: ignore[attr-defined]
+    s = job_settings(settings, options)
+    enc = res.encoder(s.encoder.name)
+    figs = [PatentFigure.model_validate(f) for f in figures]
+    check_data_dir(s)
+    check_batch(s, len(figs), enc.dim)
+    with server_errors_as_transient():
+        store = _open_store(res, s.qdrant.collection, enc)
+        out = embed_and_upsert(
+            figs,
+            s,
+            enc,
+            store,
+            with_descriptions=bool(options.get("enrich", True)),
+            force=bool(options.get("force", False)),
+            descriptions=descriptions,
+        )
+    for f in out.failed:
+        log.warning("job %s: skipped %s (%s): %s", job_id, f.key, f.path, f.reason)
+    client = res.redis()
+    record_batch(client, job_id, batch, out.to_dict())
+    _optimize_when_finished(client, job_id, s, store)
+    return {
+        "job_id": job_id,
+        "batch": batch,
+        "ingested": len(out.ingested),
+        "skipped": len(out.skipped),
+        "failed": len(out.failed),
+        "seconds": out.seconds,
+    }
+
+
+def _optimize_when_finished(client: Any, job_id: str, settings: Settings, store: Any) -> None:
+    """Optimize the store once (one worker claims it) when the job's last batch is recorded."""
+    from pir.diskspace import check_optimize
+    from pir.workers.state import claim_once, read_status
+
+    status = read_status(client, job_id, max_failures=0)
+    if status.finished and status.done and claim_once(client, job_id, "optimize"):
         with server_errors_as_transient():
-            store = _open_store(res, s.qdrant.collection, enc)
-            out = embed_and_upsert(
-                figs,
-                s,
-                enc,
-                store,
-                with_descriptions=bool(options.get("enrich", True)),
-                force=bool(options.get("force", False)),
-                descriptions=descriptions,
-            )
-        for f in out.failed:
-            log.warning("job %s: skipped %s (%s): %s", job_id, f.key, f.path, f.reason)
-        client = res.redis()
-        record_batch(client, job_id, batch, out.to_dict())
-        status = read_status(client, job_id, max_failures=0)
-        if status.finished and status.done and claim_once(client, job_id, "optimize"):
-            with server_errors_as_transient():
-                check_optimize(s)
-                store.optimize()
-            log.info(
-                "job %s finished: %d new, %d skipped, %d failed", job_id, status.done, status.skipped, status.failed
-            )
-        return {
-            "job_id": job_id,
-            "batch": batch,
-            "ingested": len(out.ingested),
-            "skipped": len(out.skipped),
-            "failed": len(out.failed),
-            "seconds": out.seconds,
-        }
+            check_optimize(settings)
+            store.optimize()
+        log.info("job %s finished: %d new, %d skipped, %d failed", job_id, status.done, status.skipped, status.failed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Sequence
+from typing import Any
 
 from pir.config import Settings
 from pir.workers import EMBED_QUEUE, QUEUES
@@ -71,23 +72,16 @@ def worker_argv(
     ]
 
 
-def run_worker(
-    settings: Settings,
-    *,
-    queues: Sequence[str] = QUEUES,
-    concurrency: int | None = None,
-    pool: str | None = None,
-    loglevel: str = "INFO",
-    hostname: str | None = None,
-) -> None:
+def run_worker(settings: Settings, **options: Any) -> None:
     """Run a worker in this process until it is stopped (SIGTERM/SIGINT: finish the current task, then exit).
+
+    ``options`` are those of :func:`worker_argv` (``queues``, ``concurrency``, ``pool``, ``loglevel``, ``hostname``).
 
     Raises:
         WorkerConfigError: See :func:`worker_argv`.
     """
-    argv = worker_argv(
-        settings, queues=queues, concurrency=concurrency, pool=pool, loglevel=loglevel, hostname=hostname
-    )
+    argv = worker_argv(settings, **options)
+    queues, pool = options.get("queues", QUEUES), options.get("pool")
     if EMBED_QUEUE in queues and pool in (None, "solo", "threads"):
         # no fork follows in these pools: check the device now, so `cuda` without a GPU fails at start
         from pir.encoder.device import DeviceError, resolve_device

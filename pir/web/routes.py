@@ -1,0 +1,261 @@
+"""Routes of ``pir serve``: the JSON API (:func:`api_router`) and the examiner's pages (:func:`page_router`).
+
+Both work through a :class:`WebContext` (the engine, the limiters, the templates) that :func:`pir.web.app.create_app`
+builds once per app.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile
+
+from pir.web.engine import Engine, Query, WebError, export_csv
+from pir.web.settings import ServeSettings
+
+STATE_PARAMS = {
+    "q": "content hash of an uploaded drawing (repeat for up to 7 views of one design; views are fused)",
+    "crop": "INDEX:X0,Y0,X1,Y1 crop of drawing INDEX in fractions of its width/height (repeatable)",
+    "words": "optional words (hybrid search; also ranks the descriptions shown as 'why it matched')",
+    "text_weight": "0..1 weight of the words against the drawings (hybrid search)",
+    "fusion": "fusion of the image and text rankings (hybrid search), e.g. rrf",
+    "cls": "class filter (USPC D28/47, Locarno 26-05, CPC, object class; comma-separated or repeated; any matches)",
+    "year_from": "first publication year",
+    "year_to": "last publication year",
+    "viewpoint": "viewpoint filter (perspective, front, rear, side, top, bottom, ...; repeatable)",
+    "exclude": "patent to leave out (repeatable)",
+    "per_patent": "1 = at most one hit per patent",
+    "k": "number of hits (default 20)",
+    "like": "more like this: a figure id or PATENT/FIGURE",
+    "pos": "relevance feedback: figure id marked relevant (repeatable; Qdrant recommend query)",
+    "neg": "relevance feedback: figure id marked not relevant (repeatable)",
+    "strategy": "recommend strategy of the feedback: average_vector (default), best_score or sum_scores",
+}
+_IMAGE_CACHE = {"Cache-Control": "private, max-age=86400"}
+
+
+def _param_docs(names: dict[str, str], where: str = "query") -> list[dict[str, Any]]:
+    return [
+        {"name": n, "in": where, "required": False, "schema": {"type": "string"}, "description": d}
+        for n, d in names.items()
+    ]
+
+
+def _multipart_doc(fields: dict[str, str]) -> dict[str, Any]:
+    props: dict[str, Any] = {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}}
+    props.update({k: {"type": "string", "description": v} for k, v in fields.items()})
+    return {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}}}}
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+@dataclass
+class WebContext:
+    """What the routes share: web settings, the engine (set at start-up), the two limiters and the templates."""
+
+    serve: ServeSettings
+    limiter: Any  # pir.web.app.Limiter: searches and upload decodes
+    image_limiter: Any  # pir.web.app.Limiter: thumbnails and query drawings
+    templates: Jinja2Templates
+    engine: Engine | None = None
+
+    def eng(self) -> Engine:
+        """The engine (opened by the app's lifespan)."""
+        if self.engine is None:
+            raise RuntimeError("the app's lifespan has not started: no engine yet")
+        return self.engine
+
+    def state(self, request: Request) -> Query:
+        """The query state from the URL."""
+        s = self.serve
+        return Query.from_params(request.query_params.multi_items(), max_k=s.max_k, max_images=s.max_images)
+
+    def error(self, request: Request, status: int, message: str) -> Response:
+        """An error as JSON (API, non-HTML clients) or as the error page."""
+        if request.url.path.startswith("/api") or "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"detail": message}, status_code=status)
+        return self.templates.TemplateResponse(
+            request, "error.html", {"status": status, "message": message, "q": Query()}, status_code=status
+        )
+
+    async def read_uploads(self, files: list[UploadFile]) -> list[str]:
+        """Store the uploaded drawings; their content hashes (413 when too many or too large)."""
+        s = self.serve
+        files = [f for f in files if f.filename or (f.size or 0) > 0]
+        if len(files) > s.max_images:
+            raise WebError(413, f"{len(files)} drawings: at most {s.max_images} per search")
+        hashes = []
+        for f in files:
+            data = await f.read(s.max_upload_bytes + 1)
+            if len(data) > s.max_upload_bytes:
+                raise WebError(413, f"{f.filename}: larger than {s.max_upload_bytes:,} bytes per drawing")
+            hashes.append(await self.limiter.run(self.eng().store_drawing, data, f.filename or "<upload>"))
+        return hashes
+
+    async def form_state(self, request: Request) -> Query:
+        """Query state from a multipart form: uploaded files (``images``/``files``) plus the state fields."""
+        s = self.serve
+        form = await request.form(max_files=s.max_images + 1, max_fields=200)
+        files = [v for k, v in form.multi_items() if isinstance(v, UploadFile) and k in ("images", "files")]
+        fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        new = await self.read_uploads(files)
+        fields += [("q", h) for h in new]
+        return Query.from_params(fields, max_k=s.max_k, max_images=s.max_images)
+
+    async def run_search(self, q: Query) -> dict[str, Any]:
+        """Search (on the limiter); the answer with its page URL and thumbnail URLs."""
+        answer = await self.limiter.run(self.eng().search, q)
+        answer["url"] = q.url("/")
+        for r in answer["results"]:
+            r["thumb_url"] = f"/api/figures/{r['id']}/thumb"
+        return answer
+
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on a worker thread (no limiter: cheap store reads)."""
+        return await anyio.to_thread.run_sync(fn, *args)
+
+
+def api_router(ctx: WebContext) -> APIRouter:
+    """The JSON API under ``/api``: health, info, drawings, search, figures, patents."""
+    r = APIRouter(tags=["api"])
+
+    @r.get("/api/health", summary="Liveness and the number of stored figures")
+    async def health() -> dict[str, Any]:
+        count = await anyio.to_thread.run_sync(lambda: ctx.eng().store.count())
+        return {"status": "ok", "count": count}
+
+    @r.get("/api/info", summary="Encoder, store and limits of this server")
+    async def info() -> dict[str, Any]:
+        out = await ctx.in_thread(ctx.eng().info)
+        lim = ctx.limiter
+        out["searches"] = {"running": lim.running, "waiting": lim.waiting, "peak": lim.peak}
+        return out
+
+    @r.post(
+        "/api/drawings",
+        summary="Upload 1-7 query drawings; returns their content hashes (use them as q=... in searches)",
+        openapi_extra=_multipart_doc({}),
+    )
+    async def upload(request: Request) -> dict[str, Any]:
+        q = await ctx.form_state(request)
+        return {"drawings": q.drawings}
+
+    @r.get("/api/drawings/{digest}.png", summary="A stored query drawing as PNG")
+    async def drawing(digest: str) -> Response:
+        png = await ctx.image_limiter.run(ctx.eng().drawing_png, digest)
+        return Response(png, media_type="image/png", headers=_IMAGE_CACHE)
+
+    @r.post(
+        "/api/search",
+        summary="Search with uploaded drawings (multipart field `images`) and/or the state parameters",
+        openapi_extra=_multipart_doc(STATE_PARAMS),
+    )
+    async def api_search_post(request: Request) -> dict[str, Any]:
+        return await ctx.run_search(await ctx.form_state(request))
+
+    @r.get(
+        "/api/search",
+        summary="Search with the state parameters (the page's URL state)",
+        openapi_extra={"parameters": _param_docs(STATE_PARAMS)},
+    )
+    async def api_search_get(request: Request) -> dict[str, Any]:
+        return await ctx.run_search(ctx.state(request))
+
+    _figure_routes(r, ctx)
+    _export_routes(r, ctx)
+    return r
+
+
+def _figure_routes(r: APIRouter, ctx: WebContext) -> None:
+    """Stored figures (by id or patent/figure), their thumbnails, and patents."""
+
+    @r.get("/api/figures/{figure}", summary="A stored figure by point id")
+    async def figure(figure: str) -> dict[str, Any]:
+        return await ctx.in_thread(ctx.eng().figure, figure)
+
+    @r.get("/api/patents/{patent_id}/figures/{figure_id}", summary="A stored figure by patent and figure id")
+    async def figure_by_key(patent_id: str, figure_id: str) -> dict[str, Any]:
+        return await ctx.in_thread(ctx.eng().figure, f"{patent_id}/{figure_id}")
+
+    @r.get("/api/figures/{figure}/thumb", summary="PNG of a stored figure (size 128, 256 or 1024)")
+    async def thumb(figure: str, size: int = 256) -> Response:
+        path = await ctx.image_limiter.run(ctx.eng().thumbnail, figure, size)
+        return FileResponse(path, media_type="image/png", headers=_IMAGE_CACHE)
+
+    @r.get("/api/patents/{patent_id}", summary="A patent and all its stored figures")
+    async def patent(patent_id: str) -> dict[str, Any]:
+        return await ctx.in_thread(ctx.eng().patent, patent_id)
+
+
+def _export_routes(r: APIRouter, ctx: WebContext) -> None:
+    """The hit list as a CSV or JSON download."""
+
+    def attachment(suffix: str) -> dict[str, str]:
+        return {"Content-Disposition": f'attachment; filename="{_stamp()}-pir-hits.{suffix}"'}
+
+    @r.get("/api/export.csv", summary="The hit list as CSV", openapi_extra={"parameters": _param_docs(STATE_PARAMS)})
+    async def export_csv_route(request: Request) -> Response:
+        answer = await ctx.run_search(ctx.state(request))
+        return PlainTextResponse(export_csv(answer), media_type="text/csv; charset=utf-8", headers=attachment("csv"))
+
+    @r.get(
+        "/api/export.json",
+        summary="The hit list as JSON (download)",
+        openapi_extra={"parameters": _param_docs(STATE_PARAMS)},
+    )
+    async def export_json(request: Request) -> Response:
+        answer = await ctx.run_search(ctx.state(request))
+        return Response(json.dumps(answer, indent=2), media_type="application/json", headers=attachment("json"))
+
+
+def page_router(ctx: WebContext) -> APIRouter:
+    """The examiner's pages: search, patent, printable report (not in the OpenAPI schema)."""
+    r = APIRouter(include_in_schema=False)
+    render = ctx.templates.TemplateResponse
+
+    @r.get("/", response_class=HTMLResponse)
+    async def page(request: Request) -> Response:
+        q = ctx.state(request)
+        answer, error = None, None
+        if not q.empty:
+            try:
+                answer = await ctx.run_search(q)
+            except WebError as e:
+                if e.status >= 500:
+                    raise
+                error = str(e)
+        info = await ctx.in_thread(ctx.eng().info)
+        context = {"q": q, "answer": answer, "error": error, "info": info}
+        return render(request, "index.html", context, status_code=400 if error else 200)
+
+    @r.post("/search")
+    async def page_search(request: Request) -> Response:
+        q = await ctx.form_state(request)
+        return RedirectResponse(q.url("/"), status_code=303)
+
+    @r.get("/patent/{patent_id}", response_class=HTMLResponse)
+    async def patent_page(request: Request, patent_id: str, fig: str = "") -> Response:
+        q = ctx.state(request)
+        pat = await ctx.in_thread(ctx.eng().patent, patent_id)
+        current = next((f for f in pat["figures"] if f["id"] == fig), pat["figures"][0])
+        return render(request, "patent.html", {"q": q, "patent": pat, "current": current})
+
+    @r.get("/report", response_class=HTMLResponse)
+    async def report(request: Request) -> Response:
+        q = ctx.state(request)
+        answer = await ctx.run_search(q)
+        info = await ctx.in_thread(ctx.eng().info)
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return render(request, "report.html", {"q": q, "answer": answer, "info": info, "now": now})
+
+    return r
