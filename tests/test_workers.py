@@ -425,6 +425,8 @@ def test_follow_without_worker_hints_and_message_is_portable(
     monkeypatch.chdir(tiny_encoder.parent)
     s = _settings(tmp_path / "pir", redis_url, Path(tiny_encoder.name))  # relative encoder dir, as `--encoder runs/x`
     raw = redis.Redis.from_url(redis_url)
+    for key in raw.scan_iter(match="pir:worker:*"):  # a worker SIGKILLed by an earlier test leaves its heartbeat (TTL)
+        raw.delete(key)
     job = submit_ingest(os.path.relpath(synth_corpus), s)
     try:
         with caplog.at_level(logging.WARNING, logger="pir.workers.jobs"):

@@ -118,6 +118,154 @@ def _pct(values: Sequence[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
+def _start_server(settings: Settings, max_concurrent: int) -> tuple[subprocess.Popen, str]:
+    """``uvicorn --factory pir.web.app:app_from_env`` on a free loopback port, no API key: (process, base URL)."""
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "pir.web.app:app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    env = _env(settings, PIR_SERVE__MAX_CONCURRENT=str(max_concurrent), PIR_SERVE__HOST="127.0.0.1")
+    env.pop("PIR_SERVE__API_KEY", None)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(client: Any, proc: subprocess.Popen, t_start: float, start_timeout: float) -> None:
+    """Poll ``/api/health`` until it answers 200 (RuntimeError when the server exits or the time is up)."""
+    import httpx  # lazy: start-up
+
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}): {(proc.stderr.read() or '')[-400:]}")
+        try:
+            if client.get("/api/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.perf_counter() - t_start > start_timeout:
+            raise RuntimeError(f"server not up after {start_timeout:g} s")
+        time.sleep(0.2)
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _search_once(client: Any, files: list[tuple[str, bytes]], k: int, i: int) -> tuple[float, int]:
+    """One multipart search with query drawing ``i`` (mod the number of files): (ms, status; -1 = no answer)."""
+    import httpx  # lazy: start-up
+
+    name, data = files[i % len(files)]
+    t0 = time.perf_counter()
+    try:
+        r = client.post("/api/search", files=[("images", (name, data, "image/png"))], data={"k": str(k)})
+        code = r.status_code
+    except httpx.HTTPError:
+        code = -1
+    return (time.perf_counter() - t0) * 1e3, code
+
+
+def _load(
+    base: str, files: list[tuple[str, bytes]], k: int, searches: int, clients: int
+) -> tuple[list[float], Counter[int], float]:
+    """``searches`` searches from ``clients`` concurrent clients: (ms of each 200, status counts, wall s)."""
+    import httpx  # lazy: start-up
+
+    lat: list[float] = []
+    codes: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def worker(w: int) -> None:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            for i in range(w, searches, clients):
+                ms, code = _search_once(client, files, k, i)
+                with lock:
+                    codes[code] += 1
+                    if code == 200:
+                        lat.append(ms)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as ex:
+        list(ex.map(worker, range(clients)))
+    return lat, codes, time.perf_counter() - t0
+
+
+def _load_figures(lat: list[float], codes: Counter[int], wall: float, clients: int, searches: int) -> dict[str, Any]:
+    """The ``load`` section of :func:`bench_serve`'s result."""
+    return {
+        "clients": clients,
+        "searches": searches,
+        "ok": len(lat),
+        "errors": sum(n for code, n in codes.items() if code != 200),
+        "status_codes": {str(c): n for c, n in sorted(codes.items())},
+        "p50_ms": round(_pct(lat, 50), 1),
+        "p95_ms": round(_pct(lat, 95), 1),
+        "max_ms": round(max(lat), 1) if lat else None,
+        "wall_s": round(wall, 2),
+        "searches_per_s": round(len(lat) / wall, 2) if wall > 0 else None,
+    }
+
+
+def _measure_server(
+    settings: Settings,
+    files: list[tuple[str, bytes]],
+    k: int,
+    searches: int,
+    clients: int,
+    max_concurrent: int,
+    start_timeout: float,
+) -> dict[str, Any]:
+    """Start the server, time its start, warm searches (one client) and the load; stop it.
+
+    Returns ``{"server": {...}, "load": {...}, "warm_ms": [...]}``.
+    """
+    import httpx  # lazy: start-up
+
+    t_start = time.perf_counter()
+    proc, base = _start_server(settings, max_concurrent)
+    sampler = _RssSampler(proc.pid)
+    sampler.start()
+    try:
+        with httpx.Client(base_url=base, timeout=120) as c:
+            _wait_ready(c, proc, t_start, start_timeout)
+            ready_s = time.perf_counter() - t_start
+            idle_rss = sampler.rss()
+            for i in range(len(files)):  # warm-up: first forward passes, caches
+                _search_once(c, files, k, i)
+            warm = [_search_once(c, files, k, i) for i in range(max(len(files), 10))]  # one client alone
+        lat, codes, wall = _load(base, files, k, searches, clients)
+    finally:
+        sampler.stop.set()
+        _stop_server(proc)
+    return {
+        "server": {
+            "ready_s": round(ready_s, 2),
+            "idle_rss_mb": round(idle_rss / 2**20, 1),
+            "peak_rss_mb": round(sampler.peak / 2**20, 1),
+            "max_concurrent": max_concurrent,
+            "pid_rss_note": "server process + children, sampled every 50 ms",
+        },
+        "load": _load_figures(lat, codes, wall, clients, searches),
+        "warm_ms": [ms for ms, code in warm if code == 200],
+    }
+
+
 def bench_serve(
     settings: Settings,
     *,
@@ -146,113 +294,16 @@ def bench_serve(
     Returns:
         ``{"server": {...}, "load": {p50_ms, p95_ms, errors, ...}, "warm_search_ms": ..., "cold_cli_s": [...]}``.
     """
-    import httpx
-
     if clients < 1 or searches < 1:
         raise ValueError("clients and searches must be at least 1")
     paths = [Path(q) for q in queries] or _pick_queries(settings, n_queries)
     files = [(p.name, p.read_bytes()) for p in paths]
     cold = [_cold_cli(settings, paths[i % len(paths)], k) for i in range(cold_runs)]
 
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "pir.web.app:app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    env = _env(settings, PIR_SERVE__MAX_CONCURRENT=str(max_concurrent), PIR_SERVE__HOST="127.0.0.1")
-    env.pop("PIR_SERVE__API_KEY", None)
-    t_start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    sampler = _RssSampler(proc.pid)
-    sampler.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=120) as c:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited ({proc.returncode}): {(proc.stderr.read() or '')[-400:]}")
-                try:
-                    if c.get("/api/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() - t_start > start_timeout:
-                    raise RuntimeError(f"server not up after {start_timeout:g} s")
-                time.sleep(0.2)
-            ready_s = time.perf_counter() - t_start
-            idle_rss = sampler.rss()
-
-            def one(client: httpx.Client, i: int) -> tuple[float, int]:
-                name, data = files[i % len(files)]
-                t0 = time.perf_counter()
-                try:
-                    r = client.post("/api/search", files=[("images", (name, data, "image/png"))], data={"k": str(k)})
-                    code = r.status_code
-                except httpx.HTTPError:
-                    code = -1
-                return (time.perf_counter() - t0) * 1e3, code
-
-            for i in range(len(files)):  # warm-up: first forward passes, caches
-                one(c, i)
-            warm = [one(c, i) for i in range(max(len(files), 10))]  # one client alone: the warm search's latency
-            warm_ms = [ms for ms, code in warm if code == 200]
-
-        lat: list[float] = []
-        codes: Counter[int] = Counter()
-        lock = threading.Lock()
-
-        def worker(w: int) -> None:
-            with httpx.Client(base_url=base, timeout=120) as client:
-                for i in range(w, searches, clients):
-                    ms, code = one(client, i)
-                    with lock:
-                        codes[code] += 1
-                        if code == 200:
-                            lat.append(ms)
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(clients) as ex:
-            list(ex.map(worker, range(clients)))
-        wall = time.perf_counter() - t0
-    finally:
-        sampler.stop.set()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    errors = sum(n for code, n in codes.items() if code != 200)
+    out = _measure_server(settings, files, k, searches, clients, max_concurrent, start_timeout)
+    warm_ms = out.pop("warm_ms")
     return {
-        "server": {
-            "ready_s": round(ready_s, 2),
-            "idle_rss_mb": round(idle_rss / 2**20, 1),
-            "peak_rss_mb": round(sampler.peak / 2**20, 1),
-            "max_concurrent": max_concurrent,
-            "pid_rss_note": "server process + children, sampled every 50 ms",
-        },
-        "load": {
-            "clients": clients,
-            "searches": searches,
-            "ok": len(lat),
-            "errors": errors,
-            "status_codes": {str(c): n for c, n in sorted(codes.items())},
-            "p50_ms": round(_pct(lat, 50), 1),
-            "p95_ms": round(_pct(lat, 95), 1),
-            "max_ms": round(max(lat), 1) if lat else None,
-            "wall_s": round(wall, 2),
-            "searches_per_s": round(len(lat) / wall, 2) if wall > 0 else None,
-        },
+        **out,
         "warm_search_ms": round(statistics.median(warm_ms), 1) if warm_ms else None,  # median, one client
         "warm_search_p95_ms": round(_pct(warm_ms, 95), 1) if warm_ms else None,
         "cold_cli_s": [round(c, 2) for c in cold],

@@ -159,6 +159,39 @@ class _EnrichRun:
     seed: int | None = None
     n_alias: int = 0
 
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        enricher: Enricher,
+        k: int,
+        refresh: bool,
+        keep_llm: bool,
+        wordnet_root: Path | None,
+        total: int | None,
+        show_progress: bool,
+    ) -> _EnrichRun:
+        """Open the captioner, the thread pool (remote backends, captions), the cache and the progress bar."""
+        captioner = make_captioner(settings)
+        workers = max(1, settings.enrich.concurrency)
+        parallel = enricher.parallel or captioner
+        run = cls(
+            settings,
+            enricher,
+            k,
+            refresh,
+            keep_llm,
+            wordnet_root,
+            captioner,
+            cache=_open_cache(settings),
+            pool=ThreadPoolExecutor(workers, thread_name_prefix="pir-enrich") if parallel else None,
+            bar=tqdm(total=total, disable=not show_progress, desc=f"enrich ({enricher.name})", unit="fig"),
+            summary=EnrichSummary(backend=enricher.name, model=enricher.model, k=k),
+            lexicon=lexicon_signature(wordnet_root),
+        )
+        run.temperature, run.seed = sampling(settings, enricher.name)  # the output varies with them: in the cache key
+        return run
+
     def chunk(self, chunk: list[PatentFigure]) -> None:
         """Enrich one chunk: cache look-ups, then generation of the misses, then one cache write."""
         captions = _captions(chunk, self.captioner, self.cache, self.pool)
@@ -290,33 +323,16 @@ def enrich_figures(
     k = int(k or settings.enrich.k)
     own = enricher is None
     enricher = enricher if enricher is not None else make_enricher(settings, backend)
-    captioner = make_captioner(settings)
+    keep_llm = own and backend is None and enricher.name == "template" and not refresh
     calls0 = enricher.calls
-    summary = EnrichSummary(backend=enricher.name, model=enricher.model, k=k)
-    lexicon = lexicon_signature(wordnet_root)
     total = len(figures) if hasattr(figures, "__len__") else None  # type: ignore[arg-type]
-    workers = max(1, settings.enrich.concurrency)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="pir-enrich") if (enricher.parallel or captioner) else None
-    run = _EnrichRun(
-        settings,
-        enricher,
-        k,
-        refresh,
-        keep_llm=own and backend is None and enricher.name == "template" and not refresh,
-        wordnet_root=wordnet_root,
-        captioner=captioner,
-        cache=_open_cache(settings),
-        pool=pool,
-        bar=tqdm(total=total, disable=not show_progress, desc=f"enrich ({enricher.name})", unit="fig"),
-        summary=summary,
-        lexicon=lexicon,
-    )
-    run.temperature, run.seed = sampling(settings, enricher.name)  # the output varies with them: in the cache key
+    run = _EnrichRun.open(settings, enricher, k, refresh, keep_llm, wordnet_root, total, show_progress)
     try:
         for chunk in _chunks(figures):
             run.chunk(chunk)
     finally:
         run.close(calls0, own)
+    summary = run.summary
     summary.alias_share = run.n_alias / summary.n_descriptions if summary.n_descriptions else 0.0
     summary.seconds = time.perf_counter() - start
     return summary

@@ -32,7 +32,7 @@ import html.entities
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -206,6 +206,26 @@ def parse_figure_descriptions(paragraphs: list[str]) -> dict[str, str]:
     return figures
 
 
+def _read_classes(bib: ET.Element, rec: GrantRecord) -> None:
+    """Add the USPC (main, then further), Locarno and CPC codes of ``bib`` to ``rec`` (each once, in order)."""
+
+    def add(target: list[str], codes: Iterable[str | None]) -> None:
+        for code in codes:
+            if code and code not in target:
+                target.append(code)
+
+    national = bib.find("classification-national")
+    if national is not None:
+        els = [national.find("main-classification"), *national.findall("further-classification")]
+        add(rec.uspc, (parse_uspc(el.text if el is not None else None) for el in els))
+    add(
+        rec.locarno,
+        (parse_locarno(loc.findtext("main-classification")) for loc in bib.findall("classification-locarno")),
+    )
+    cpc = [f"classifications-cpc/{part}-cpc/classification-cpc" for part in ("main", "further")]
+    add(rec.cpc, (_cpc_code(el) for el in bib.findall(cpc[0]) + bib.findall(cpc[1])))
+
+
 def parse_grant_xml(path: Path) -> GrantRecord:
     """Read one USPTO grant (or application) XML.
 
@@ -235,22 +255,7 @@ def parse_grant_xml(path: Path) -> GrantRecord:
     rec.publication_date = parse_date(doc.findtext("date")) or parse_date(root.get("date-publ"))
     rec.title = _text(bib.find("invention-title"))
 
-    national = bib.find("classification-national")
-    if national is not None:
-        for el in [national.find("main-classification"), *national.findall("further-classification")]:
-            code = parse_uspc(el.text if el is not None else None)
-            if code and code not in rec.uspc:
-                rec.uspc.append(code)
-    for loc in bib.findall("classification-locarno"):
-        code = parse_locarno(loc.findtext("main-classification"))
-        if code and code not in rec.locarno:
-            rec.locarno.append(code)
-    for el in bib.findall("classifications-cpc/main-cpc/classification-cpc") + bib.findall(
-        "classifications-cpc/further-cpc/classification-cpc"
-    ):
-        code = _cpc_code(el)
-        if code and code not in rec.cpc:
-            rec.cpc.append(code)
+    _read_classes(bib, rec)
 
     figs = bib.find("figures")
     if figs is not None:
@@ -362,16 +367,15 @@ def read_uspto_raw(
             issues.append(ReadIssue(str(folder), f"{len(unclaimed)} drawing sheets match no grant XML; skipped"))
 
 
-def _figures_of(
+def _sheet_paths(
     rec: GrantRecord,
     xml_path: Path,
     folder: Path,
     sheet_files: list[str],
     listing: dict[str, Path],
-    claimed: set[str],
     issues: list[ReadIssue],
-    include_front_page: bool,
-) -> Iterator[PatentFigure]:
+) -> dict[str, Path]:
+    """Sheet id -> file: the sheets listed in ``<drawings>`` (missing ones reported), then unlisted ones on disk."""
     sheets: dict[str, Path] = {}
     for sheet, name in rec.sheets:
         path = _find_sheet_file(folder, name, listing)
@@ -386,6 +390,29 @@ def _figures_of(
         m = _SHEET_RE.search(f)
         if m and (single_xml or f.lower().startswith(prefix)):
             sheets.setdefault(m.group(1).upper(), folder / f)
+    return sheets
+
+
+def _grant_class(rec: GrantRecord) -> str | None:
+    """The grant's class label: main USPC class, else main Locarno class, else the CPC subclass."""
+    if rec.uspc:
+        return main_class(rec.uspc[0])
+    if rec.locarno:
+        return main_class(rec.locarno[0])
+    return rec.cpc[0].split()[0] if rec.cpc else None  # utility grants after 2015 carry CPC only ("A61C")
+
+
+def _figures_of(
+    rec: GrantRecord,
+    xml_path: Path,
+    folder: Path,
+    sheet_files: list[str],
+    listing: dict[str, Path],
+    claimed: set[str],
+    issues: list[ReadIssue],
+    include_front_page: bool,
+) -> Iterator[PatentFigure]:
+    sheets = _sheet_paths(rec, xml_path, folder, sheet_files, listing, issues)
     claimed.update(p.name.lower() for p in sheets.values())
     if not sheets:
         issues.append(ReadIssue(str(xml_path), "no drawing sheets found"))
@@ -395,12 +422,7 @@ def _figures_of(
     # Map over every sheet the grant has (a sheet missing on disk still holds its figures).
     numbers = {_sheet_number(s) for s in sheets} | {_sheet_number(s) for s, _ in rec.sheets}
     mapping = map_figures_to_sheets(labels, sorted(numbers))
-    if rec.uspc:
-        class_label: str | None = main_class(rec.uspc[0])
-    elif rec.locarno:
-        class_label = main_class(rec.locarno[0])
-    else:  # utility grants after 2015 carry CPC only: its subclass ("A61C")
-        class_label = rec.cpc[0].split()[0] if rec.cpc else None
+    class_label = _grant_class(rec)
     object_name = rec.title.lower() if rec.title else None
     for sheet in sorted(sheets, key=_sheet_number):
         n = _sheet_number(sheet)

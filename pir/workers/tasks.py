@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, Task
@@ -177,7 +178,7 @@ def register_tasks(app: Celery) -> None:
         self: Task, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
     ) -> dict[str, list[str]]:
         """Enrich one batch; returns ``{figure key: [descriptions]}`` (the chain hands it to the embed task)."""
-        return _enrich_batch(app, settings, job_id, batch, figures, options)
+        return _enrich_batch(_Batch(app, settings, job_id, batch, figures, options))
 
     @app.task(name=EMBED_TASK, base=EmbedTask, **retry)
     def embed_and_upsert_batch(
@@ -192,46 +193,57 @@ def register_tasks(app: Celery) -> None:
 
         ``descriptions`` (figure key -> descriptions) is the enrich task's result, ``None`` without enrichment.
         """
-        return _embed_batch(app, settings, descriptions, job_id, batch, figures, options)
+        return _embed_batch(_Batch(app, settings, job_id, batch, figures, options), descriptions)
 
 
-def _enrich_batch(
-    app: Celery, settings: Settings, job_id: str, batch: int, figures: list[dict[str, Any]], options: dict[str, Any]
-) -> dict[str, list[str]]:
+@dataclass
+class _Batch:
+    """One queued batch as a task gets it (``job_id``, ``batch``, ``figures``, ``options``), with its app and the
+    worker's settings."""
+
+    app: Celery
+    worker_settings: Settings
+    job_id: str
+    batch: int
+    figures: list[dict[str, Any]]
+    options: dict[str, Any]
+
+    def settings(self) -> Settings:
+        """The worker's settings with the job's options (encoder, collection) applied."""
+        return job_settings(self.worker_settings, self.options)
+
+    def patent_figures(self) -> list[Any]:
+        """The batch's figures as ``PatentFigure`` objects."""
+        from pir.ingest.schema import PatentFigure
+
+        return [PatentFigure.model_validate(f) for f in self.figures]
+
+
+def _enrich_batch(b: _Batch) -> dict[str, list[str]]:
     """The enrich task's body (see ``register_tasks``)."""
     from pir.diskspace import check_batch
-    from pir.ingest.schema import PatentFigure
     from pir.pipeline import enrich_batch as run_enrich
     from pir.workers.state import record_enriched
 
-    s = job_settings(settings, options)
-    figs = [PatentFigure.model_validate(f) for f in figures]
+    s = b.settings()
+    figs = b.patent_figures()
     check_batch(s, len(figs))  # the enrich cache: stop with one line, never a half-written cache
     summary = run_enrich(figs, s)
     descriptions = batch_descriptions(figs, s)
-    record_enriched(app.pir_resources.redis(), job_id, batch, summary)  # type: ignore[attr-defined]
+    record_enriched(b.app.pir_resources.redis(), b.job_id, b.batch, summary)  # type: ignore[attr-defined]
     return descriptions
 
 
-def _embed_batch(
-    app: Celery,
-    settings: Settings,
-    descriptions: dict[str, list[str]] | None,
-    job_id: str,
-    batch: int,
-    figures: list[dict[str, Any]],
-    options: dict[str, Any],
-) -> dict:
+def _embed_batch(b: _Batch, descriptions: dict[str, list[str]] | None) -> dict:
     """The embed task's body (see ``register_tasks``): embed, upsert, record; optimize after the job's last batch."""
     from pir.diskspace import check_batch, check_data_dir
-    from pir.ingest.schema import PatentFigure
     from pir.pipeline import embed_and_upsert
     from pir.workers.state import record_batch
 
-    res = app.pir_resources  # type: ignore[attr-defined]
-    s = job_settings(settings, options)
+    res = b.app.pir_resources  # type: ignore[attr-defined]
+    s = b.settings()
     enc = res.encoder(s.encoder.name)
-    figs = [PatentFigure.model_validate(f) for f in figures]
+    figs = b.patent_figures()
     check_data_dir(s)
     check_batch(s, len(figs), enc.dim)
     with server_errors_as_transient():
@@ -241,18 +253,18 @@ def _embed_batch(
             s,
             enc,
             store,
-            with_descriptions=bool(options.get("enrich", True)),
-            force=bool(options.get("force", False)),
+            with_descriptions=bool(b.options.get("enrich", True)),
+            force=bool(b.options.get("force", False)),
             descriptions=descriptions,
         )
     for f in out.failed:
-        log.warning("job %s: skipped %s (%s): %s", job_id, f.key, f.path, f.reason)
+        log.warning("job %s: skipped %s (%s): %s", b.job_id, f.key, f.path, f.reason)
     client = res.redis()
-    record_batch(client, job_id, batch, out.to_dict())
-    _optimize_when_finished(client, job_id, s, store)
+    record_batch(client, b.job_id, b.batch, out.to_dict())
+    _optimize_when_finished(client, b.job_id, s, store)
     return {
-        "job_id": job_id,
-        "batch": batch,
+        "job_id": b.job_id,
+        "batch": b.batch,
         "ingested": len(out.ingested),
         "skipped": len(out.skipped),
         "failed": len(out.failed),
