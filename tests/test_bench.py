@@ -413,7 +413,6 @@ def _chance_map(bench, rng: np.random.Generator, trials: int = 400) -> tuple[flo
     return float(np.mean(maps)), float(np.std(maps))
 
 
-@pytest.mark.slow
 def test_text_mode_on_random_titles_scores_at_chance(settings, synth_dir: Path, tmp_path: Path) -> None:
     from pir.bench.run import run_benchmark
 

@@ -102,9 +102,11 @@ def measure_ingest(
     images = [encoder.load_image(p) for p in paths]
     load_s = time.perf_counter() - t0
     encoder.encode_pil(images[: min(len(images), bs)], batch_size=bs)  # warm-up
-    t1 = time.perf_counter()
-    encoder.encode_pil(images, batch_size=bs)
-    forward_s = time.perf_counter() - t1
+    forward_s = float("inf")
+    for _ in range(2):  # the faster of two passes: the first meets each new batch shape (kernel set-up)
+        t1 = time.perf_counter()
+        encoder.encode_pil(images, batch_size=bs)
+        forward_s = min(forward_s, time.perf_counter() - t1)
 
     s2 = settings.model_copy(update={"data_dir": work / "pir"})
     store = EdgeStore(work / "store" / "speed", "speed", hnsw_ef=settings.qdrant.hnsw_ef)
