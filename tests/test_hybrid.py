@@ -94,8 +94,9 @@ def test_backends_are_congruent_for_hybrid_queries(stores: dict[str, Any], te: T
             flt = SearchFilter(classes=classes)
             a, b = edge.hybrid_search(q, 8, filter=flt), server.hybrid_search(q, 8, filter=flt)
             assert len(a) == 8 and [h.id for h in a] == [h.id for h in b], (fusion, w, classes)
-            # RRF scores may differ in the 4th decimal where a prefetch holds float ties in another order
-            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-2, atol=1e-3)
+            # Fused scores may differ in the 3rd decimal: where a prefetch's candidate list ends on float ties, the two
+            # engines may keep a different tied point, and a point missing from one leg scores 0 there.
+            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-2, atol=5e-3)
     resp = search_hybrid(edge, image_vector=probe[0].vector, text="lamp", text_encoder=te, k=8)
     assert resp.query["mode"] == "image+text" and len(resp.results) == 8
 
