@@ -19,7 +19,7 @@ from pir.search import HybridQuery, LegacyLayoutError, SearchFilter, VectorStore
 from pir.search.edge import EdgeStore, hybrid_request
 from pir.search.migrate import copy_points, reindex
 from pir.search.service import search_hybrid, search_like, search_recommend, search_text, text_query
-from pir.search.store import IMAGE, LEGACY, NAMED, PAYLOAD_INDEXES, Ask
+from pir.search.store import DEFAULT_TEXT_WEIGHT, IMAGE, LEGACY, NAMED, PAYLOAD_INDEXES, Ask
 from pir.search.words import figure_words, query_words, words_query_vector, words_vector
 from pir.synth import synthesize_corpus
 from tests.helpers import make_tiny_encoder
@@ -109,7 +109,11 @@ def test_relevance_feedback_with_words_on_a_real_corpus(stores: dict[str, Any], 
     got = {}
     for kind in ("edge", "server"):
         resp = search_recommend(stores[kind], [lamp], [chair], text="lamp", text_encoder=te, k=5)
-        assert resp.query["mode"] == "recommend" and resp.query["text_weight"] == 0.5 and resp.query["aliases"]
+        assert (
+            resp.query["mode"] == "recommend"
+            and resp.query["text_weight"] == DEFAULT_TEXT_WEIGHT
+            and resp.query["aliases"]
+        )
         assert {lamp, chair}.isdisjoint(r.id for r in resp.results)
         assert [r.class_label for r in resp.results[:3]] == ["lamp"] * 3, kind
         got[kind] = [r.id for r in resp.results]

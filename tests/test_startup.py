@@ -16,7 +16,8 @@ try:
     main({args!r}, standalone_mode=True)
 except SystemExit as e:
     code = e.code
-print(json.dumps({{"code": code, "heavy": [m for m in ("torch", "timm", "celery", "transformers") if m in sys.modules]}}))
+heavy = [m for m in ("torch", "timm", "celery", "transformers") if m in sys.modules]
+print(json.dumps({{"code": code, "heavy": heavy}}))
 """
 
 
@@ -61,3 +62,12 @@ def test_info_imports_no_torch(tmp_path: Path) -> None:
 def test_search_on_an_empty_store_fails_before_loading_the_encoder(tmp_path: Path) -> None:
     d = _probe("search", "--text", "lamp", data_dir=tmp_path)
     assert d["code"] == 1 and "pir ingest" in d["stderr"] and "torch" not in d["heavy"], d
+
+
+def test_cli_text_weight_default_is_the_library_default() -> None:
+    """The CLI cannot import pir.search (start-up), so it repeats the default: this keeps the two equal."""
+    from pir.cli.search import search
+    from pir.search.store import DEFAULT_TEXT_WEIGHT
+
+    (opt,) = [p for p in search.params if p.name == "text_weight"]
+    assert opt.default == DEFAULT_TEXT_WEIGHT

@@ -42,6 +42,7 @@ from pir.bench.cache import EmbeddingCache, cache_key, embed_paths
 from pir.bench.datasets import BenchSet, Relevance
 from pir.bench.results import MODES, MethodResult, Mode
 from pir.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings, split_head_tail
+from pir.search.store import DEFAULT_TEXT_WEIGHT
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -310,7 +311,7 @@ def evaluate_method(
     enrich: bool = True,
     optimize: bool = True,
     keep_embeddings: bool = True,
-    text_weight: float = 0.5,
+    text_weight: float = DEFAULT_TEXT_WEIGHT,
     fusion: str = "rrf",
 ) -> list[MethodResult]:
     """Embed (through the cache), store the gallery with the product's ingest, search every query in each mode and

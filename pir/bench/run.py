@@ -89,7 +89,7 @@ def run_benchmark(
     plots: bool = True,
     skipped: dict[str, str] | None = None,
     allow_train_overlap: bool = False,
-    text_weight: float = 0.5,
+    text_weight: float | None = None,
     fusion: str = "rrf",
 ) -> BenchRun:
     """Evaluate every method in every mode on every dataset through the store; write the report when ``out`` is set.
@@ -114,6 +114,10 @@ def run_benchmark(
     Raises:
         TrainOverlapError: Queries include an encoder's training or validation patents.
     """
+    if text_weight is None:
+        from pir.search.store import DEFAULT_TEXT_WEIGHT  # the product's default slider position
+
+        text_weight = DEFAULT_TEXT_WEIGHT
     from pir.encoder.model import load_encoder
 
     mode_list = parse_modes(modes)

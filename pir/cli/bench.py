@@ -27,7 +27,12 @@ _COMMON = options(
         default=None,
         help="The query's words (default auto: title; title + figure caption for patent-level relevance).",
     ),
-    click.option("--text-weight", type=click.FloatRange(0, 1), default=None, help="Words' share (0.5)."),
+    click.option(
+        "--text-weight",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Words' share (default 0.9).",
+    ),
     click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default=None, help="image+text fusion (rrf)."),
     click.option("--limit", type=int, default=None, help="Sample about N figures (whole patents, seeded)."),
     click.option(
@@ -70,7 +75,7 @@ def _opts(ctx: click.Context, given: dict[str, Any]) -> dict[str, Any]:
         "enrich": not pick.get("no_enrich"),
         "plots": not pick.get("no_plots"),
         "allow_train_overlap": bool(pick.get("allow_train_overlap")),
-        "text_weight": 0.5 if pick.get("text_weight") is None else pick["text_weight"],
+        "text_weight": pick.get("text_weight"),
         "fusion": pick.get("fusion") or "rrf",
     }
 

@@ -16,7 +16,7 @@ from pir.cli.app import main, settings
 @click.option("--text", default=None, help="Search by words, alone or fused with IMAGES (any encoder).")
 @click.option(
     "--text-weight",
-    default=0.5,
+    default=0.9,  # pir.search.store.DEFAULT_TEXT_WEIGHT (not imported: start-up); a test keeps them equal
     show_default=True,
     type=click.FloatRange(0, 1),
     help="Share of the words when IMAGES and --text are both given (0 = image only, 1 = words only).",

@@ -19,6 +19,7 @@ from PIL import Image
 
 from pir.config import Settings
 from pir.ingest.schema import point_id
+from pir.search.store import DEFAULT_TEXT_WEIGHT
 from pir.search.words import SparseVector, get_text_encoder, normalize
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ def search_like(
     key: str,
     store: VectorStore,
     *,
-    text_weight: float = 0.5,
+    text_weight: float = DEFAULT_TEXT_WEIGHT,
     fusion: str = "rrf",
     **options: Unpack[QueryOptions],
 ) -> SearchResponse:
@@ -324,7 +325,7 @@ def search_hybrid(
     like: str | None = None,
     encoder: ImageEncoder | None = None,
     text_encoder: TextEncoder | None = None,
-    text_weight: float = 0.5,
+    text_weight: float = DEFAULT_TEXT_WEIGHT,
     fusion: str = "rrf",
     expand: bool = True,
     k: int = 10,
@@ -455,8 +456,8 @@ def search_recommend(
     ``avg(pos) + avg(pos) - avg(neg)``; needs a positive), ``best_score`` or ``sum_scores`` (see
     :class:`pir.search.store.Recommend`). ``text_weight > 0`` also fuses a recommend query on the examples' ``text``
     vectors (``fusion`` as in :func:`search_hybrid`). ``text``: the query words; they are then the words side
-    (``text`` + ``words`` vectors, alias-expanded, as in :func:`search_hybrid`; ``text_weight`` is their share, 0.5
-    when left at 0). ``filter`` applies to every part.
+    (``text`` + ``words`` vectors, alias-expanded, as in :func:`search_hybrid`; ``text_weight`` is their share,
+    :data:`~pir.search.store.DEFAULT_TEXT_WEIGHT` when left at 0). ``filter`` applies to every part.
 
     Example:
         >>> resp = search_recommend(store, [hit_a.id], [hit_b.id], query_vector=q, k=10)
@@ -483,7 +484,7 @@ def search_recommend(
     words = None
     if text and text.strip():
         tq = _store_text_query(store, text, text_encoder, settings)
-        words, text_weight = (tq.text, tq.words), text_weight or 0.5
+        words, text_weight = (tq.text, tq.words), text_weight or DEFAULT_TEXT_WEIGHT
         query.update(text=text, aliases=tq.aliases, text_weight=text_weight)
     t1 = time.perf_counter()
     hits = store.recommend(
@@ -526,7 +527,7 @@ def run_search(
     text: str | None = None,
     like: str | None = None,
     encoder: ImageEncoder | None = None,
-    text_weight: float = 0.5,
+    text_weight: float = DEFAULT_TEXT_WEIGHT,
     fusion: str = "rrf",
     **kw: Any,
 ) -> SearchResponse:

@@ -28,6 +28,7 @@ from PIL import Image, ImageOps
 
 from pir.config import Settings
 from pir.ingest.images import ImageLoadError, image_from_bytes, load_line_art
+from pir.search.store import DEFAULT_TEXT_WEIGHT
 from pir.web.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -108,10 +109,10 @@ class _Params:
         return n
 
     def text_weight(self) -> float:
-        """``text_weight`` in 0..1 (default 0.5)."""
+        """``text_weight`` in 0..1 (default :data:`~pir.search.store.DEFAULT_TEXT_WEIGHT`)."""
         tw = self.one("text_weight")
         try:
-            text_weight = float(tw) if tw else 0.5
+            text_weight = float(tw) if tw else DEFAULT_TEXT_WEIGHT
         except ValueError:
             raise WebError(400, f"text_weight={tw!r}: expected a number between 0 and 1") from None
         if not 0.0 <= text_weight <= 1.0:
@@ -145,7 +146,7 @@ class Query:
 
     drawings: list[str] = field(default_factory=list)
     words: str = ""
-    text_weight: float = 0.5
+    text_weight: float = DEFAULT_TEXT_WEIGHT
     fusion: str = ""
     classes: list[str] = field(default_factory=list)
     year_from: int | None = None
