@@ -22,7 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -142,20 +142,26 @@ def average_precision(ranked_relevance: Sequence[bool], n_relevant: int) -> floa
     return float(np.sum(np.arange(1, hits + 1) / ranks) / n_relevant)
 
 
+class EvalOptions(TypedDict, total=False):
+    """Options shared by :func:`evaluate_similarity` and :func:`evaluate_embeddings` (see the former's docstring)."""
+
+    query_ids: Sequence[Hashable] | None
+    gallery_ids: Sequence[Hashable] | None
+    query_patents: Sequence[Hashable] | None
+    gallery_patents: Sequence[Hashable] | None
+    exclude_same_patent: bool
+    ks: Sequence[int]
+    head_classes: set[str] | None
+    head_share: float
+
+
 def evaluate_similarity(
     sim: np.ndarray,
     query_labels: Sequence[str],
     gallery_labels: Sequence[str],
     *,
-    query_ids: Sequence[Hashable] | None = None,
-    gallery_ids: Sequence[Hashable] | None = None,
-    query_patents: Sequence[Hashable] | None = None,
-    gallery_patents: Sequence[Hashable] | None = None,
-    exclude_same_patent: bool = False,
-    ks: Sequence[int] = DEFAULT_KS,
-    head_classes: set[str] | None = None,
-    head_share: float = 0.5,
     chunk_rows: int | None = None,
+    **options: Unpack[EvalOptions],
 ) -> RetrievalReport:
     """Evaluate a (Q, G) score matrix (higher = better) by ranking the whole gallery for every query.
 
@@ -187,21 +193,7 @@ def evaluate_similarity(
         for start in range(0, n_q, rows):
             yield start, sim[start : start + rows]
 
-    return _evaluate_chunks(
-        chunks(),
-        n_q,
-        n_g,
-        query_labels,
-        gallery_labels,
-        query_ids=query_ids,
-        gallery_ids=gallery_ids,
-        query_patents=query_patents,
-        gallery_patents=gallery_patents,
-        exclude_same_patent=exclude_same_patent,
-        ks=ks,
-        head_classes=head_classes,
-        head_share=head_share,
-    )
+    return _evaluate_chunks(chunks(), n_q, n_g, query_labels, gallery_labels, **options)
 
 
 def evaluate_embeddings(
@@ -210,15 +202,8 @@ def evaluate_embeddings(
     query_labels: Sequence[str],
     gallery_labels: Sequence[str],
     *,
-    query_ids: Sequence[Hashable] | None = None,
-    gallery_ids: Sequence[Hashable] | None = None,
-    query_patents: Sequence[Hashable] | None = None,
-    gallery_patents: Sequence[Hashable] | None = None,
-    exclude_same_patent: bool = False,
-    ks: Sequence[int] = DEFAULT_KS,
-    head_classes: set[str] | None = None,
-    head_share: float = 0.5,
     chunk_rows: int | None = None,
+    **options: Unpack[EvalOptions],
 ) -> RetrievalReport:
     """Evaluate embeddings by cosine similarity (dot product of L2-normalised rows), computed chunk by chunk.
 
@@ -251,21 +236,7 @@ def evaluate_embeddings(
         for start in range(0, n_q, rows):
             yield start, q[start : start + rows] @ g.T
 
-    return _evaluate_chunks(
-        chunks(),
-        n_q,
-        n_g,
-        query_labels,
-        gallery_labels,
-        query_ids=query_ids,
-        gallery_ids=gallery_ids,
-        query_patents=query_patents,
-        gallery_patents=gallery_patents,
-        exclude_same_patent=exclude_same_patent,
-        ks=ks,
-        head_classes=head_classes,
-        head_share=head_share,
-    )
+    return _evaluate_chunks(chunks(), n_q, n_g, query_labels, gallery_labels, **options)
 
 
 def evaluate_rankings(
@@ -417,14 +388,14 @@ def _evaluate_chunks(
     query_labels: Sequence[str],
     gallery_labels: Sequence[str],
     *,
-    query_ids: Sequence[Hashable] | None,
-    gallery_ids: Sequence[Hashable] | None,
-    query_patents: Sequence[Hashable] | None,
-    gallery_patents: Sequence[Hashable] | None,
-    exclude_same_patent: bool,
-    ks: Sequence[int],
-    head_classes: set[str] | None,
-    head_share: float,
+    query_ids: Sequence[Hashable] | None = None,
+    gallery_ids: Sequence[Hashable] | None = None,
+    query_patents: Sequence[Hashable] | None = None,
+    gallery_patents: Sequence[Hashable] | None = None,
+    exclude_same_patent: bool = False,
+    ks: Sequence[int] = DEFAULT_KS,
+    head_classes: set[str] | None = None,
+    head_share: float = 0.5,
 ) -> RetrievalReport:
     ks = _check_ks(ks)
     _check_len("query_labels", query_labels, n_q)
