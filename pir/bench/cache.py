@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -129,6 +129,67 @@ def cache_key(encoder: ImageEncoder) -> str:
     return f"{encoder.version}|{encoder.device.type}|{compute_dtype(encoder)}"
 
 
+def _file_hashes(paths: Sequence[str | Path], shas: Sequence[str | None] | None, res: EmbedResult) -> list[str | None]:
+    """sha256 of each file (given ones reused); an unreadable file is a failure and gets None."""
+    hashes: list[str | None] = [None] * len(paths)
+    for i, p in enumerate(paths):
+        given = shas[i] if shas is not None else None
+        if given:
+            hashes[i] = given
+            continue
+        try:
+            hashes[i] = file_sha256(Path(p))
+        except OSError as e:
+            res.failures.append((str(p), f"cannot read file: {e.strerror or e}"))
+    return hashes
+
+
+def _use_cached(hashes: list[str | None], cached: dict[str, np.ndarray], dim: int, res: EmbedResult) -> list[int]:
+    """Fill the rows found in the cache; the indices still to embed."""
+    todo: list[int] = []
+    for i, h in enumerate(hashes):
+        if h is None:
+            continue
+        vec = cached.get(h)
+        if vec is not None and vec.size == dim:
+            res.vectors[i] = vec
+            res.ok[i] = True
+            res.n_cached += 1
+        else:
+            todo.append(i)
+    return todo
+
+
+def _load_chunk(
+    encoder: ImageEncoder,
+    paths: Sequence[str | Path],
+    chunk: list[int],
+    hashes: list[str | None],
+    first_of: dict[str, int],
+    res: EmbedResult,
+) -> tuple[list[Any], list[int]]:
+    """Images of one chunk (one per unique hash not seen yet); unreadable files are failures."""
+    from pir.ingest.images import ImageLoadError  # lazy: start-up
+
+    images, rows = [], []
+    for i in chunk:
+        h = hashes[i]
+        assert h is not None
+        if h in first_of:
+            continue
+        try:
+            images.append(encoder.load_image(paths[i]))
+        except ImageLoadError as e:
+            res.failures.append((str(paths[i]), e.reason))
+            continue
+        except Exception as e:  # noqa: BLE001  (one bad file never stops the bench)
+            res.failures.append((str(paths[i]), f"{type(e).__name__}: {e}"))
+            continue
+        first_of[h] = i
+        rows.append(i)
+    return images, rows
+
+
 def embed_paths(
     encoder: ImageEncoder,
     paths: Sequence[str | Path],
@@ -151,67 +212,26 @@ def embed_paths(
     Returns:
         The :class:`EmbedResult` (rows in the order of ``paths``).
     """
-    from pir.ingest.images import ImageLoadError
-
     n = len(paths)
-    vectors = np.zeros((n, encoder.dim), dtype=np.float32)
-    ok = np.zeros(n, dtype=bool)
-    res = EmbedResult(vectors=vectors, ok=ok)
-    hashes: list[str | None] = [None] * n
-    for i, p in enumerate(paths):
-        given = shas[i] if shas is not None else None
-        if given:
-            hashes[i] = given
-            continue
-        try:
-            hashes[i] = file_sha256(Path(p))
-        except OSError as e:
-            res.failures.append((str(p), f"cannot read file: {e.strerror or e}"))
+    res = EmbedResult(vectors=np.zeros((n, encoder.dim), dtype=np.float32), ok=np.zeros(n, dtype=bool))
+    hashes = _file_hashes(paths, shas, res)
     version = cache_key(encoder)
-    cached = cache.get_many(version, [h for h in hashes if h])
-    todo: list[int] = []
-    for i, h in enumerate(hashes):
-        if h is None:
-            continue
-        vec = cached.get(h)
-        if vec is not None and vec.size == encoder.dim:
-            vectors[i] = vec
-            ok[i] = True
-            res.n_cached += 1
-        else:
-            todo.append(i)
-    # Embed the misses batch by batch (one image per unique hash), caching as we go.
-    first_of: dict[str, int] = {}
+    todo = _use_cached(hashes, cache.get_many(version, [h for h in hashes if h]), encoder.dim, res)
+    first_of: dict[str, int] = {}  # the misses, batch by batch (one image per unique hash), cached as we go
     for s in range(0, len(todo), batch_size * 4):
-        images, rows = [], []
-        for i in todo[s : s + batch_size * 4]:
-            h = hashes[i]
-            assert h is not None
-            if h in first_of:
-                continue
-            try:
-                images.append(encoder.load_image(paths[i]))
-            except ImageLoadError as e:
-                res.failures.append((str(paths[i]), e.reason))
-                continue
-            except Exception as e:  # noqa: BLE001  (one bad file never stops the bench)
-                res.failures.append((str(paths[i]), f"{type(e).__name__}: {e}"))
-                continue
-            first_of[h] = i
-            rows.append(i)
+        images, rows = _load_chunk(encoder, paths, todo[s : s + batch_size * 4], hashes, first_of, res)
         if not rows:
             continue
         emb = encoder.encode_pil(images, batch_size=batch_size)
-        for j, i in enumerate(rows):
-            vectors[i] = emb[j]
-            ok[i] = True
+        res.vectors[rows] = emb
+        res.ok[rows] = True
         cache.put_many(version, [hashes[i] for i in rows], emb)  # type: ignore[misc]
         res.n_new += len(rows)
     for i in todo:  # duplicates of an image embedded above
         h = hashes[i]
-        if not ok[i] and h in first_of and ok[first_of[h]]:
-            vectors[i] = vectors[first_of[h]]
-            ok[i] = True
+        if not res.ok[i] and h in first_of and res.ok[first_of[h]]:
+            res.vectors[i] = res.vectors[first_of[h]]
+            res.ok[i] = True
     for path, reason in res.failures:
         log.warning("bench: skipped %s: %s", path, reason)
     return res

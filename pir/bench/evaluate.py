@@ -296,6 +296,24 @@ def _head(bench: BenchSet, g_idx: Sequence[int]) -> set[str]:
     return split_head_tail([bench.items[i].label for i in g_idx if bench.items[i].label])  # type: ignore[misc]
 
 
+def _embed_set(
+    bench: BenchSet, encoder: ImageEncoder, settings: Settings, cache: EmbeddingCache
+) -> tuple[list[int], Any, dict[int, int], list[int], list[int]]:
+    """Embed the set's queries and gallery through the cache: (items, result, row of item, queries, gallery).
+
+    Raises:
+        ValueError: No query or no gallery image could be embedded.
+    """
+    needed = sorted(set(bench.queries) | set(bench.gallery))
+    emb = embed_paths(encoder, [bench.items[i].path for i in needed], cache, batch_size=settings.encoder.batch_size)
+    row_of = {item: r for r, item in enumerate(needed) if emb.ok[r]}
+    q_idx = [i for i in bench.queries if i in row_of]
+    g_idx = [i for i in bench.gallery if i in row_of]
+    if not q_idx or not g_idx:
+        raise ValueError(f"{bench.name}: no query or no gallery image could be embedded ({len(emb.failures)} failed)")
+    return needed, emb, row_of, q_idx, g_idx
+
+
 def evaluate_method(
     bench: BenchSet,
     encoder: ImageEncoder,
@@ -336,13 +354,7 @@ def evaluate_method(
         fusion: ``rrf`` or ``weighted`` (score fusion inside Qdrant).
     """
     t0 = time.perf_counter()
-    needed = sorted(set(bench.queries) | set(bench.gallery))
-    emb = embed_paths(encoder, [bench.items[i].path for i in needed], cache, batch_size=settings.encoder.batch_size)
-    row_of = {item: r for r, item in enumerate(needed) if emb.ok[r]}
-    q_idx = [i for i in bench.queries if i in row_of]
-    g_idx = [i for i in bench.gallery if i in row_of]
-    if not q_idx or not g_idx:
-        raise ValueError(f"{bench.name}: no query or no gallery image could be embedded ({len(emb.failures)} failed)")
+    needed, emb, row_of, q_idx, g_idx = _embed_set(bench, encoder, settings, cache)
     q_vecs = emb.vectors[[row_of[i] for i in q_idx]]
     g_vecs = emb.vectors[[row_of[i] for i in g_idx]]
     base = {
