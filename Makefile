@@ -49,6 +49,8 @@ demo: venv wordnet
 	# a new drawing (front + perspective views of an object that is not in the corpus) as a multi-view query
 	$(PIR) synth $(DEMO)/query --patents 2 --seed 99 > /dev/null
 	PIR_DATA_DIR=$(DEMO)/store $(PIR) search $$(ls $(DEMO)/query/images/SYN0000001_FIG*.png | head -2) --k 10
+	# the same drawings plus the words a searcher holds, fused inside Qdrant (hybrid search)
+	PIR_DATA_DIR=$(DEMO)/store $(PIR) search $$(ls $(DEMO)/query/images/SYN0000001_FIG*.png | head -2) --text "chair with arms" --k 5
 
 # the web page and JSON API over the demo store (after `make demo`): http://127.0.0.1:8000
 serve: venv
