@@ -104,7 +104,7 @@ def write_report(run: BenchRun, out: Path, *, plots: bool = True) -> list[Path]:
     (out / "results.md").write_text(markdown_table(run))
     files.append(out / "results.md")
     if plots:
-        import matplotlib
+        import matplotlib  # lazy: start-up (matplotlib)
 
         matplotlib.use("Agg")
         for name, results in run.results.items():
@@ -128,7 +128,7 @@ def write_report(run: BenchRun, out: Path, *, plots: bool = True) -> list[Path]:
 
 def plot_recall_curves(name: str, results: list[MethodResult], path: Path) -> Path:
     """Recall@K (K = 1..20) per method."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: start-up (matplotlib)
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     for r in results:
@@ -148,8 +148,8 @@ def plot_recall_curves(name: str, results: list[MethodResult], path: Path) -> Pa
 
 def plot_tsne(bench: BenchSet, r: MethodResult, path: Path, *, seed: int = 0) -> Path | None:
     """2-D t-SNE of up to 2,000 embeddings, the biggest classes coloured, the rest grey."""
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
+    import matplotlib.pyplot as plt  # lazy: start-up (matplotlib)
+    from sklearn.manifold import TSNE  # lazy: start-up (sklearn)
 
     if r.embeddings is None or len(r.embedded_items) < 5:
         return None
@@ -179,7 +179,7 @@ def plot_tsne(bench: BenchSet, r: MethodResult, path: Path, *, seed: int = 0) ->
 
 
 def _thumb(path: Path, size: int = 128) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image  # lazy: start-up (PIL)
 
     try:
         with Image.open(path) as im:
@@ -194,7 +194,7 @@ def _thumb(path: Path, size: int = 128) -> np.ndarray:
 
 def plot_grid(bench: BenchSet, r: MethodResult, path: Path, *, seed: int = 0) -> Path | None:
     """Query + top-k thumbnails per row; relevant results framed green, irrelevant red."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: start-up (matplotlib)
 
     if not r.rankings:
         return None

@@ -33,7 +33,7 @@ FALLBACK_BACKBONE = "tf_efficientnet_lite0"
 
 def environment(settings: Settings) -> dict[str, Any]:
     """Device, thread and version facts recorded with every result."""
-    import torch
+    import torch  # lazy: start-up (torch)
 
     return {
         "device": settings.encoder.device,

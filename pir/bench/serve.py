@@ -89,7 +89,7 @@ class _RssSampler(threading.Thread):
 
     def __init__(self, pid: int, every: float = 0.05) -> None:
         super().__init__(daemon=True)
-        import psutil
+        import psutil  # lazy: start-up (psutil)
 
         self.proc = psutil.Process(pid)
         self.every = every
@@ -97,7 +97,7 @@ class _RssSampler(threading.Thread):
         self.stop = threading.Event()
 
     def rss(self) -> int:
-        import psutil
+        import psutil  # lazy: start-up (psutil)
 
         try:
             procs = [self.proc, *self.proc.children(recursive=True)]

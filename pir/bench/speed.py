@@ -388,7 +388,7 @@ def bench_speed(
             sizes = [int(x) for x in sizes.split(",") if x.strip()]
         except ValueError as e:
             raise ValueError(f"--sizes {sizes!r}: expected comma-separated integers") from e
-    import torch
+    import torch  # lazy: start-up (torch)
 
     from pir.encoder.model import load_encoder
 

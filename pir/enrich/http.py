@@ -182,7 +182,7 @@ class Captioner:
 
     def data_url(self, image_path: Path) -> str:
         """The image as a grayscale PNG data URL, longest side at most ``max_side`` pixels."""
-        from PIL import Image
+        from PIL import Image  # lazy: start-up (PIL)
 
         with Image.open(image_path) as im:
             im.load()

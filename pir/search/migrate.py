@@ -119,7 +119,7 @@ def copy_points(
     With ``text_encoder`` the ``text`` and ``words`` vectors are computed from the payloads; without, the stored ones
     are copied. Returns the number of points copied.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: start-up (tqdm)
 
     from pir.search.words import text_and_words
 

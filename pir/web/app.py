@@ -223,7 +223,7 @@ def serve(settings: Settings, serve: ServeSettings | None = None) -> None:
     Raises:
         ValueError: binding beyond loopback without an API key.
     """
-    import uvicorn
+    import uvicorn  # lazy: start-up (uvicorn)
 
     serve = serve or get_serve_settings()
     check_bind(serve)

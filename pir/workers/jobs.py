@@ -228,8 +228,8 @@ def follow_job(
     Raises:
         JobError: Redis unreachable or lost, or no such job.
     """
-    import redis
-    from tqdm.auto import tqdm
+    import redis  # lazy: start-up (redis)
+    from tqdm.auto import tqdm  # lazy: start-up (tqdm)
 
     client = connect(settings)
     t_end = None if timeout_s is None else time.monotonic() + timeout_s

@@ -43,7 +43,7 @@ class WorkerResources:
         name = name or self.settings.encoder.name
         with self._lock:
             if name not in self._encoders:
-                import torch
+                import torch  # lazy: start-up (torch)
 
                 from pir.encoder.model import load_encoder
 

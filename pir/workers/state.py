@@ -117,7 +117,7 @@ def state_url(settings: Settings) -> str:
 
 def state_client(settings: Settings) -> redis.Redis:
     """A Redis client for the job state (decoded strings, short connect timeout)."""
-    import redis
+    import redis  # lazy: start-up (redis)
 
     return redis.Redis.from_url(
         state_url(settings),
@@ -134,7 +134,7 @@ def connect(settings: Settings) -> redis.Redis:
     Raises:
         JobError: No broker configured or Redis unreachable.
     """
-    import redis
+    import redis  # lazy: start-up (redis)
 
     url = state_url(settings)
     client = state_client(settings)

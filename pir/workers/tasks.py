@@ -37,19 +37,19 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     """Exception types retried with backoff: connection errors and timeouts of Qdrant, LLM servers and Redis."""
     errs: list[type[BaseException]] = [TransientError, ConnectionError, TimeoutError]
     try:
-        import httpx
+        import httpx  # lazy: start-up (httpx)
 
         errs.append(httpx.TransportError)  # connect/read/write errors and timeouts (qdrant-client, OpenAI servers)
     except ImportError:  # pragma: no cover
         pass
     try:
-        import redis.exceptions
+        import redis.exceptions  # lazy: start-up (redis)
 
         errs += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
     except ImportError:  # pragma: no cover
         pass
     try:
-        from qdrant_client.http.exceptions import ResponseHandlingException
+        from qdrant_client.http.exceptions import ResponseHandlingException  # lazy: start-up (qdrant_client)
 
         errs.append(ResponseHandlingException)
     except ImportError:  # pragma: no cover
