@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.workerproc import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -225,59 +226,17 @@ _WORKER = "from pir.config import get_settings; from pir.workers.worker import r
 _WORKER += "run_worker(get_settings(), queues=sys.argv[1].split(','), loglevel='INFO')"
 
 
-class Worker:
-    """A pir worker subprocess in its own process group (SIGKILL takes all of it)."""
+class Worker(WorkerProcess):
+    """A pir worker subprocess on ``queues`` (see :class:`tests.workerproc.WorkerProcess`), with batch counts."""
 
     def __init__(self, s: Any, log: Path, queues: str = "enrich,embed") -> None:
-        self.log = log
-        self._fh = open(log, "ab")  # noqa: SIM115  (closed in wait)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, queues],
-            env=_env(s),
-            cwd=REPO,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 90) -> float:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if " ready." in self.text():
-                return time.monotonic()
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.kill()
-        pytest.fail(f"worker did not start:\n{self.text()[-3000:]}")
+        super().__init__([sys.executable, "-c", _WORKER, queues], _env(s), log)
 
     def counts(self) -> tuple[int, int]:
         """(batches received, batches succeeded) according to the worker's log."""
         t = self.text()
         received, ok = t.count("] received"), t.count("] succeeded in")
         return received - ok, ok
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.wait(30)
-
-    def wait(self, timeout: float) -> int:
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            rc = self.proc.wait(30)
-        self._fh.close()
-        return rc
 
 
 def _points(s: Any) -> dict[str, dict[str, Any]]:

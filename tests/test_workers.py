@@ -14,7 +14,6 @@ import logging
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.workerproc import WorkerProcess
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REPO = Path(__file__).resolve().parents[1]
@@ -146,51 +147,12 @@ def _env(settings: Any) -> dict[str, str]:
     return env
 
 
-class Worker:
-    """A ``pir worker`` subprocess in its own process group (so SIGKILL takes all of it)."""
+class Worker(WorkerProcess):
+    """``pir worker --loglevel INFO ARGS`` as a subprocess (see :class:`tests.workerproc.WorkerProcess`)."""
 
     def __init__(self, settings: Any, log: Path, *args: str) -> None:
-        self.log = log
-        self._fh = open(log, "ab")  # noqa: SIM115  (closed in wait)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from pir.cli import main; main()", "worker", "--loglevel", "INFO", *args],
-            env=_env(settings),
-            cwd=REPO,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        t_end = time.monotonic() + timeout
-        while time.monotonic() < t_end:
-            if " ready." in self.log.read_text(errors="replace"):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        self.kill()
-        pytest.fail(f"worker did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
-
-    def stop(self, timeout: float = 60) -> int:
-        """Warm shutdown (SIGTERM): finish the current task, close the store, exit."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.wait(30)
-
-    def wait(self, timeout: float) -> int:
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            rc = self.proc.wait(30)
-        self._fh.close()
-        return rc
+        argv = [sys.executable, "-c", "from pir.cli import main; main()", "worker", "--loglevel", "INFO", *args]
+        super().__init__(argv, _env(settings), log)
 
 
 def _follow(job_id: str, settings: Any, timeout: float = 120) -> Any:
