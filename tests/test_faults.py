@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.workerproc import WorkerProcess
+from tests.workerproc import WorkerProcess, worker_env
 
 REPO = Path(__file__).resolve().parents[1]
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -199,29 +199,6 @@ def _settings(data_dir: Path, encoder: Path, broker: str | None = None, backend:
     )
 
 
-def _env(s: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIR_")}
-    w = s.worker
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        PYTHONUNBUFFERED="1",
-        PIR_DATA_DIR=str(s.data_dir),
-        PIR_ENCODER__NAME=s.encoder.name,
-        PIR_ENCODER__DEVICE="cpu",
-        PIR_ENCODER__NUM_THREADS="1",
-        PIR_WORKER__BROKER_URL=w.broker_url or "",
-        PIR_WORKER__RESULT_BACKEND=w.result_backend or "",
-        PIR_WORKER__BATCH_SIZE=str(w.batch_size),
-        PIR_WORKER__TASK_TIME_LIMIT=str(w.task_time_limit),
-        PIR_WORKER__TASK_SOFT_TIME_LIMIT=str(w.task_soft_time_limit),
-        PIR_WORKER__HEARTBEAT_S=str(w.heartbeat_s),
-    )
-    if w.visibility_timeout is not None:
-        env["PIR_WORKER__VISIBILITY_TIMEOUT"] = str(w.visibility_timeout)
-    return env
-
-
 _WORKER = "from pir.config import get_settings; from pir.workers.worker import run_worker; import sys; "
 _WORKER += "run_worker(get_settings(), queues=sys.argv[1].split(','), loglevel='INFO')"
 
@@ -230,7 +207,7 @@ class Worker(WorkerProcess):
     """A pir worker subprocess on ``queues`` (see :class:`tests.workerproc.WorkerProcess`), with batch counts."""
 
     def __init__(self, s: Any, log: Path, queues: str = "enrich,embed") -> None:
-        super().__init__([sys.executable, "-c", _WORKER, queues], _env(s), log)
+        super().__init__([sys.executable, "-c", _WORKER, queues], worker_env(s), log)
 
     def counts(self) -> tuple[int, int]:
         """(batches received, batches succeeded) according to the worker's log."""
@@ -394,7 +371,7 @@ def test_redis_lost_while_following_is_one_line(
     assert ei.value.__cause__ is None and ei.value.__suppress_context__
     # the same through the CLI: `pir ingest --queue --wait` prints one Error line, no traceback
     own_redis.start()
-    env = {k: v for k, v in _env(s).items() if k.startswith("PIR_")}
+    env = {k: v for k, v in worker_env(s).items() if k.startswith("PIR_")}
     threading.Timer(2.0, own_redis.kill).start()
     res = CliRunner().invoke(main, ["ingest", str(corpus), "--queue", "--wait", "--no-enrich"], env=env)
     assert res.exit_code == 1, res.output

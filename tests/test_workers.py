@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.workerproc import WorkerProcess
+from tests.workerproc import WorkerProcess, worker_env
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REPO = Path(__file__).resolve().parents[1]
@@ -126,33 +126,12 @@ def _settings(data_dir: Path, broker: str | None, encoder: Path, **worker: Any) 
     )
 
 
-def _env(settings: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIR_")}
-    w = settings.worker
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        PIR_DATA_DIR=str(settings.data_dir),
-        PIR_ENCODER__NAME=settings.encoder.name,
-        PIR_ENCODER__DEVICE="cpu",
-        PIR_ENCODER__NUM_THREADS="1",
-        PIR_WORKER__BROKER_URL=w.broker_url or "",
-        PIR_WORKER__BATCH_SIZE=str(w.batch_size),
-        PIR_WORKER__TASK_TIME_LIMIT=str(w.task_time_limit),
-        PIR_WORKER__TASK_SOFT_TIME_LIMIT=str(w.task_soft_time_limit),
-        PYTHONUNBUFFERED="1",
-    )
-    if w.visibility_timeout is not None:
-        env["PIR_WORKER__VISIBILITY_TIMEOUT"] = str(w.visibility_timeout)
-    return env
-
-
 class Worker(WorkerProcess):
     """``pir worker --loglevel INFO ARGS`` as a subprocess (see :class:`tests.workerproc.WorkerProcess`)."""
 
     def __init__(self, settings: Any, log: Path, *args: str) -> None:
         argv = [sys.executable, "-c", "from pir.cli import main; main()", "worker", "--loglevel", "INFO", *args]
-        super().__init__(argv, _env(settings), log)
+        super().__init__(argv, worker_env(settings), log)
 
 
 def _follow(job_id: str, settings: Any, timeout: float = 120) -> Any:
@@ -195,7 +174,7 @@ def _cli_ingest_wait(path: Path, settings: Any, collection: str) -> Any:
     from pir.cli import main
     from pir.workers.jobs import JobStatus
 
-    env = {k: v for k, v in _env(settings).items() if k.startswith("PIR_")}
+    env = {k: v for k, v in worker_env(settings).items() if k.startswith("PIR_")}
     args = ["ingest", str(path), "--queue", "--wait", "--json", "--no-enrich", "--collection", collection]
     res = CliRunner().invoke(main, args, env=env)
     assert res.exit_code == 0, res.output

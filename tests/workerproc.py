@@ -8,10 +8,35 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def worker_env(s: Any) -> dict[str, str]:
+    """The environment of a worker subprocess for settings ``s`` (no PIR_ variable of the caller leaks in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIR_")}
+    w = s.worker
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+        PIR_DATA_DIR=str(s.data_dir),
+        PIR_ENCODER__NAME=s.encoder.name,
+        PIR_ENCODER__DEVICE="cpu",
+        PIR_ENCODER__NUM_THREADS="1",
+        PIR_WORKER__BROKER_URL=w.broker_url or "",
+        PIR_WORKER__RESULT_BACKEND=w.result_backend or "",
+        PIR_WORKER__BATCH_SIZE=str(w.batch_size),
+        PIR_WORKER__TASK_TIME_LIMIT=str(w.task_time_limit),
+        PIR_WORKER__TASK_SOFT_TIME_LIMIT=str(w.task_soft_time_limit),
+        PIR_WORKER__HEARTBEAT_S=str(w.heartbeat_s),
+    )
+    if w.visibility_timeout is not None:
+        env["PIR_WORKER__VISIBILITY_TIMEOUT"] = str(w.visibility_timeout)
+    return env
 
 
 class WorkerProcess:
