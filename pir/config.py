@@ -11,7 +11,7 @@ reads the environment itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +65,10 @@ class EnrichSettings(BaseModel):
     """Figure enrichment (alias-rich descriptions)."""
 
     backend: str = Field("template", description="enrichment backend: template, openai, llamacpp or any registered one")
+    #: What enrichment adds to a figure's stored words (``text``/``words`` vectors): ``none`` = the patent's own
+    #: words only (title, figure text, caption, object name); ``aliases`` = plus short alias / hypernym phrases;
+    #: ``full`` = plus the backend's descriptions (what the object is and is for). Chosen by measurement (README).
+    level: Literal["none", "aliases", "full"] = "full"
     k: int = 10
     max_chars: int = 300
     # OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server, hosted APIs).
