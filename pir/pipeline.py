@@ -131,7 +131,7 @@ def ensure_collection(store: VectorStore, encoder: ImageEncoder, text_encoder: T
 
 def encoder_id(encoder: ImageEncoder) -> str:
     """What a collection records about its encoder: name and weights version (``name@version``)."""
-    return f"{encoder.name}@{encoder.version}"
+    return encoder.id
 
 
 def batched(items: Iterable[PatentFigure], n: int) -> Iterator[list[PatentFigure]]:
@@ -370,13 +370,13 @@ def ingest(
         >>> summary.ingested, summary.skipped, summary.n_failed
     """
     from pir.encoder.backbone import set_threads
-    from pir.encoder.model import load_encoder
+    from pir.encoder.model import encoder_for
     from pir.search import open_store
     from pir.search.words import get_text_encoder
 
     set_threads(settings.encoder.num_threads)
     t0 = time.perf_counter()
-    enc = encoder or load_encoder(settings.encoder.name, device=settings.encoder.device, image_size=settings.image_size)
+    enc = encoder or encoder_for(settings)
     te = text_encoder or get_text_encoder(settings)
     own_store = store is None
     text_cache = open_text_cache(settings)

@@ -111,7 +111,7 @@ def test_multi_view_and_like_queries(env: dict[str, Path]) -> None:
     views = [env["corpus"] / x["file"] for x in recs if x["patent_id"] == recs[0]["patent_id"]][:3]
     r = _run(env, "search", *map(str, views), "--k", "3", "--encoder", str(env["enc"]), "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["query"]["images"] == [str(v) for v in views]
+    assert json.loads(r.output)["query"]["drawings"] == [str(v) for v in views]
     key = f"{recs[1]['patent_id']}/{recs[1]['figure_id']}"
     r = _run(env, "search", "--like", key, "--k", "3", "--json")
     assert r.exit_code == 0, r.output
@@ -231,7 +231,7 @@ def test_text_search_with_a_text_aligned_encoder(tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)  # stderr carries the text model's loading progress
-    assert d["query"]["text"] == "lamp with a curved arm" and len(d["results"]) == 4
+    assert d["query"]["words"] == "lamp with a curved arm" and len(d["results"]) == 4
     scores = [x["score"] for x in d["results"]]
     assert scores == sorted(scores, reverse=True) and len({(x["patent_id"], x["figure_id"]) for x in d["results"]}) == 4
 

@@ -64,10 +64,18 @@ def test_search_on_an_empty_store_fails_before_loading_the_encoder(tmp_path: Pat
     assert d["code"] == 1 and "pir ingest" in d["stderr"] and "torch" not in d["heavy"], d
 
 
-def test_cli_text_weight_default_is_the_library_default() -> None:
-    """The CLI cannot import pir.search (start-up), so it repeats the default: this keeps the two equal."""
-    from pir.cli.search import search
-    from pir.search.store import DEFAULT_TEXT_WEIGHT
+def test_cli_search_options_are_the_request_fields() -> None:
+    """`pir search` options are generated from SearchRequest: one default (the request's), one validator."""
+    from click.testing import CliRunner
 
-    (opt,) = [p for p in search.params if p.name == "text_weight"]
-    assert opt.default == DEFAULT_TEXT_WEIGHT
+    from pir.cli import main
+    from pir.cli.search import build_request, search
+    from pir.search.request import DEFAULT_TEXT_WEIGHT, SearchRequest
+
+    names = {p.name for p in search.params}
+    assert set(SearchRequest.model_fields) - {"drawings"} <= names
+    assert all(p.default is None for p in search.params if p.name in SearchRequest.model_fields)
+    assert build_request([], {"words": "lamp", "text_weight": None}).text_weight == DEFAULT_TEXT_WEIGHT
+    assert build_request([], {"words": "lamp", "text_weight": 0.0}).text_weight == 0.0  # an explicit 0 stays 0
+    help_text = CliRunner().invoke(main, ["search", "--help"]).output
+    assert f"(default: {DEFAULT_TEXT_WEIGHT})" in help_text

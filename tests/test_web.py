@@ -70,10 +70,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Live]
     from pir.config import get_settings
     from pir.encoder.model import load_encoder
     from pir.pipeline import ingest
-    from pir.search.store import open_store
+    from pir.search import open_store
     from pir.synth import synthesize_corpus
     from pir.web.app import create_app
-    from pir.web.engine import LockedStore
+    from pir.search.runtime import LockedStore
     from tests.helpers import make_tiny_encoder
 
     root = tmp_path_factory.mktemp("web")
@@ -233,7 +233,7 @@ def test_like_and_feedback_change_the_ranking(api: httpx.Client, live: tuple[Liv
     assert again and marked["patent_id"] not in [h["patent_id"] for h in again]
     best = api.get("/api/search", params={"like": like, "k": "8", "neg": neg, "strategy": "best_score"}).json()
     assert best["query"]["strategy"] == "best_score" and neg not in [h["id"] for h in best["results"]]
-    assert api.get("/api/search", params={"like": like, "neg": neg, "strategy": "magic"}).status_code == 400
+    assert api.get("/api/search", params={"like": like, "neg": neg, "strategy": "magic"}).status_code == 422
     r = api.get("/api/search", params={"pos": "00000000-0000-0000-0000-000000000000"})
     assert r.status_code == 404 and "not in" in r.json()["detail"]
 
@@ -275,10 +275,13 @@ def test_bad_uploads_get_clear_4xx(api: httpx.Client, live: tuple[Live, Live]) -
         assert words.lower() in r.json()["detail"].lower(), (name, r.json())
         _assert_clean(r)
     # malformed parameters and a body that is not multipart at all
-    for params in ({"q": "../../etc/passwd"}, {"k": "0"}, {"crop": "0:0,0,1,1"}, {"text_weight": "2"}, {}):
+    for params in ({"q": "../../etc/passwd"}, {"k": "0"}, {"crop": "0:0,0,1,1"}, {"text_weight": "2"}, {"clss": "06"}):
         r = api.get("/api/search", params=params)
-        assert r.status_code == 400, (params, r.text)
+        assert r.status_code == 422, (params, r.text)
+        assert next(iter(params)) in r.json()["detail"], (params, r.text)  # names the parameter
         _assert_clean(r)
+    r = api.get("/api/search")  # nothing to search with
+    assert r.status_code == 400 and "empty query" in r.json()["detail"]
 
     # a chunked body (no Content-Length) is cut off while it is read
     def chunks() -> Iterator[bytes]:

@@ -118,7 +118,7 @@ def run_benchmark(
         from pir.search.store import DEFAULT_TEXT_WEIGHT  # the product's default slider position
 
         text_weight = DEFAULT_TEXT_WEIGHT
-    from pir.encoder.model import load_encoder
+    from pir.encoder.model import encoder_for
 
     mode_list = parse_modes(modes)
     run = BenchRun(environment=environment(settings), ks=tuple(ks), skipped=dict(skipped or {}))
@@ -130,7 +130,7 @@ def run_benchmark(
     )
     with EmbeddingCache.for_settings(settings.cache_dir) as cache:
         for label, spec in methods:
-            enc = load_encoder(spec, device=settings.encoder.device, image_size=settings.image_size)
+            enc = encoder_for(settings, spec)
             for bench in sets:
                 try:
                     res = evaluate_method(

@@ -390,9 +390,9 @@ def bench_speed(
             raise ValueError(f"--sizes {sizes!r}: expected comma-separated integers") from e
     import torch  # lazy: start-up (torch)
 
-    from pir.encoder.model import load_encoder
+    from pir.encoder.model import encoder_for
 
-    enc = load_encoder(encoder or settings.encoder.name, device=settings.encoder.device, image_size=settings.image_size)
+    enc = encoder_for(settings, encoder)
     result: dict[str, Any] = {
         "environment": {
             "device": settings.encoder.device,

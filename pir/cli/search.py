@@ -8,47 +8,79 @@ from typing import Any
 import click
 
 from pir.cli import output
-from pir.cli.app import main, settings
+from pir.cli.app import main, options, settings
+
+#: Extra (older, shorter) flag names of some request fields on the command line.
+_FLAG_ALIASES = {
+    "words": ("--text",),
+    "classes": ("--class",),
+    "viewpoints": ("--viewpoint",),
+    "exclude_patents": ("--exclude-patent",),
+    "positives": ("--pos",),
+    "negatives": ("--neg",),
+    "crops": ("--crop",),
+}
+
+
+def request_options(skip: tuple[str, ...] = ("drawings",)) -> Any:
+    """Click options generated from :class:`pir.search.request.SearchRequest`'s fields (``--field-name`` plus the
+    names in :data:`_FLAG_ALIASES`): help from the field descriptions, choices from ``Literal`` fields, lists
+    repeatable; every option defaults to None, so the request's own defaults apply (shown in the help)."""
+    from typing import Literal, get_args, get_origin
+
+    from pir.search.request import SearchRequest
+
+    decorators = []
+    for name, field in SearchRequest.model_fields.items():
+        if name in skip:
+            continue
+        ann = field.annotation
+        args = [a for a in get_args(ann) if a is not type(None)]
+        if get_origin(ann) is not Literal and type(None) in get_args(ann) and len(args) == 1:
+            ann = args[0]  # X | None
+        flags = ["--" + name.replace("_", "-"), *_FLAG_ALIASES.get(name, ())]
+        default = field.default if field.default_factory is None else None
+        text = f"{field.description or ''}" + (f" (default: {default})" if default not in (None, "") else "")
+        kw: dict[str, Any] = {"default": None, "help": text}
+        if ann is bool:
+            kw.update(is_flag=True, default=None)
+        elif get_origin(ann) is Literal:
+            kw["type"] = click.Choice([str(a) for a in get_args(ann)])
+        elif get_origin(ann) in (list, dict):
+            kw.update(multiple=True, type=str)
+        else:
+            kw["type"] = {int: int, float: float}.get(ann, str)
+        decorators.append(click.option(*flags, name, **kw))
+    return options(*decorators)
+
+
+def build_request(drawings: list[str], given: dict[str, Any]) -> Any:
+    """The :class:`~pir.search.request.SearchRequest` of the command line (a bad value is a usage error)."""
+    from pydantic import ValidationError
+
+    from pir.search.request import Crop, SearchRequest, error_line
+
+    data: dict[str, Any] = {"drawings": drawings}
+    for name, value in given.items():
+        if value is None or value == ():
+            continue
+        if name == "crops":
+            try:
+                value = dict(Crop.parse(c) for c in value)
+            except (ValueError, ValidationError) as e:
+                raise click.UsageError(str(e).splitlines()[-1]) from None
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[name] = value
+    try:
+        return SearchRequest.model_validate(data)
+    except ValidationError as e:
+        raise click.UsageError(error_line(e, name=lambda f: "--" + f.replace("_", "-"))) from None
 
 
 @main.command()
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--text", default=None, help="Search by words, alone or fused with IMAGES (any encoder).")
-@click.option(
-    "--text-weight",
-    default=0.9,  # pir.search.store.DEFAULT_TEXT_WEIGHT (not imported: start-up); a test keeps them equal
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Share of the words when IMAGES and --text are both given (0 = image only, 1 = words only).",
-)
-@click.option(
-    "--fusion",
-    default="rrf",
-    show_default=True,
-    type=click.Choice(["rrf", "weighted"]),
-    help="How Qdrant fuses image and words: reciprocal rank fusion or a weighted sum of scores.",
-)
-@click.option("--like", default=None, metavar="PATENT/FIGURE", help="Search with a stored figure's vectors and words.")
-@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="Number of results.")
-@click.option(
-    "--class",
-    "classes",
-    multiple=True,
-    help="Only these classes (USPC/Locarno/CPC code or main class, object class); repeatable.",
-)
-@click.option("--year-from", type=int, default=None)
-@click.option("--year-to", type=int, default=None)
-@click.option("--viewpoint", "viewpoints", multiple=True, help="Only these viewpoints (front, perspective, ...).")
-@click.option("--exclude-patent", "exclude", multiple=True, help="Leave this patent's figures out; repeatable.")
-@click.option("--one-per-patent", "group_by_patent", is_flag=True, help="At most one figure per patent (its best).")
-@click.option(
-    "--min-score",
-    type=float,
-    default=None,
-    help="Drop results scoring below this: cosine similarity for a drawing alone; for words or drawing+words the "
-    "fused score (--fusion rrf: a weighted reciprocal-rank sum, at most about 0.1; weighted: a weighted sum of scores "
-    "in [0, 1]).",
-)
+@request_options()
 @click.option(
     "--encoder",
     default=None,
@@ -61,25 +93,22 @@ from pir.cli.app import main, settings
 def search(
     ctx: click.Context,
     images: tuple[Path, ...],
-    classes: tuple[str, ...],
-    year_from: int | None,
-    year_to: int | None,
-    viewpoints: tuple[str, ...],
-    exclude: tuple[str, ...],
     encoder: str | None,
     collection: str | None,
     details: bool,
     as_json: bool,
-    **kw: Any,
+    **fields: Any,
 ) -> None:
     """Find prior-art figures like IMAGES (several = views of one object), by --text words, both fused, or --like."""
-    from pir.search import service  # lazy: start-up
+    request = build_request([str(p) for p in images], fields)
+    if request.empty:
+        raise click.UsageError("give query images and/or --text, or --like (optionally with --text)")
+    if request.like and request.drawings:
+        raise click.UsageError("--like searches with a stored figure: give it without IMAGES")
+    from pir.search.runtime import run_search  # lazy: start-up (numpy, qdrant)
 
-    flt = service.build_filter(
-        classes=classes, year_from=year_from, year_to=year_to, viewpoints=viewpoints, exclude_patents=exclude
-    )
     s = settings(ctx, encoder=encoder, collection=collection)
-    output.print_search(service.run_search(s, images=list(images), filter=flt, **kw), as_json, details)
+    output.print_search(run_search(s, request), as_json, details)
 
 
 @main.command()

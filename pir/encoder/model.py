@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ import pir.encoder._tvshim  # noqa: F401  (before timm)
 from pir.encoder.backbone import create_backbone, default_norm, has_offline_weights
 from pir.encoder.device import resolve_device
 from pir.ingest.images import load_line_art, to_line_art
+
+if TYPE_CHECKING:
+    from pir.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +201,11 @@ class ImageEncoder:
         return self.config.text_aligned
 
     @property
+    def id(self) -> str:
+        """What a collection records about its encoder: ``name@version`` (a retrained encoder differs)."""
+        return f"{self.name}@{self.version}"
+
+    @property
     def version(self) -> str:
         """Content hash of config + weights: stored with every point so re-ingests skip unchanged figures."""
         if self._version is None:
@@ -342,3 +350,9 @@ def load_encoder(
     config = builtin_config(str(spec), image_size or 224)
     model = VisualEncoder(config.backbone, pretrained=True)
     return ImageEncoder(config, model, dev)
+
+
+def encoder_for(settings: Settings, name: str | Path | None = None) -> ImageEncoder:
+    """The image encoder the settings describe (``settings.encoder``: name or directory, device; image size), or
+    ``name`` on the settings' device."""
+    return load_encoder(name or settings.encoder.name, device=settings.encoder.device, image_size=settings.image_size)

@@ -276,6 +276,11 @@ class ServerStore(st.VectorStore):
     def _location(self) -> str:
         return self.location
 
+    @property
+    def thread_safe(self) -> bool:
+        """A server over HTTP/gRPC is; qdrant-client's in-process local mode is not."""
+        return not self._local
+
 
 def _dense(v: np.ndarray) -> list[float]:
     return np.asarray(v, dtype=np.float32).tolist()

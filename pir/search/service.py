@@ -19,7 +19,7 @@ from PIL import Image
 
 from pir.config import Settings
 from pir.ingest.schema import point_id
-from pir.search.store import DEFAULT_TEXT_WEIGHT
+from pir.search.request import DEFAULT_TEXT_WEIGHT
 from pir.search.words import SparseVector, get_text_encoder, normalize
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def check_encoder(store: VectorStore, encoder: ImageEncoder) -> None:
     encoder that kept its name is refused too.
     """
     stored = store.encoder()
-    mine = f"{encoder.name}@{encoder.version}"
+    mine = encoder.id
     if stored and stored != mine:
         raise EncoderMismatchError(
             f"collection {store.collection!r} was built with encoder {stored!r} but the query uses {mine!r}; pass the "
@@ -442,7 +442,7 @@ def search_recommend(
     min_score: float | None = None,
     group_by_patent: bool = False,
     strategy: str = "average_vector",
-    text_weight: float = 0.0,
+    text_weight: float | None = None,
     fusion: str = "rrf",
     text: str | None = None,
     text_encoder: TextEncoder | None = None,
@@ -454,10 +454,11 @@ def search_recommend(
     stored ``image`` vectors; the examples themselves are not results. ``query_vector``, the current image query
     (several rows are fused), counts as one more positive. ``strategy``: ``average_vector`` (search
     ``avg(pos) + avg(pos) - avg(neg)``; needs a positive), ``best_score`` or ``sum_scores`` (see
-    :class:`pir.search.store.Recommend`). ``text_weight > 0`` also fuses a recommend query on the examples' ``text``
-    vectors (``fusion`` as in :func:`search_hybrid`). ``text``: the query words; they are then the words side
-    (``text`` + ``words`` vectors, alias-expanded, as in :func:`search_hybrid`; ``text_weight`` is their share,
-    :data:`~pir.search.store.DEFAULT_TEXT_WEIGHT` when left at 0). ``filter`` applies to every part.
+    :class:`pir.search.store.Recommend`). ``text``: the query words; they are then the words side (``text`` +
+    ``words`` vectors, alias-expanded, as in :func:`search_hybrid`) and ``text_weight`` is their share
+    (:data:`~pir.search.request.DEFAULT_TEXT_WEIGHT` when None). Without words, ``text_weight > 0`` fuses a recommend
+    query on the examples' ``text`` vectors (None = 0). ``fusion`` as in :func:`search_hybrid`; ``filter`` applies to
+    every part.
 
     Example:
         >>> resp = search_recommend(store, [hit_a.id], [hit_b.id], query_vector=q, k=10)
@@ -477,15 +478,17 @@ def search_recommend(
         "positive": [str(i) for i in positive_ids],
         "negative": [str(i) for i in negative_ids],
         "with_query": query_vector is not None,
-        "text_weight": text_weight,
+        "text_weight": text_weight or 0.0,
         "fusion": fusion,
     }
     t0 = time.perf_counter()
     words = None
     if text and text.strip():
         tq = _store_text_query(store, text, text_encoder, settings)
-        words, text_weight = (tq.text, tq.words), text_weight or DEFAULT_TEXT_WEIGHT
+        words, text_weight = (tq.text, tq.words), DEFAULT_TEXT_WEIGHT if text_weight is None else text_weight
         query.update(text=text, aliases=tq.aliases, text_weight=text_weight)
+    elif text_weight is None:
+        text_weight = 0.0
     t1 = time.perf_counter()
     hits = store.recommend(
         positive,
@@ -503,63 +506,36 @@ def search_recommend(
     return SearchResponse(results, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3, query)
 
 
-def _like_point(key: str, store: VectorStore) -> StoredPoint:
-    """The stored figure ``PATENT/FIGURE`` with its vectors."""
-    if "/" not in key:
-        raise ValueError(f"{key!r}: expected PATENT_ID/FIGURE_ID, e.g. USD0907292/D00001")
-    patent, figure = key.split("/", 1)
-    from pir.ingest.readers import normalize_patent_id
+def figure_point_id(figure: str) -> str:
+    """The point id of a figure given as a point id (uuid) or ``PATENT/FIGURE`` (the patent id normalised, so
+    ``D907292/D00001`` and ``USD0907292/D00001`` are the same figure).
 
+    Raises:
+        ValueError: neither form.
+    """
+    from pir.search.store import StoreError, normalize_id
+
+    figure = figure.strip()
+    if "/" in figure:
+        patent, fig = figure.split("/", 1)
+        from pir.ingest.readers import normalize_patent_id
+
+        try:
+            patent = normalize_patent_id(patent)
+        except ValueError:
+            pass
+        return point_id(patent, fig)
     try:
-        patent = normalize_patent_id(patent)
-    except ValueError:
-        pass
-    pts = store.retrieve([point_id(patent, figure)], with_vectors=True)
+        return normalize_id(figure)
+    except StoreError:
+        raise ValueError(
+            f"{figure[:80]!r}: expected a figure id or PATENT_ID/FIGURE_ID, e.g. USD0907292/D00001"
+        ) from None
+
+
+def _like_point(key: str, store: VectorStore) -> StoredPoint:
+    """The stored figure ``PATENT/FIGURE`` (or a point id) with its vectors."""
+    pts = store.retrieve([figure_point_id(key)], with_vectors=True)
     if not pts or pts[0].vector is None:
         raise KeyError(f"figure {key} is not in collection {store.collection!r}")
     return pts[0]
-
-
-def run_search(
-    settings: Settings,
-    *,
-    images: Sequence[str | Path] = (),
-    text: str | None = None,
-    like: str | None = None,
-    encoder: ImageEncoder | None = None,
-    text_weight: float = DEFAULT_TEXT_WEIGHT,
-    fusion: str = "rrf",
-    **kw: Any,
-) -> SearchResponse:
-    """One search as the CLI (and any front end) asks for it: opens the store, checks it before loading an encoder.
-
-    Images, words (``text``), both (fused inside Qdrant, see :func:`search_hybrid`), or ``like``. The image encoder
-    is loaded only for images. ``kw`` are the search options (``k``, ``filter``, ``min_score``, ``group_by_patent``).
-
-    Raises:
-        StoreError: the collection is empty or missing (before any encoder is loaded).
-    """
-    if not (images or text or like) or (like and images):
-        raise ValueError("give query images and/or --text, or --like (optionally with --text)")
-    from pir.search import open_store  # lazy: start-up (qdrant)
-    from pir.search.store import StoreError
-
-    with open_store(settings) as store:
-        if store.dim() is None:
-            raise StoreError(f"collection {store.collection!r} is empty: run `pir ingest PATH` first")
-        if images and encoder is None:
-            from pir.encoder.model import load_encoder  # lazy: start-up (torch)
-
-            enc = settings.encoder
-            encoder = load_encoder(enc.name, device=enc.device, image_size=settings.image_size)
-        return search_hybrid(
-            store,
-            settings,
-            images=list(images),
-            text=text,
-            like=like,
-            encoder=encoder,
-            text_weight=text_weight,
-            fusion=fusion,
-            **kw,
-        )

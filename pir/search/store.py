@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import numpy as np
 
+from pir.search.request import DEFAULT_TEXT_WEIGHT, FUSIONS, STRATEGIES
 from pir.search.words import SparseVector
 
 if TYPE_CHECKING:
@@ -58,18 +59,10 @@ WORDS = "words"
 DEFAULT_TEXT_DIM = 384
 #: Layout names: ``named`` (image/text/words) and ``legacy`` (one unnamed image vector, before hybrid search).
 NAMED, LEGACY = "named", "legacy"
-#: Fusion methods of :meth:`VectorStore.hybrid_search`.
-FUSIONS = ("rrf", "weighted")
 #: RRF rank constant: small enough that the weights (the text-weight slider) still move the ranking.
 RRF_K = 10
-#: The words' share when a drawing and words are fused (``--text-weight``). Chosen on the VALIDATION patents of the
-#: 2007 USPC split (class-level, zero-shot encoder, grid 0.25 / 0.5 / 0.75 / 0.9: mAP 0.33 / 0.38 / 0.41 / 0.44), never
-#: on a split that is reported; see the README's benchmark section.
-DEFAULT_TEXT_WEIGHT = 0.9
 #: BM25 scores are unbounded; in weighted fusion a words score s counts as s / (s + WORDS_SCALE), in [0, 1).
 WORDS_SCALE = 5.0
-#: Relevance-feedback strategies of :meth:`VectorStore.recommend` (Qdrant's recommend query).
-STRATEGIES = ("average_vector", "best_score", "sum_scores")
 
 #: Index keywords every backend takes (:class:`VectorStore`), named as in the settings' ``qdrant`` section.
 INDEX_OPTIONS = ("hnsw_ef", "exact_filter_threshold", "hnsw_m", "hnsw_ef_construct")
@@ -308,6 +301,12 @@ class VectorStore(ABC):
         self.exact_filter_threshold = exact_filter_threshold
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construct = hnsw_ef_construct
+
+    @property
+    def thread_safe(self) -> bool:
+        """Whether threads may call this store at once; when False a server serialises its calls
+        (:func:`pir.search.runtime.guarded`). The embedded store is single-owner: False."""
+        return False
 
     def index_options(self) -> dict[str, int]:
         """This store's index keywords (to open another collection alike)."""

@@ -5,8 +5,8 @@ blocking work (encoding, the store) pushed to worker threads. Concurrency: at mo
 upload decodes run at once (an asyncio semaphore in front of a worker thread each); at most ``max_queued``
 more wait, up to ``queue_timeout`` seconds, and the rest get 503 at once, so a burst cannot pile up decoded images
 in memory. Thumbnails and query drawings have a separate limiter of the same width with a long queue (a results
-page asks for k of them at once; they are cached on disk). The embedded store itself is locked in
-:class:`pir.web.engine.LockedStore`.
+page asks for k of them at once; they are cached on disk). The search runtime serialises the store's calls when
+its backend is not thread-safe (:func:`pir.search.runtime.guarded`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from fastapi.templating import Jinja2Templates
 
 from pir.config import Settings
 from pir.web.engine import Engine, WebError
-from pir.web.routes import STATE_PARAMS as STATE_PARAMS  # re-exported (moved to pir.web.routes)
 from pir.web.routes import WebContext, api_router, page_router
 from pir.web.settings import ServeSettings, check_bind, get_serve_settings
 

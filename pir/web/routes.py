@@ -7,6 +7,7 @@ builds once per app.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,29 +17,23 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from pir.web.engine import Engine, Query, WebError, export_csv
+from pir.search.request import SearchRequest, error_line
+from pir.web.engine import Engine, WebError, export_csv
 from pir.web.settings import ServeSettings
 
-STATE_PARAMS = {
-    "q": "content hash of an uploaded drawing (repeat for up to 7 views of one design; views are fused)",
-    "crop": "INDEX:X0,Y0,X1,Y1 crop of drawing INDEX in fractions of its width/height (repeatable)",
-    "words": "optional words (hybrid search; also ranks the descriptions shown as 'why it matched')",
-    "text_weight": "0..1 weight of the words against the drawings (hybrid search)",
-    "fusion": "fusion of the image and text rankings (hybrid search), e.g. rrf",
-    "cls": "class filter (USPC D28/47, Locarno 26-05, CPC, object class; comma-separated or repeated; any matches)",
-    "year_from": "first publication year",
-    "year_to": "last publication year",
-    "viewpoint": "viewpoint filter (perspective, front, rear, side, top, bottom, ...; repeatable)",
-    "exclude": "patent to leave out (repeatable)",
-    "per_patent": "1 = at most one hit per patent",
-    "k": "number of hits (default 20)",
-    "like": "more like this: a figure id or PATENT/FIGURE",
-    "pos": "relevance feedback: figure id marked relevant (repeatable; Qdrant recommend query)",
-    "neg": "relevance feedback: figure id marked not relevant (repeatable)",
-    "strategy": "recommend strategy of the feedback: average_vector (default), best_score or sum_scores",
-}
+_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+#: Query parameters that are not part of the search state (the patent page's figure, the one-time API key).
+NOT_STATE = ("fig", "api_key")
+
+
+def state_params() -> dict[str, str]:
+    """The search state's URL parameters and what they mean, generated from :class:`SearchRequest`'s fields."""
+    return {f.alias or name: f.description or name for name, f in SearchRequest.model_fields.items()}
+
+
 _IMAGE_CACHE = {"Cache-Control": "private, max-age=86400"}
 
 
@@ -75,17 +70,32 @@ class WebContext:
             raise RuntimeError("the app's lifespan has not started: no engine yet")
         return self.engine
 
-    def state(self, request: Request) -> Query:
-        """The query state from the URL."""
+    def state(self, request: Request) -> SearchRequest:
+        """The search state from the URL (422 naming the parameter for a bad or unknown one)."""
+        return self.parse(request.query_params.multi_items())
+
+    def parse(self, params: list[tuple[str, str]]) -> SearchRequest:
+        """A :class:`SearchRequest` from URL/form fields, within this server's limits (422 with one line)."""
+        try:
+            q = SearchRequest.from_params(params, ignore=NOT_STATE)
+        except ValidationError as e:
+            raise WebError(422, error_line(e)) from None
         s = self.serve
-        return Query.from_params(request.query_params.multi_items(), max_k=s.max_k, max_images=s.max_images)
+        bad = [d for d in q.drawings if not _HASH_RE.match(d)]
+        if bad:
+            raise WebError(422, f"q: {bad[0][:80]!r} is not the sha256 content hash of an uploaded drawing")
+        if len(q.drawings) > s.max_images:
+            raise WebError(422, f"q: {len(q.drawings)} drawings; at most {s.max_images} per search")
+        if q.k > s.max_k:
+            raise WebError(422, f"k: {q.k}; at most {s.max_k} on this server")
+        return q
 
     def error(self, request: Request, status: int, message: str) -> Response:
         """An error as JSON (API, non-HTML clients) or as the error page."""
         if request.url.path.startswith("/api") or "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"detail": message}, status_code=status)
         return self.templates.TemplateResponse(
-            request, "error.html", {"status": status, "message": message, "q": Query()}, status_code=status
+            request, "error.html", {"status": status, "message": message, "q": SearchRequest()}, status_code=status
         )
 
     async def read_uploads(self, files: list[UploadFile]) -> list[str]:
@@ -102,7 +112,7 @@ class WebContext:
             hashes.append(await self.limiter.run(self.eng().store_drawing, data, f.filename or "<upload>"))
         return hashes
 
-    async def form_state(self, request: Request) -> Query:
+    async def form_state(self, request: Request) -> SearchRequest:
         """Query state from a multipart form: uploaded files (``images``/``files``) plus the state fields."""
         s = self.serve
         form = await request.form(max_files=s.max_images + 1, max_fields=200)
@@ -110,9 +120,9 @@ class WebContext:
         fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
         new = await self.read_uploads(files)
         fields += [("q", h) for h in new]
-        return Query.from_params(fields, max_k=s.max_k, max_images=s.max_images)
+        return self.parse(fields)
 
-    async def run_search(self, q: Query) -> dict[str, Any]:
+    async def run_search(self, q: SearchRequest) -> dict[str, Any]:
         """Search (on the limiter); the answer with its page URL and thumbnail URLs."""
         answer = await self.limiter.run(self.eng().search, q)
         answer["url"] = q.url("/")
@@ -158,7 +168,7 @@ def api_router(ctx: WebContext) -> APIRouter:
     @r.post(
         "/api/search",
         summary="Search with uploaded drawings (multipart field `images`) and/or the state parameters",
-        openapi_extra=_multipart_doc(STATE_PARAMS),
+        openapi_extra=_multipart_doc(state_params()),
     )
     async def api_search_post(request: Request) -> dict[str, Any]:
         return await ctx.run_search(await ctx.form_state(request))
@@ -166,7 +176,7 @@ def api_router(ctx: WebContext) -> APIRouter:
     @r.get(
         "/api/search",
         summary="Search with the state parameters (the page's URL state)",
-        openapi_extra={"parameters": _param_docs(STATE_PARAMS)},
+        openapi_extra={"parameters": _param_docs(state_params())},
     )
     async def api_search_get(request: Request) -> dict[str, Any]:
         return await ctx.run_search(ctx.state(request))
@@ -203,7 +213,7 @@ def _export_routes(r: APIRouter, ctx: WebContext) -> None:
     def attachment(suffix: str) -> dict[str, str]:
         return {"Content-Disposition": f'attachment; filename="{_stamp()}-pir-hits.{suffix}"'}
 
-    @r.get("/api/export.csv", summary="The hit list as CSV", openapi_extra={"parameters": _param_docs(STATE_PARAMS)})
+    @r.get("/api/export.csv", summary="The hit list as CSV", openapi_extra={"parameters": _param_docs(state_params())})
     async def export_csv_route(request: Request) -> Response:
         answer = await ctx.run_search(ctx.state(request))
         return PlainTextResponse(export_csv(answer), media_type="text/csv; charset=utf-8", headers=attachment("csv"))
@@ -211,7 +221,7 @@ def _export_routes(r: APIRouter, ctx: WebContext) -> None:
     @r.get(
         "/api/export.json",
         summary="The hit list as JSON (download)",
-        openapi_extra={"parameters": _param_docs(STATE_PARAMS)},
+        openapi_extra={"parameters": _param_docs(state_params())},
     )
     async def export_json(request: Request) -> Response:
         answer = await ctx.run_search(ctx.state(request))

@@ -45,12 +45,12 @@ class WorkerResources:
             if name not in self._encoders:
                 import torch  # lazy: start-up (torch)
 
-                from pir.encoder.model import load_encoder
+                from pir.encoder.model import encoder_for
 
                 s = self.settings
                 if s.encoder.num_threads:
                     torch.set_num_threads(s.encoder.num_threads)
-                enc = load_encoder(name, device=s.encoder.device, image_size=s.image_size)
+                enc = encoder_for(s, name)
                 enc.version  # noqa: B018  (hash the weights once, not inside the first batch)
                 self._encoders[name] = enc
             return self._encoders[name]

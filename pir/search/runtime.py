@@ -1,0 +1,339 @@
+"""One runtime for searches: :class:`SearchRuntime` executes a :class:`~pir.search.request.SearchRequest`.
+
+Built once from :class:`~pir.config.Settings` (the CLI per command, ``pir serve`` per process, the bench per run):
+the store (serialised by a lock when the backend is not thread-safe), the image encoder (loaded on the first image
+query, once) and the frozen text encoder. Every front end calls :meth:`SearchRuntime.execute`; relevance feedback,
+"more like this", patent-id normalisation of figure keys and the query drawings' crops all live here, not in a
+front end.
+
+Example:
+    >>> with SearchRuntime.open(settings) as rt:
+    ...     resp = rt.execute(SearchRequest(drawings=["front.png"], words="lamp", k=10))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from pir.config import Settings
+from pir.search.request import SearchRequest
+from pir.search.service import (
+    SearchResponse,
+    build_filter,
+    figure_point_id,
+    fuse,
+    search_hybrid,
+    search_recommend,
+)
+from pir.search.store import SearchFilter, StoredPoint, StoreError, VectorStore
+
+if TYPE_CHECKING:
+    from pir.encoder.model import ImageEncoder
+    from pir.encoder.text import TextEncoder
+
+#: Longest side a query drawing is kept at while searching (the encoder sees ~224 px).
+WORK_SIDE = 2048
+
+#: Turns a request's drawing reference (a path, or an uploaded drawing's hash) and its crop into an image.
+DrawingLoader = Callable[[str, tuple[float, float, float, float] | None], Image.Image]
+
+
+class LockedStore:
+    """A :class:`VectorStore` whose method calls are serialised by one lock (for backends that are not thread-safe,
+    e.g. the embedded Qdrant Edge store)."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+        lock = self._lock
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                out = attr(*args, **kwargs)
+                return list(out) if name == "scroll" else out  # drain iterators inside the lock
+
+        return locked
+
+
+def guarded(store: VectorStore) -> VectorStore:
+    """``store`` itself when its backend is thread-safe, else wrapped in a :class:`LockedStore`."""
+    if isinstance(store, LockedStore) or store.thread_safe:
+        return store
+    return LockedStore(store)  # type: ignore[return-value]  # same interface, serialised
+
+
+def load_query_image(path: str | Path, crop: tuple[float, float, float, float] | None = None) -> Image.Image:
+    """A query drawing from a file, EXIF-rotated, cropped to ``crop`` (fractions) and at most :data:`WORK_SIDE`.
+
+    Raises:
+        pir.ingest.images.ImageLoadError: the file cannot be decoded.
+    """
+    from pir.ingest.images import ImageLoadError
+
+    try:
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
+            im.seek(0)
+            im.load()
+            img = ImageOps.exif_transpose(im)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageLoadError(str(path), f"cannot decode ({e})") from None
+    if crop:
+        w, h = img.size
+        x0, y0, x1, y1 = crop
+        img = img.crop((round(x0 * w), round(y0 * h), max(round(x1 * w), 1), max(round(y1 * h), 1)))
+    if max(img.size) > WORK_SIDE:
+        img = img.convert("L") if img.mode in ("1", "P") else img
+        img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return img
+
+
+class SearchRuntime:
+    """The store, the encoders and the rules of a search, built once; :meth:`execute` runs a request.
+
+    Args:
+        settings: The settings tree.
+        store: An open store (default: :func:`pir.search.open_store`, closed by :meth:`close`).
+        encoder: A loaded image encoder (default: ``settings.encoder``, loaded on the first image query).
+        text_encoder: A loaded text encoder (default: ``settings.text.model``, loaded on the first words query).
+        load_drawing: Turns a request's drawing reference into an image (default: a file path); ``pir serve``
+            resolves content hashes of uploaded drawings.
+        eager: Load the encoders now (a server), not on first use (a CLI command).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: VectorStore | None = None,
+        encoder: ImageEncoder | None = None,
+        text_encoder: TextEncoder | None = None,
+        load_drawing: DrawingLoader | None = None,
+        eager: bool = False,
+    ) -> None:
+        from pir.search.factory import open_store
+
+        self.settings = settings
+        self._own_store = store is None
+        self.store: VectorStore = guarded(store if store is not None else open_store(settings))
+        self._encoder = encoder
+        self._text_encoder = text_encoder
+        self._load_lock = threading.Lock()
+        self._load_drawing = load_drawing or load_query_image
+        if eager:
+            self.encoder  # noqa: B018 - load now
+            if self.store.text_encoder():
+                self.text_encoder  # noqa: B018
+
+    @classmethod
+    @contextmanager
+    def open(cls, settings: Settings, **kw: Any) -> Iterator[SearchRuntime]:
+        """A runtime for a ``with`` block (the store is closed at its end)."""
+        rt = cls(settings, **kw)
+        try:
+            yield rt
+        finally:
+            rt.close()
+
+    def close(self) -> None:
+        if self._own_store:
+            self.store.close()
+
+    # ------------------------------------------------------------------------------------------ encoders
+    @property
+    def encoder(self) -> ImageEncoder:
+        """The image encoder (loaded once, on first use)."""
+        with self._load_lock:
+            if self._encoder is None:
+                from pir.encoder.model import encoder_for  # lazy: start-up (torch)
+
+                self._encoder = encoder_for(self.settings)
+            return self._encoder
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        """The frozen text encoder of the store's text vectors (loaded once, on first use)."""
+        with self._load_lock:
+            if self._text_encoder is None:
+                from pir.search.words import get_text_encoder
+
+                self._text_encoder = get_text_encoder(self.settings)
+            return self._text_encoder
+
+    # -------------------------------------------------------------------------------------------- search
+    def check(self) -> None:
+        """Refuse an empty or missing collection before anything is loaded.
+
+        Raises:
+            StoreError: nothing is stored yet.
+        """
+        if self.store.dim() is None:
+            raise StoreError(f"collection {self.store.collection!r} is empty: run `pir ingest PATH` first")
+
+    def execute(self, request: SearchRequest, *, image_vector: np.ndarray | None = None) -> SearchResponse:
+        """Run one search.
+
+        Args:
+            request: What to search for.
+            image_vector: A ready image query vector instead of ``request.drawings`` (the bench's cached embeddings).
+
+        Raises:
+            ValueError: an empty query (no drawing, words, like or marked figure).
+            KeyError: a ``like`` or marked figure is not stored.
+            StoreError: the collection is empty, or words asked of an old single-vector collection.
+            pir.search.service.EncoderMismatchError: the collection was built with another encoder.
+            pir.ingest.images.ImageLoadError: a query drawing cannot be decoded.
+        """
+        if request.empty and image_vector is None:
+            raise ValueError("empty query: give at least one drawing, some words, like=FIGURE or pos=FIGURE")
+        self.check()
+        flt = self.filter(request)
+        kw: dict[str, Any] = {
+            "k": request.k,
+            "filter": flt,
+            "min_score": request.min_score,
+            "group_by_patent": request.one_per_patent,
+        }
+        t0 = time.perf_counter()
+        images = [self._load_drawing(d, _crop(request, i)) for i, d in enumerate(request.drawings)]
+        words = request.words or None
+        te = self.text_encoder if words and self.store.text_encoder() else None
+        if request.feedback:
+            query_vec = image_vector
+            if images:
+                query_vec = fuse(self.encoder.encode_images(images, batch_size=self.settings.encoder.batch_size))
+            encode_ms = (time.perf_counter() - t0) * 1e3
+            resp = self._feedback(request, query_vec, te, kw)
+            resp.encode_ms += encode_ms
+        else:
+            resp = search_hybrid(
+                self.store,
+                self.settings,
+                images=images,
+                image_vector=image_vector,
+                text=words,
+                like=self.figure_key(request.like) if request.like else None,
+                encoder=self.encoder if images else self._encoder,
+                text_encoder=te,
+                text_weight=request.text_weight,
+                fusion=request.fusion,
+                **kw,
+            )
+        resp.query = {**request.describe(), **{k: v for k, v in resp.query.items() if k in ("mode", "aliases")}}
+        return resp
+
+    def filter(self, request: SearchRequest) -> SearchFilter:
+        """The store filter of a request (class codes, patent ids and viewpoints normalised)."""
+        return build_filter(
+            classes=request.classes,
+            year_from=request.year_from,
+            year_to=request.year_to,
+            viewpoints=request.viewpoints,
+            exclude_patents=request.exclude_patents,
+        )
+
+    def _feedback(
+        self,
+        request: SearchRequest,
+        query_vec: np.ndarray | None,
+        text_encoder: TextEncoder | None,
+        kw: dict[str, Any],
+    ) -> SearchResponse:
+        """Relevance feedback: Qdrant's recommend query anchored on the rest of the query.
+
+        The current query (fused drawings, or the "more like this" figure) counts as one more positive; the words,
+        when given, stay the words side of the query; the marked figures are not results (with one hit per patent,
+        their patents are not either).
+        """
+        positives = [self.point_id(p) for p in request.positives]
+        negatives = [self.point_id(n) for n in request.negatives]
+        if request.like:
+            like_id = self.point_id(request.like)
+            if like_id not in positives:
+                positives.append(like_id)
+        if request.one_per_patent:
+            marked = {str(p.payload.get("patent_id")) for p in self.store.retrieve([*positives, *negatives])}
+            flt = dataclasses.replace(kw["filter"])
+            flt.exclude_patents = [*(flt.exclude_patents or []), *sorted(marked)]
+            kw = {**kw, "filter": flt}
+        return search_recommend(
+            self.store,
+            positives,
+            negatives,
+            query_vector=query_vec,
+            strategy=request.strategy,
+            text=request.words or None,
+            text_weight=request.text_weight if request.words else 0.0,
+            fusion=request.fusion,
+            text_encoder=text_encoder,
+            settings=self.settings,
+            **kw,
+        )
+
+    # -------------------------------------------------------------------------------------------- lookup
+    def point_id(self, figure: str) -> str:
+        """The point id of a figure given as a point id or ``PATENT/FIGURE`` (patent id normalised).
+
+        Raises:
+            ValueError: neither form.
+        """
+        return figure_point_id(figure)
+
+    def figure_key(self, figure: str) -> str:
+        """``PATENT/FIGURE`` of a figure given as a point id or ``PATENT/FIGURE``.
+
+        Raises:
+            KeyError: a point id that is not stored.
+        """
+        if "/" in figure:
+            return figure
+        return "{patent_id}/{figure_id}".format(**self.point(figure).payload)
+
+    def point(self, figure: str) -> StoredPoint:
+        """A stored figure by point id or ``PATENT/FIGURE``.
+
+        Raises:
+            KeyError: it is not stored (or the key is malformed).
+        """
+        try:
+            pts = self.store.retrieve([self.point_id(figure)])
+        except (ValueError, StoreError):
+            pts = []
+        if not pts:
+            raise KeyError(f"figure {figure[:80]!r} is not in the store")
+        return pts[0]
+
+    def patent(self, patent_id: str) -> list[StoredPoint]:
+        """All stored figures of a patent (patent id normalised); empty when none is stored."""
+        return list(self.store.scroll(filter=build_filter(patent_ids=[patent_id[:100]])))
+
+
+def _crop(request: SearchRequest, i: int) -> tuple[float, float, float, float] | None:
+    box = request.crops.get(i)
+    return box.as_tuple() if box else None
+
+
+def run_search(settings: Settings, request: SearchRequest) -> SearchResponse:
+    """One search as a command runs it: open the store, check it before loading any encoder, execute, close.
+
+    Raises:
+        StoreError: the collection is empty or missing (before any encoder is loaded).
+    """
+    with SearchRuntime.open(settings) as rt:
+        rt.check()
+        return rt.execute(request)
