@@ -71,9 +71,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Live]
     from pir.encoder.model import load_encoder
     from pir.pipeline import ingest
     from pir.search import open_store
+    from pir.search.runtime import LockedStore
     from pir.synth import synthesize_corpus
     from pir.web.app import create_app
-    from pir.search.runtime import LockedStore
     from tests.helpers import make_tiny_encoder
 
     root = tmp_path_factory.mktemp("web")
