@@ -62,6 +62,8 @@ from pir.search.words import WORDS_MODEL, SparseVector
 
 if TYPE_CHECKING:
     from pir.config import Settings
+    from pir.encoder.text import TextEncoder
+    from pir.search.migrate import ReindexSummary
 
 log = logging.getLogger(__name__)
 
@@ -442,3 +444,56 @@ def to_edge_filter(flt: st.SearchFilter | None) -> Filter | None:
 def open_store(settings: Settings, collection: str) -> EdgeStore:
     """The registry's ``edge`` backend: ``collection`` under ``settings.store_dir`` (see :mod:`pir.search.factory`)."""
     return EdgeStore(settings.store_dir / collection, collection, **st.index_settings(settings))
+
+
+def reindex(
+    settings: Settings, collection: str | None, store: st.VectorStore | None, te: TextEncoder, opts: dict[str, Any]
+) -> ReindexSummary:
+    """Upgrade an Edge collection to the named layout (see :mod:`pir.search.migrate`): the new shard is built beside
+    the old one and swapped in by two renames after the check; an interrupted swap is finished first."""
+    import shutil
+
+    from pir.search.migrate import DONE_MARKER, ReindexSummary, check_same, copy_points
+    from pir.search.store import index_settings, validate_collection_name
+
+    if store is not None:
+        raise StoreError("reindex: close the Qdrant Edge store first (its directory is swapped)")
+
+    name = validate_collection_name(collection or settings.qdrant.collection)
+    root = settings.store_dir
+    live, tmp, old = root / name, root / f".{name}.reindex", root / f".{name}.old"
+    summary = ReindexSummary(collection=name, backend="edge")
+
+    def edge(path: Path) -> EdgeStore:
+        return EdgeStore(path, name, warmup=False, **index_settings(settings))
+
+    if not live.exists() and old.exists():  # interrupted between the two renames of the swap
+        if (tmp / DONE_MARKER).exists():
+            os.replace(tmp, live)
+            (live / DONE_MARKER).unlink(missing_ok=True)
+            shutil.rmtree(old)
+        else:
+            os.replace(old, live)
+    with edge(live) as src:
+        layout = src.layout()
+        if layout is None:
+            raise StoreError(f"reindex: there is no collection '{name}' at {live}")
+        summary.points = src.count()
+        if layout == NAMED:
+            summary.already = True
+            shutil.rmtree(tmp, ignore_errors=True)
+            return summary
+        if tmp.exists():  # a copy left by an interrupted run: start it again from the intact original
+            shutil.rmtree(tmp)
+        with edge(tmp) as dst:
+            dst.ensure_collection(int(src.dim() or 0), encoder=src.encoder(), text_dim=te.dim, text_encoder=te.name)
+            copy_points(src, dst, summary=summary, **opts)
+            check_same(src, dst)
+            dst.optimize()
+    (tmp / DONE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    os.replace(live, old)
+    os.replace(tmp, live)
+    (live / DONE_MARKER).unlink()
+    shutil.rmtree(old)
+    log.info("reindexed '%s': %d points, now image/text/words", name, summary.points)
+    return summary

@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pir.search.store import StoreError, VectorStore, validate_collection_name
 
@@ -42,10 +42,16 @@ class StoreSpec:
     module: str
     opener: str = "open_store"
     priority: int = 50
+    #: The backend module's function that upgrades an old collection layout (``pir reindex``).
+    reindexer: str = "reindex"
 
     def open(self, settings: Settings, collection: str) -> VectorStore:
         """Import the backend module (only now) and open ``collection`` with it."""
         return getattr(importlib.import_module(self.module), self.opener)(settings, collection)
+
+    def reindex(self, settings: Settings, collection: str | None, store: VectorStore | None, *args: Any) -> Any:
+        """Upgrade ``collection`` (or the open ``store``) the backend's own way (:mod:`pir.search.migrate`)."""
+        return getattr(importlib.import_module(self.module), self.reindexer)(settings, collection, store, *args)
 
 
 #: Backend name -> spec; :func:`open_store` asks them in ``priority`` order.

@@ -5,6 +5,8 @@ The stored image vectors and payloads are reused as they are (no image is decode
 words). Everything is written to a new collection first and swapped in only after its count and ids were checked
 against the old one, so a crash at any point loses nothing, and running ``reindex`` again finishes or redoes the job:
 
+Each backend says how (its module's ``reindex`` function, named by its :class:`~pir.search.factory.StoreSpec`):
+
 - Qdrant Edge: the new shard is built in ``<store_dir>/.<name>.reindex``; the swap renames the old directory to
   ``.<name>.old``, the new one to ``<name>``, then deletes ``.<name>.old``.
 - Qdrant server: the new collection is ``<name>__reindex``; after the check the old collection is dropped,
@@ -14,23 +16,17 @@ against the old one, so a crash at any point loses nothing, and running ``reinde
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pir.search.store import LEGACY, NAMED, StoreError, VectorStore
+from pir.search.store import StoreError, VectorStore
 
 if TYPE_CHECKING:
     from pir.config import Settings
     from pir.encoder.text import TextEmbeddingCache, TextEncoder
-
-log = logging.getLogger(__name__)
 
 TMP_SUFFIX = "__reindex"
 DONE_MARKER = "REINDEX_COMPLETE"
@@ -72,7 +68,7 @@ def reindex(
     Raises:
         StoreError: There is no such collection, or the copy does not match the original (nothing is swapped then).
     """
-    from pir.search.factory import open_store
+    from pir.search.factory import REGISTRY, get_store_backend
     from pir.search.words import get_text_encoder, open_text_cache
 
     t0 = time.perf_counter()
@@ -85,16 +81,9 @@ def reindex(
         "show_progress": show_progress,
         "text_cache": cache,
     }
+    spec = REGISTRY[store.backend] if store is not None else get_store_backend(settings)
     try:
-        if store is not None and store.backend == "server":
-            summary = _reindex_server(store, te, opts)
-        elif settings.qdrant.url is None:
-            if store is not None:
-                raise StoreError("reindex: close the Qdrant Edge store first (its directory is swapped)")
-            summary = _reindex_edge(settings, collection, te, opts)
-        else:
-            with open_store(settings, collection=collection) as st:
-                summary = _reindex_server(st, te, opts)
+        summary = spec.reindex(settings, collection, store, te, opts)
     finally:
         if text_cache is None and cache is not None:
             cache.close()
@@ -156,7 +145,7 @@ def copy_points(
     return n
 
 
-def _check_same(src: VectorStore, dst: VectorStore) -> None:
+def check_same(src: VectorStore, dst: VectorStore) -> None:
     """Same count and ids in both, or StoreError (nothing is swapped then)."""
     a, b = src.count(), dst.count()
     ids_a = {p.id for p in src.scroll(batch_size=1024)}
@@ -166,89 +155,3 @@ def _check_same(src: VectorStore, dst: VectorStore) -> None:
             f"reindex of '{src.collection}': the copy has {b} points, the original {a} "
             f"({len(ids_a - ids_b)} missing); the original was kept unchanged"
         )
-
-
-# ------------------------------------------------------------------------------------------------------ Qdrant Edge
-def _reindex_edge(settings: Settings, collection: str | None, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
-    from pir.search.edge import EdgeStore
-    from pir.search.store import index_settings, validate_collection_name
-
-    name = validate_collection_name(collection or settings.qdrant.collection)
-    root = settings.store_dir
-    live, tmp, old = root / name, root / f".{name}.reindex", root / f".{name}.old"
-    summary = ReindexSummary(collection=name, backend="edge")
-
-    def edge(path: Path) -> EdgeStore:
-        return EdgeStore(path, name, warmup=False, **index_settings(settings))
-
-    if not live.exists() and old.exists():  # interrupted between the two renames of the swap
-        if (tmp / DONE_MARKER).exists():
-            os.replace(tmp, live)
-            (live / DONE_MARKER).unlink(missing_ok=True)
-            shutil.rmtree(old)
-        else:
-            os.replace(old, live)
-    with edge(live) as src:
-        layout = src.layout()
-        if layout is None:
-            raise StoreError(f"reindex: there is no collection '{name}' at {live}")
-        summary.points = src.count()
-        if layout == NAMED:
-            summary.already = True
-            shutil.rmtree(tmp, ignore_errors=True)
-            return summary
-        if tmp.exists():  # a copy left by an interrupted run: start it again from the intact original
-            shutil.rmtree(tmp)
-        with edge(tmp) as dst:
-            dst.ensure_collection(int(src.dim() or 0), encoder=src.encoder(), text_dim=te.dim, text_encoder=te.name)
-            copy_points(src, dst, summary=summary, **opts)
-            _check_same(src, dst)
-            dst.optimize()
-    (tmp / DONE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    os.replace(live, old)
-    os.replace(tmp, live)
-    (live / DONE_MARKER).unlink()
-    shutil.rmtree(old)
-    log.info("reindexed '%s': %d points, now image/text/words", name, summary.points)
-    return summary
-
-
-# --------------------------------------------------------------------------------------------------- Qdrant server
-def _reindex_server(store: VectorStore, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
-    from pir.search.server import ServerStore
-
-    if not isinstance(store, ServerStore):
-        raise StoreError(f"reindex: unexpected store backend {store.backend!r}")
-    client, name = store.client, store.collection
-    tmp_name = name + TMP_SUFFIX
-    summary = ReindexSummary(collection=name, backend="server")
-    server = store.sibling
-
-    tmp_exists = client.collection_exists(tmp_name)
-    layout = store.layout()
-    if layout is None and not tmp_exists:
-        raise StoreError(f"reindex: there is no collection '{name}' at {store.location}")
-    if layout == NAMED and not tmp_exists:
-        summary.already = True
-        summary.points = store.count()
-        return summary
-    tmp = server(tmp_name)
-    if layout == LEGACY:
-        if tmp_exists:  # a copy left by an interrupted run: start it again from the intact original
-            client.delete_collection(tmp_name)
-        tmp.ensure_collection(int(store.dim() or 0), encoder=store.encoder(), text_dim=te.dim, text_encoder=te.name)
-        summary.points = copy_points(store, tmp, summary=summary, **opts)
-        _check_same(store, tmp)
-        encoder = store.encoder()
-        client.delete_collection(name)  # the full, checked copy lives in tmp_name from here on
-    else:  # interrupted after the original was dropped: tmp_name holds the checked copy
-        encoder = tmp.encoder()
-    fresh = server(name)
-    fresh.ensure_collection(int(tmp.dim() or 0), encoder=encoder, text_dim=te.dim, text_encoder=tmp.text_encoder())
-    n = copy_points(tmp, fresh, batch_size=opts["batch_size"], show_progress=opts["show_progress"])
-    _check_same(tmp, fresh)
-    summary.points = n
-    client.delete_collection(tmp_name)
-    store._dim = None  # reload the layout on next use  # noqa: SLF001
-    log.info("reindexed '%s': %d points, now image/text/words", name, n)
-    return summary

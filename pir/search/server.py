@@ -24,6 +24,8 @@ from pir.search.words import WORDS_MODEL, SparseVector
 
 if TYPE_CHECKING:
     from pir.config import Settings
+    from pir.encoder.text import TextEncoder
+    from pir.search.migrate import ReindexSummary
 
 log = logging.getLogger(__name__)
 
@@ -354,3 +356,56 @@ def open_memory(settings: Settings, collection: str) -> ServerStore:
 def _from_settings(settings: Settings, collection: str, client: QdrantClient) -> ServerStore:
     options = {**{k: getattr(settings.qdrant, k) for k in DISTRIBUTION}, **st.index_settings(settings)}
     return ServerStore(client, collection, location=settings.qdrant.url, owns_client=True, **options)
+
+
+def reindex(
+    settings: Settings, collection: str | None, store: st.VectorStore | None, te: TextEncoder, opts: dict[str, Any]
+) -> ReindexSummary:
+    """Upgrade a server collection to the named layout (see :mod:`pir.search.migrate`): copy into ``<name>__reindex``,
+    check, drop and re-create the original, copy back, check again."""
+    if store is None:
+        from pir.search.factory import open_store as open_any
+
+        with open_any(settings, collection=collection) as opened:
+            return reindex(settings, collection, opened, te, opts)
+    return _reindex_server(store, te, opts)
+
+
+def _reindex_server(store: st.VectorStore, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
+    from pir.search.migrate import TMP_SUFFIX, ReindexSummary, check_same, copy_points
+
+    if not isinstance(store, ServerStore):
+        raise StoreError(f"reindex: unexpected store backend {store.backend!r}")
+    client, name = store.client, store.collection
+    tmp_name = name + TMP_SUFFIX
+    summary = ReindexSummary(collection=name, backend="server")
+    server = store.sibling
+
+    tmp_exists = client.collection_exists(tmp_name)
+    layout = store.layout()
+    if layout is None and not tmp_exists:
+        raise StoreError(f"reindex: there is no collection '{name}' at {store.location}")
+    if layout == NAMED and not tmp_exists:
+        summary.already = True
+        summary.points = store.count()
+        return summary
+    tmp = server(tmp_name)
+    if layout == LEGACY:
+        if tmp_exists:  # a copy left by an interrupted run: start it again from the intact original
+            client.delete_collection(tmp_name)
+        tmp.ensure_collection(int(store.dim() or 0), encoder=store.encoder(), text_dim=te.dim, text_encoder=te.name)
+        summary.points = copy_points(store, tmp, summary=summary, **opts)
+        check_same(store, tmp)
+        encoder = store.encoder()
+        client.delete_collection(name)  # the full, checked copy lives in tmp_name from here on
+    else:  # interrupted after the original was dropped: tmp_name holds the checked copy
+        encoder = tmp.encoder()
+    fresh = server(name)
+    fresh.ensure_collection(int(tmp.dim() or 0), encoder=encoder, text_dim=te.dim, text_encoder=tmp.text_encoder())
+    n = copy_points(tmp, fresh, batch_size=opts["batch_size"], show_progress=opts["show_progress"])
+    check_same(tmp, fresh)
+    summary.points = n
+    client.delete_collection(tmp_name)
+    store._dim = None  # reload the layout on next use  # noqa: SLF001
+    log.info("reindexed '%s': %d points, now image/text/words", name, n)
+    return summary
