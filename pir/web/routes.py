@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 
 from pir.search.request import SearchRequest, error_line
 from pir.web.engine import Engine, WebError, export_csv
+from pir.web.models import DrawingsOut, FigureOut, HealthOut, PatentOut, SearchAnswer
 from pir.web.settings import ServeSettings
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -140,9 +141,9 @@ def api_router(ctx: WebContext) -> APIRouter:
     r = APIRouter(tags=["api"])
 
     @r.get("/api/health", summary="Liveness and the number of stored figures")
-    async def health() -> dict[str, Any]:
+    async def health() -> HealthOut:
         count = await anyio.to_thread.run_sync(lambda: ctx.eng().store.count())
-        return {"status": "ok", "count": count}
+        return HealthOut(status="ok", count=count)
 
     @r.get("/api/info", summary="Encoder, store and limits of this server")
     async def info() -> dict[str, Any]:
@@ -156,9 +157,9 @@ def api_router(ctx: WebContext) -> APIRouter:
         summary="Upload 1-7 query drawings; returns their content hashes (use them as q=... in searches)",
         openapi_extra=_multipart_doc({}),
     )
-    async def upload(request: Request) -> dict[str, Any]:
+    async def upload(request: Request) -> DrawingsOut:
         q = await ctx.form_state(request)
-        return {"drawings": q.drawings}
+        return DrawingsOut(drawings=q.drawings)
 
     @r.get("/api/drawings/{digest}.png", summary="A stored query drawing as PNG")
     async def drawing(digest: str) -> Response:
@@ -170,16 +171,16 @@ def api_router(ctx: WebContext) -> APIRouter:
         summary="Search with uploaded drawings (multipart field `images`) and/or the state parameters",
         openapi_extra=_multipart_doc(state_params()),
     )
-    async def api_search_post(request: Request) -> dict[str, Any]:
-        return await ctx.run_search(await ctx.form_state(request))
+    async def api_search_post(request: Request) -> SearchAnswer:
+        return SearchAnswer.model_validate(await ctx.run_search(await ctx.form_state(request)))
 
     @r.get(
         "/api/search",
         summary="Search with the state parameters (the page's URL state)",
         openapi_extra={"parameters": _param_docs(state_params())},
     )
-    async def api_search_get(request: Request) -> dict[str, Any]:
-        return await ctx.run_search(ctx.state(request))
+    async def api_search_get(request: Request) -> SearchAnswer:
+        return SearchAnswer.model_validate(await ctx.run_search(ctx.state(request)))
 
     _figure_routes(r, ctx)
     _export_routes(r, ctx)
@@ -190,21 +191,26 @@ def _figure_routes(r: APIRouter, ctx: WebContext) -> None:
     """Stored figures (by id or patent/figure), their thumbnails, and patents."""
 
     @r.get("/api/figures/{figure}", summary="A stored figure by point id")
-    async def figure(figure: str) -> dict[str, Any]:
-        return await ctx.in_thread(ctx.eng().figure, figure)
+    async def figure(figure: str) -> FigureOut:
+        return FigureOut.model_validate(await ctx.in_thread(ctx.eng().figure, figure))
 
     @r.get("/api/patents/{patent_id}/figures/{figure_id}", summary="A stored figure by patent and figure id")
-    async def figure_by_key(patent_id: str, figure_id: str) -> dict[str, Any]:
-        return await ctx.in_thread(ctx.eng().figure, f"{patent_id}/{figure_id}")
+    async def figure_by_key(patent_id: str, figure_id: str) -> FigureOut:
+        return FigureOut.model_validate(await ctx.in_thread(ctx.eng().figure, f"{patent_id}/{figure_id}"))
 
     @r.get("/api/figures/{figure}/thumb", summary="PNG of a stored figure (size 128, 256 or 1024)")
     async def thumb(figure: str, size: int = 256) -> Response:
         path = await ctx.image_limiter.run(ctx.eng().thumbnail, figure, size)
         return FileResponse(path, media_type="image/png", headers=_IMAGE_CACHE)
 
+    # after .../thumb, which it would otherwise shadow
+    @r.get("/api/figures/{patent_id}/{figure_id}", summary="A stored figure by patent and figure id (ids normalised)")
+    async def figure_by_path(patent_id: str, figure_id: str) -> FigureOut:
+        return FigureOut.model_validate(await ctx.in_thread(ctx.eng().figure, f"{patent_id}/{figure_id}"))
+
     @r.get("/api/patents/{patent_id}", summary="A patent and all its stored figures")
-    async def patent(patent_id: str) -> dict[str, Any]:
-        return await ctx.in_thread(ctx.eng().patent, patent_id)
+    async def patent(patent_id: str) -> PatentOut:
+        return PatentOut.model_validate(await ctx.in_thread(ctx.eng().patent, patent_id))
 
 
 def _export_routes(r: APIRouter, ctx: WebContext) -> None:

@@ -1,0 +1,111 @@
+"""One search request for every front end: the CLI, the web API and the library build equal SearchRequests for equal
+inputs, and the one runtime gives them equal results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from pir.cli import main
+from pir.search.request import DEFAULT_TEXT_WEIGHT, SearchRequest, error_line
+from tests.helpers import make_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("req")
+    enc = make_tiny_encoder(root / "enc")
+    runner = CliRunner()
+    r = runner.invoke(main, ["synth", str(root / "corpus"), "--patents", "8", "--seed", "3", "--image-size", "96"])
+    assert r.exit_code == 0, r.output
+    data = root / "data"
+    r = runner.invoke(
+        main, ["--data-dir", str(data), "ingest", str(root / "corpus"), "--encoder", str(enc), "--no-enrich"]
+    )
+    assert r.exit_code == 0, r.output
+    return {"root": root, "enc": enc, "data": data, "corpus": root / "corpus"}
+
+
+def _records(env: dict[str, Path]) -> list[dict]:
+    return [json.loads(x) for x in (env["corpus"] / "metadata.jsonl").read_text().splitlines() if x.strip()]
+
+
+def test_url_form_round_trips_and_names_bad_parameters() -> None:
+    q = SearchRequest(
+        drawings=["a" * 64, "b" * 64], crops={1: {"x0": 0.1, "y0": 0.2, "x1": 0.6, "y1": 0.9}}, words="lamp",
+        text_weight=0.3, fusion="weighted", classes=["D26", "26-05"], year_from=2001, year_to=2010,
+        exclude_patents=["USD0907292"], one_per_patent=True, k=7, min_score=0.2, positives=["x"], strategy="best_score",
+    )  # fmt: skip
+    assert SearchRequest.from_params(q.to_params()) == q
+    assert SearchRequest.from_params([("cls", "D26,26-05"), ("words", "lamp")]).classes == ["D26", "26-05"]
+    for params, name in (
+        ([("clss", "06")], "clss: unknown parameter"),
+        ([("k", "0")], "k:"),
+        ([("min_score", "nan")], "min_score: must be a finite number"),
+        ([("year_from", "2010"), ("year_to", "2001")], "reversed range"),
+        ([("q", "a" * 64), ("crop", "1:0,0,1,1")], "no drawing 1"),
+        ([("words", "x" * 5000)], "words:"),
+    ):
+        with pytest.raises(ValidationError) as e:
+            SearchRequest.from_params(params)
+        assert name in error_line(e.value), (params, error_line(e.value))
+
+
+def test_cli_web_and_library_build_equal_requests_and_get_equal_results(env: dict[str, Path]) -> None:
+    from fastapi.testclient import TestClient
+
+    from pir.cli.search import build_request
+    from pir.config import get_settings
+    from pir.search.runtime import SearchRuntime
+    from pir.web.app import create_app
+    from pir.web.settings import ServeSettings
+
+    rec = _records(env)[2]
+    like = f"{rec['patent_id']}/{rec['figure_id']}"
+    cli_given = {
+        "like": like, "words": "chair with arms", "text_weight": 0.5, "fusion": "rrf", "classes": (),
+        "year_from": None, "exclude_patents": (_records(env)[0]["patent_id"],), "one_per_patent": True, "k": 5,
+    }  # fmt: skip
+    web_params = [
+        ("like", like), ("words", "chair with arms"), ("text_weight", "0.5"), ("fusion", "rrf"),
+        ("exclude", _records(env)[0]["patent_id"]), ("per_patent", "1"), ("k", "5"),
+    ]  # fmt: skip
+    from_cli = build_request([], cli_given)
+    from_web = SearchRequest.from_params(web_params)
+    from_lib = SearchRequest(
+        like=like, words="chair with arms", text_weight=0.5, exclude_patents=[_records(env)[0]["patent_id"]],
+        one_per_patent=True, k=5,
+    )  # fmt: skip
+    assert from_cli == from_web == from_lib
+
+    # the CLI command (its own process-like run: opens and closes the store)
+    args = ["--data-dir", str(env["data"]), "search", "--like", like, "--text", "chair with arms"]
+    args += ["--text-weight", "0.5", "--exclude-patent", _records(env)[0]["patent_id"], "--one-per-patent", "--k", "5"]
+    r = CliRunner().invoke(main, [*args, "--encoder", str(env["enc"]), "--json"])
+    assert r.exit_code == 0, r.output
+    cli_answer = json.loads(r.stdout)
+    settings = get_settings(data_dir=env["data"], qdrant={"url": None}, encoder={"name": str(env["enc"])})
+    # the web API over HTTP (in-process ASGI client), then the library runtime, on the same store
+    app = create_app(settings, ServeSettings())
+    with TestClient(app) as client:
+        web_answer = client.get("/api/search", params=web_params).json()
+    with SearchRuntime.open(settings) as rt:
+        lib = rt.execute(from_lib)
+    cli_hits = [(h["id"], round(h["score"], 4)) for h in cli_answer["results"]]
+    web_hits = [(h["id"], round(h["score"], 4)) for h in web_answer["results"]]
+    lib_hits = [(h.id, round(h.score, 4)) for h in lib.results]
+    assert cli_hits and cli_hits == web_hits == lib_hits
+    assert len({h["patent_id"] for h in cli_answer["results"]}) == len(cli_hits)  # one per patent held
+    assert _records(env)[0]["patent_id"] not in {h["patent_id"] for h in cli_answer["results"]}
+    same = ("words", "text_weight", "like", "exclude_patents", "one_per_patent", "k")
+    assert {k: cli_answer["query"][k] for k in same} == {k: web_answer["query"][k] for k in same}
+
+
+def test_one_default_and_one_meaning_of_text_weight() -> None:
+    assert SearchRequest().text_weight == DEFAULT_TEXT_WEIGHT
+    assert SearchRequest(text_weight=0).text_weight == 0.0  # an explicit 0 is 0, never the default
+    assert "text_weight" not in dict(SearchRequest(text_weight=0.5).to_params())  # without words it is not state
