@@ -8,10 +8,6 @@ never touched), the real embedded store and a tiny random encoder, the real task
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,53 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.brokers import PrivateRedis
+
 N_FIGURES = 8  # 4 batches of 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class PrivateRedis:
-    """A ``redis-server`` of this test on its own port; ``persist``: append-only (fsync always), else nothing on disk."""
-
-    def __init__(self, workdir: Path, *, persist: bool = False, extra: tuple[str, ...] = ()) -> None:
-        if not shutil.which("redis-server"):
-            pytest.skip("redis-server not installed")
-        self.port, self.dir, self.persist, self.extra = _free_port(), workdir, persist, extra
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> PrivateRedis:
-        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *aof,
-             "--dir", str(self.dir), *self.extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        t_end = time.monotonic() + 10
-        while not _port_open(self.port):
-            assert time.monotonic() < t_end and self.proc.poll() is None, "redis-server did not start"
-            time.sleep(0.02)
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture()
