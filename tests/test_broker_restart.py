@@ -73,8 +73,33 @@ def _record(name: str, **figures: Any) -> None:
         pass
 
 
-def _restart_mid_job(name: str, s: Any, corpus: Path, tmp_path: Path, kill: Any, start: Any) -> dict[str, Any]:
-    """Run the job; kill the broker while batch 2 is in flight, start it again after DOWN_S; check and measure."""
+def _status_cli(job_id: str, env: dict[str, str]) -> dict[str, Any]:
+    """``pir jobs status JOB --json`` as a process."""
+    argv = [sys.executable, "-c", "from pir.cli import main; main()", "jobs", "status", job_id, "--json"]
+    res = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, timeout=60, text=True)
+    assert res.returncode == 0, res.stderr
+    return {**json.loads(res.stdout), "stderr": res.stderr}
+
+
+def _poll_until_done(job_id: str, env: dict[str, str], timeout: float) -> list[dict[str, Any]]:
+    """``pir jobs status`` every second until the job is done (or ``timeout``); every status seen."""
+    seen = []
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        seen.append(_status_cli(job_id, env))
+        if seen[-1]["state"] == "done":
+            break
+        time.sleep(1.0)
+    return seen
+
+
+def _restart_mid_job(
+    name: str, s: Any, corpus: Path, tmp_path: Path, kill: Any, start: Any, *, wait: bool = True
+) -> dict[str, Any]:
+    """Run the job; kill the broker while batch 2 is in flight, start it again after DOWN_S; check and measure.
+
+    ``wait``: ``pir ingest --queue --wait`` follows (and reconciles); else ``pir ingest --queue`` returns at once and
+    the job is followed with ``pir jobs status`` (the worker reconciles)."""
     from pir.pipeline import discover
     from pir.search import open_store
 
@@ -82,6 +107,8 @@ def _restart_mid_job(name: str, s: Any, corpus: Path, tmp_path: Path, kill: Any,
     expected = {f.point_id for f in figures}
     env = worker_env(s)
     env["PIR_WORKER__RECONNECT_S"] = "120"
+    env["PIR_WORKER__RECONCILE_S"] = "2"
+    seen: list[dict[str, Any]] = []
     argv = [sys.executable, "-c", "from pir.cli import main; main()"]
     worker = WorkerProcess([*argv, "worker", "--loglevel", "INFO"], env, tmp_path / "worker.log")
     ingest_log = tmp_path / "ingest.err"
@@ -90,7 +117,7 @@ def _restart_mid_job(name: str, s: Any, corpus: Path, tmp_path: Path, kill: Any,
         t0 = time.monotonic()
         with open(ingest_log, "wb") as err:
             ingest = subprocess.Popen(
-                [*argv, "ingest", str(corpus), "--queue", "--wait", "--no-enrich", "--json"],
+                [*argv, "ingest", str(corpus), "--queue", *(["--wait"] if wait else []), "--no-enrich", "--json"],
                 env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=err,
             )  # fmt: skip
             t_end = time.monotonic() + 120
@@ -98,7 +125,7 @@ def _restart_mid_job(name: str, s: Any, corpus: Path, tmp_path: Path, kill: Any,
                 in_flight, ok = _counts(worker.text())
                 if ok >= 1 and in_flight >= 1:
                     break
-                assert ingest.poll() is None, "the ingest ended before the broker could be killed"
+                assert not wait or ingest.poll() is None, "the ingest ended before the broker could be killed"
                 time.sleep(0.01)
             in_flight, ok = _counts(worker.text())
             kill()
@@ -110,6 +137,10 @@ def _restart_mid_job(name: str, s: Any, corpus: Path, tmp_path: Path, kill: Any,
             start()
             t_up = time.monotonic()
             out, _ = ingest.communicate(timeout=BOUND_S + 60)
+            if not wait:
+                job_id = out.decode().split()[1].rstrip(":")
+                seen = _poll_until_done(job_id, env, BOUND_S)
+                out += json.dumps(seen[-1]).encode()
             t_done = time.monotonic()
     finally:
         if "ingest" in locals() and ingest.poll() is None:
@@ -119,7 +150,7 @@ def _restart_mid_job(name: str, s: Any, corpus: Path, tmp_path: Path, kill: Any,
     assert ingest.returncode == 0, f"ingest exit {ingest.returncode}:\n{err_text[-3000:]}\n{worker.text()[-3000:]}"
     assert rc_worker == 0, worker.text()[-3000:]
     first, _, rest = out.decode().partition("\n")
-    assert first.startswith("job ") and "queued" in first
+    assert first.startswith("job ") and "queued" in first and "pir jobs resume" in first
     status = json.loads(rest)
     with open_store(s) as store:
         ids = [p.id for p in store.scroll()]
@@ -147,7 +178,7 @@ def _restart_mid_job(name: str, s: Any, corpus: Path, tmp_path: Path, kill: Any,
     assert (status["done"], status["skipped"], status["failed"], status["pending"]) == (len(expected), 0, 0, 0)
     assert status["state"] == "done" and status["batches_done"] == status["n_batches"]
     assert t_done - t_up <= BOUND_S, measured
-    return {"measured": measured, "stderr": err_text, "worker_log": worker.text(), "status": status}
+    return {"measured": measured, "stderr": err_text, "worker_log": worker.text(), "status": status, "seen": seen}
 
 
 @pytest.mark.slow  # ~60-90 s: a worker start, ~100 figures, a broker restart
@@ -166,6 +197,27 @@ def test_redis_without_persistence_killed_mid_job_loses_nothing(
     assert "keeps nothing on disk" in got["worker_log"]  # the worker warned at start
     assert "Redis no longer had this job" in got["stderr"] and "submitted again" in got["stderr"]
     assert "lost Redis" in got["stderr"]
+
+
+@pytest.mark.slow  # ~60-90 s: a worker start, ~100 figures, a broker restart
+def test_redis_without_persistence_no_wait_worker_restores_the_job(
+    tiny_encoder: Path, synth: Path, tmp_path: Path
+) -> None:
+    """The same without anyone waiting: `pir ingest --queue` returned at once; the worker (it shares the data dir and
+    so the manifest) restores the job Redis forgot and submits its missing batches; `pir jobs status` tells the
+    truth meanwhile (from the manifest while Redis has no state for the job)."""
+    srv = PrivateRedis(tmp_path / "redis").start()
+    try:
+        s = _settings(tmp_path / "pir", tiny_encoder, srv.url, None)
+        got = _restart_mid_job("redis_no_persistence_restart_no_wait", s, synth, tmp_path, srv.kill, srv.start,
+                               wait=False)  # fmt: skip
+    finally:
+        srv.kill()
+    assert "Redis no longer had this job" in got["worker_log"]  # the worker's reconcile said what it did
+    for st in got["seen"]:  # never "no job": either live state, or the manifest with the command to run
+        assert st["source"] in ("redis", "manifest")
+        if st["source"] == "manifest":
+            assert "pir jobs resume" in st["note"] and st["state"] == "interrupted"
 
 
 @pytest.mark.slow  # ~90-150 s: two RabbitMQ starts, a worker start, ~100 figures

@@ -52,6 +52,7 @@ __all__ = [
     "follow_job",
     "job_status",
     "reconcile",
+    "reconcile_lost_jobs",
     "resume_job",
     "submit_ingest",
 ]
@@ -150,9 +151,11 @@ def _enqueue(
     batches: list[tuple[int, list[dict[str, Any]]]],
     options: dict[str, Any],
     enrich: bool,
+    *,
+    close: bool = True,
 ) -> None:
-    """Send one ``enrich | embed`` chain (or ``embed`` alone) per ``(batch number, figure dicts)``; closes ``app``;
-    JobError when it fails."""
+    """Send one ``enrich | embed`` chain (or ``embed`` alone) per ``(batch number, figure dicts)``; closes ``app``
+    (unless ``close`` is false); JobError when it fails."""
     from pir.workers.tasks import EMBED_TASK, ENRICH_TASK
 
     enrich_task, embed_task = app.tasks[ENRICH_TASK], app.tasks[EMBED_TASK]
@@ -167,7 +170,8 @@ def _enqueue(
         client.hset(job_key(job_id), "state", f"enqueue failed: {e}")
         raise JobError(f"queueing job {job_id} failed after Redis answered: {e}") from e
     finally:
-        app.close()
+        if close:
+            app.close()
 
 
 def submit_ingest(
@@ -227,16 +231,18 @@ def submit_ingest(
             "skipped": 0,
             "failed": len(issues),
             "batches_done": 0,
+            "state_url": redact_url(state_url(settings)),
         }
         issue_dicts = [{"path": str(i.path), "reason": str(i.reason)} for i in issues]
         try:
             man = open_manifest(mpath, create=True)
             assert man is not None
             with man:
-                man.create_job(job_id, {**meta, "state": "queued", "options": options}, issue_dicts, batches)
+                man.create_job(job_id, {**meta, "options": options}, issue_dicts, batches)  # state: queueing
                 _write_job(client, job_id, meta, issues)
                 _enqueue(app, client, job_id, list(enumerate(batches)), options, enrich)
                 man.mark_submitted(job_id, range(len(batches)))
+                man.set_state(job_id, "queued")
         except (OSError, sqlite3.Error) as e:
             app.close()
             raise JobError(f"{mpath}: cannot write the job manifest ({e}); nothing was queued") from e
@@ -319,6 +325,7 @@ def reconcile(
     force: bool = False,
     client: Any = None,
     manifest: Manifest | None = None,
+    app: Any = None,
 ) -> Reconciled:
     """Bring a job's state in Redis and its queued batches back in line with its manifest.
 
@@ -327,7 +334,8 @@ def reconcile(
     batches recorded there) and every batch not recorded is submitted again. With ``force`` (``pir jobs resume``, or
     a job that stopped progressing) the batches not recorded are submitted again even when Redis still has the job:
     a batch that was still queued then runs twice, which stores nothing twice and counts once (the first record of a
-    batch wins, in the manifest and in Redis). Restoring is atomic, so two callers never both resubmit.
+    batch wins, in the manifest and in Redis). Restoring is atomic, so two callers never both resubmit. ``app``: the
+    Celery app to submit with (a worker's own; default: a new one).
 
     Raises:
         JobError: Redis unreachable, or the job is not in this data dir's manifest.
@@ -362,11 +370,13 @@ def reconcile(
                 record_batch(client, job_id, b, rec)
         todo = [(b, figs) for b, figs in manifest.pending(job_id) if b not in done] if (lost or force) else []
         if todo:
+            own_app = app is None
             try:
-                app = create_app(settings)
+                sender = create_app(settings) if own_app else app
             except WorkerConfigError as e:
                 raise JobError(str(e)) from e
-            _enqueue(app, client, job_id, todo, _options(job["meta"], manifest), bool(int(meta.get("enrich", 1))))
+            enrich = bool(int(meta.get("enrich", 1)))
+            _enqueue(sender, client, job_id, todo, _options(job["meta"], manifest), enrich, close=own_app)
             manifest.mark_submitted(job_id, [b for b, _ in todo])
             client.hset(job_key(job_id), "state", "queued")
         return Reconciled(
@@ -382,6 +392,47 @@ def reconcile(
             client.close()
         if own:
             manifest.close()
+
+
+#: Seconds a job may stay in state ``queueing`` (being submitted) before a worker treats it as submitted.
+QUEUEING_GRACE_S = 300
+
+
+def reconcile_lost_jobs(settings: Settings, *, client: Any = None, app: Any = None) -> list[Reconciled]:
+    """For each job of this data dir's manifest (at most :data:`JOB_TTL_S` old) with batches not stored, whose
+    state Redis has lost: restore it and submit those batches (what a worker does every ``worker.reconcile_s``).
+
+    Returns:
+        What was done for each job that Redis had lost (an empty list when none was).
+    """
+    from datetime import UTC, datetime, timedelta
+
+    man = open_manifest(manifest_path(settings))
+    if man is None:
+        return []
+    now = datetime.now(UTC)
+    since = (now - timedelta(seconds=JOB_TTL_S)).isoformat(timespec="seconds")
+    grace = (now - timedelta(seconds=QUEUEING_GRACE_S)).isoformat(timespec="seconds")
+    own_client = client is None
+    where = redact_url(state_url(settings))
+    out = []
+    try:
+        client = client or connect(settings)
+        for job_id, meta in man.unfinished_jobs(since):
+            if meta.get("state") == "queueing" and str(meta.get("created", "")) > grace:
+                continue  # still being submitted
+            if meta.get("state_url", where) != where:
+                continue  # submitted to another Redis
+            if client.exists(job_key(job_id)):
+                continue
+            r = reconcile(job_id, settings, client=client, manifest=man, app=app)
+            if r.lost:
+                out.append(r)
+        return out
+    finally:
+        man.close()
+        if own_client and client is not None:
+            client.close()
 
 
 def resume_job(job_id: str, settings: Settings) -> Reconciled:

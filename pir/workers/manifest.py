@@ -64,6 +64,14 @@ class Manifest:
                 ((job_id, n, json.dumps(figs)) for n, figs in enumerate(batches)),
             )
 
+    def set_state(self, job_id: str, state: str) -> None:
+        """Set the job's ``state`` (``queueing`` while it is being submitted, then ``queued``)."""
+        with self._lock, self._conn:
+            row = self._conn.execute("SELECT meta FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is not None:
+                meta = {**json.loads(row[0]), "state": state}
+                self._conn.execute("UPDATE jobs SET meta = ? WHERE job_id = ?", (json.dumps(meta), job_id))
+
     def mark_submitted(self, job_id: str, batches: Iterable[int]) -> None:
         """Count one more submission of each batch."""
         with self._lock, self._conn:
@@ -91,6 +99,16 @@ class Manifest:
         with self._lock:
             row = self._conn.execute("SELECT meta, issues FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None else {"meta": json.loads(row[0]), "issues": json.loads(row[1])}
+
+    def unfinished_jobs(self, since: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """``(job id, meta)`` of the jobs created at or after ``since`` (ISO time) with batches not recorded."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT j.job_id, j.meta FROM jobs j WHERE j.created >= ? AND EXISTS "
+                "(SELECT 1 FROM batches b WHERE b.job_id = j.job_id AND b.result IS NULL) ORDER BY j.created",
+                (since,),
+            ).fetchall()
+        return [(j, json.loads(m)) for j, m in rows]
 
     def result(self, job_id: str, batch: int | str) -> dict[str, Any] | None:
         """The recorded result of a batch, or None (not recorded, or unknown)."""
