@@ -410,7 +410,9 @@ def test_redis_restart_mid_job_nothing_lost(
     got = _points(s)
     assert len(got) == N_FIGURES
     _record("redis_restart", broker="redis", restart_to_done_s=round(t_done - t_kill, 2), stored=len(got),
-            unique_ids=len(set(got)), total=job.total)  # fmt: skip
+            unique_ids=len(set(got)), total=job.total, done=status.done, skipped=status.skipped)  # fmt: skip
+    # exact counters: a batch run again after the restart is counted once, as new (issue 18: it was skipped=2)
+    assert (status.done, status.skipped) == (N_FIGURES, 0), status.to_dict()
 
 
 # ----------------------------------------------------------------------------- 2. disk full, read-only data dir
