@@ -159,6 +159,35 @@ def test_redis_lost_job_status_from_manifest_then_missing_batches_resubmitted_on
     client.close()
 
 
+def test_worker_side_reconcile_restores_only_lost_jobs_of_this_redis(
+    volatile_redis: PrivateRedis, tiny_encoder: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """What a worker does every ``worker.reconcile_s``: restore the jobs Redis lost, once; leave alone the jobs still
+    being submitted and those submitted to another Redis."""
+    from pir.workers.jobs import reconcile_lost_jobs, submit_ingest
+    from pir.workers.manifest import open_manifest
+
+    s = _settings(tmp_path / "pir", tiny_encoder, volatile_redis.url)
+    job = submit_ingest(corpus, s, enrich=False)
+    other = submit_ingest(corpus, s, enrich=False)
+    busy = submit_ingest(corpus, s, enrich=False)
+    with open_manifest(job.manifest) as man:
+        man.set_state(busy.job_id, "queueing")  # as while `pir ingest --queue` is still sending it
+        meta = man.job(other.job_id)["meta"]
+        man._conn.execute(  # submitted with another broker URL
+            "UPDATE jobs SET meta = ? WHERE job_id = ?",
+            (json.dumps({**meta, "state_url": "redis://elsewhere:6379/0"}), other.job_id),
+        )
+        man._conn.commit()
+    assert reconcile_lost_jobs(s) == []  # Redis has them all
+    volatile_redis.kill()
+    volatile_redis.start()
+    (r,) = reconcile_lost_jobs(s)
+    assert r.job_id == job.job_id and r.lost and r.resubmitted == [0, 1, 2, 3]
+    assert sorted(_queued_batches(volatile_redis.url)) == [(job.job_id, b) for b in range(4)]
+    assert reconcile_lost_jobs(s) == []  # restored: nothing more
+
+
 def test_resume_unknown_job_is_one_line(volatile_redis: PrivateRedis, tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,9 @@ class Reconciled:
     batches_done: int
     n_batches: int
     manifest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "message": self.line()}
 
     def line(self) -> str:
         """One line saying what happened."""
@@ -239,8 +242,12 @@ def submit_ingest(
             assert man is not None
             with man:
                 man.create_job(job_id, {**meta, "options": options}, issue_dicts, batches)  # state: queueing
-                _write_job(client, job_id, meta, issues)
-                _enqueue(app, client, job_id, list(enumerate(batches)), options, enrich)
+                try:
+                    _write_job(client, job_id, meta, issues)
+                    _enqueue(app, client, job_id, list(enumerate(batches)), options, enrich)
+                except BaseException:
+                    man.delete_job(job_id)  # it failed, and said so: no worker may resume it later
+                    raise
                 man.mark_submitted(job_id, range(len(batches)))
                 man.set_state(job_id, "queued")
         except (OSError, sqlite3.Error) as e:
@@ -488,7 +495,7 @@ def job_status(job_id: str, settings: Settings) -> JobStatus:
         except JobError as e:
             if found is None:
                 raise
-            why = f"Redis cannot be reached ({str(e).split(' (', 1)[0].removeprefix('cannot reach ')})"
+            why = f"Redis at {redact_url(state_url(settings))} cannot be reached ({type(e.__cause__).__name__})"
         else:
             try:
                 return read_status(client, job_id)
@@ -508,6 +515,10 @@ def job_status(job_id: str, settings: Settings) -> JobStatus:
     finally:
         if found is not None:
             found[0].close()
+
+
+#: Seconds between two copies of Redis' batch records to the manifest while following a job.
+MIRROR_EVERY_S = 2.0
 
 
 def _mirror(client: Any, man: Manifest | None, job_id: str) -> None:
@@ -563,7 +574,7 @@ def follow_job(
     try:
         status = _read(client, job_id, settings, man, say, reconnect)
         bar = tqdm(total=status.total, desc=f"job {job_id[:8]}", unit="fig", disable=not show_progress)
-        seen, mirrored = 0, 0
+        seen, mirrored = 0, (0, float("-inf"))
         progress, t_progress, hinted = None, time.monotonic(), False
         while True:
             finished = status.done + status.skipped + status.failed
@@ -586,8 +597,8 @@ def follow_job(
                 break
             time.sleep(poll_s)
             status = _read(client, job_id, settings, man, say, reconnect)
-            if man is not None and status.batches_done != mirrored:
-                mirrored = status.batches_done
+            if man is not None and status.batches_done != mirrored[0] and now - mirrored[1] >= MIRROR_EVERY_S:
+                mirrored = (status.batches_done, now)
                 _guarded(lambda: _mirror(client, man, job_id))
         return status
     finally:

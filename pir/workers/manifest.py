@@ -64,6 +64,12 @@ class Manifest:
                 ((job_id, n, json.dumps(figs)) for n, figs in enumerate(batches)),
             )
 
+    def delete_job(self, job_id: str) -> None:
+        """Forget a job (its submission failed)."""
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
+            self._conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
     def set_state(self, job_id: str, state: str) -> None:
         """Set the job's ``state`` (``queueing`` while it is being submitted, then ``queued``)."""
         with self._lock, self._conn:
@@ -188,8 +194,13 @@ def open_manifest(path: str | Path, *, create: bool = False) -> Manifest | None:
     from pir.sqlite_cache import open_sqlite
 
     p = Path(path)
-    if not create and not p.is_file():
-        return None
+    if not create:
+        if not p.is_file():
+            return None
+        # an existing manifest: no free-space check (reading must work on a full disk; a write then fails alone)
+        conn = sqlite3.connect(str(p), timeout=30.0, isolation_level="", check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return Manifest(p, conn)
     conn = open_sqlite(p, timeout=30.0, isolation_level="")
     conn.executescript(_SCHEMA)
     conn.commit()
