@@ -188,6 +188,33 @@ def test_worker_side_reconcile_restores_only_lost_jobs_of_this_redis(
     assert reconcile_lost_jobs(s) == []  # restored: nothing more
 
 
+def test_stalled_job_whose_queue_was_lost_is_resubmitted_once(
+    volatile_redis: PrivateRedis, tiny_encoder: Path, corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker lost its queue but Redis kept the job state (e.g. a non-durable RabbitMQ queue): after
+    ``resubmit_after_s`` without progress, ``--wait`` submits the batches not stored again, once, and says so."""
+    import logging
+
+    import redis
+
+    from pir.workers.jobs import follow_job, submit_ingest
+    from pir.workers.manifest import open_manifest
+
+    s = _settings(tmp_path / "pir", tiny_encoder, volatile_redis.url)
+    job = submit_ingest(corpus, s, enrich=False)
+    with open_manifest(job.manifest) as man:
+        assert man.record(job.job_id, 1, {"ingested": 2, "skipped": 0, "failed": []})  # one batch stored
+    redis.Redis.from_url(volatile_redis.url).delete("embed")  # the queued messages are gone, the job state is not
+    with caplog.at_level(logging.WARNING, logger="pir.workers.jobs"):
+        st = follow_job(job.job_id, s, poll_s=0.05, timeout_s=1.0, show_progress=False, resubmit_after_s=0.7)
+    assert not st.finished
+    lines = [r.getMessage() for r in caplog.records if "submitted again" in r.getMessage()]
+    assert len(lines) == 1 and "3 batches not stored yet were submitted again (no progress for 0.7 s)" in lines[0]
+    assert sorted(_queued_batches(volatile_redis.url)) == [(job.job_id, b) for b in (0, 2, 3)]
+    with open_manifest(job.manifest) as man:
+        assert man.submissions(job.job_id) == {0: 2, 1: 1, 2: 2, 3: 2}
+
+
 def test_resume_unknown_job_is_one_line(volatile_redis: PrivateRedis, tmp_path: Path) -> None:
     from click.testing import CliRunner
 

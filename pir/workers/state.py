@@ -13,6 +13,10 @@ A batch is recorded by one atomic Lua script: the first finished run of a batch 
 counters, a re-delivered copy of it (after a worker crash) finds the field set and changes nothing. So the counts
 stay exact, and reading a job's status costs the same for 10 batches as for 100,000.
 
+Redis may forget all of this (a restart without persistence): the job's manifest on disk
+(:mod:`pir.workers.manifest`) is the durable copy, and :func:`pir.workers.jobs.reconcile` restores the state from it
+(:func:`restore_job`, then :func:`record_batch` for each batch stored).
+
 Each running worker refreshes ``pir:worker:<name>`` (JSON: name, pid, queues, time) every
 ``worker.heartbeat_s`` seconds with a time-to-live of three beats, so ``--wait`` can tell "no worker" from
 "workers alive but no progress" even when a solo worker is too busy to answer Celery's ``ping``.
