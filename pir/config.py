@@ -110,6 +110,12 @@ class WorkerSettings(BaseModel):
     max_retries: int = 5
     #: Seconds between two worker heartbeats in Redis (``pir:worker:<name>``, expiring after 3 beats).
     heartbeat_s: float = 5.0
+    #: Seconds ``pir ingest --queue --wait`` / ``pir jobs resume --wait`` wait for a lost Redis to come back (then
+    #: they restore the job from its manifest if Redis forgot it, and submit the batches not stored).
+    reconnect_s: float = 120.0
+    #: Seconds between a worker's checks of its data dir's job manifest for jobs whose state Redis lost (it then
+    #: restores them and submits the batches not stored); 0 turns the check off.
+    reconcile_s: float = 30.0
 
     @property
     def broker_kind(self) -> str:

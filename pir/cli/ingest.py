@@ -108,7 +108,27 @@ def jobs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_context
 def jobs_status(ctx: click.Context, job_id: str, as_json: bool) -> None:
-    """Show a job's pending / done / skipped / failed counts and its failed files."""
+    """Show a job's pending / done / skipped / failed counts and its failed files (from the job's manifest in the
+    data dir when Redis has lost the job)."""
     from pir.workers.jobs import job_status  # lazy: start-up (redis)
 
     output.print_job(job_status(job_id, settings(ctx)), as_json)
+
+
+@jobs.command("resume")
+@click.argument("job_id")
+@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome (and with --wait the status) as JSON.")
+@click.pass_context
+def jobs_resume(ctx: click.Context, job_id: str, wait: bool, as_json: bool) -> None:
+    """Submit again the batches of a job that are not stored (after a broker or Redis lost them)."""
+    from pir.workers.jobs import follow_job, resume_job  # lazy: start-up (redis)
+
+    s = settings(ctx)
+    r = resume_job(job_id, s)
+    if as_json and not wait:
+        output.echo_json(output.as_dict(r))
+        return
+    click.echo(r.line(), err=as_json)
+    if wait:
+        output.print_job(follow_job(job_id, s, show_progress=not as_json), as_json)

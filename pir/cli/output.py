@@ -39,7 +39,11 @@ def print_ingest(summary: Any, as_json: bool) -> None:
 
 
 def print_submitted(job: Any) -> None:
-    click.echo(f"job {job.job_id}: {job.total} figures in {job.n_batches} batches queued")
+    manifest = getattr(job, "manifest", "")
+    click.echo(
+        f"job {job.job_id}: {job.total} figures in {job.n_batches} batches queued"
+        + (f" (manifest: {manifest}; `pir jobs resume {job.job_id}` submits what a broker loses)" if manifest else "")
+    )
 
 
 def print_job(status: Any, as_json: bool) -> None:
@@ -49,6 +53,8 @@ def print_job(status: Any, as_json: bool) -> None:
         return
     keys = ("job_id", "state", "total", "done", "skipped", "failed", "pending")
     click.echo(" ".join(f"{k}={d[k]}" for k in keys if k in d))
+    if d.get("note"):
+        click.echo(d["note"], err=True)
     print_failures(d.get("failures", []))
 
 

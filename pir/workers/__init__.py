@@ -1,5 +1,8 @@
 """Background ingest on Celery + Redis: ``enrich`` -> ``embed`` queues, jobs tracked in Redis, ``pir worker``.
 
+Each job's manifest (its batches as figure ids and paths) is kept in ``<data_dir>/jobs.sqlite``
+(:mod:`pir.workers.manifest`), so a job survives a broker or Redis that forgets it (``pir jobs resume``).
+
 The same batch functions as the in-process path (:mod:`pir.pipeline`) run inside the tasks, so a queued ingest
 stores exactly the points ``pir ingest`` would. Nothing here builds a Celery app at import time: use
 :func:`pir.workers.app.create_app` with a :class:`~pir.config.Settings` (``celery -A pir.workers.entry`` does that

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from celery import Celery, signals
@@ -151,6 +152,19 @@ def consumes_embed(app: Celery) -> bool:
     return not names or EMBED_QUEUE in names
 
 
+def _reconcile_loop(app: Celery, period: float, stop: threading.Event) -> None:
+    """Every ``period`` seconds: restore the jobs of this worker's data dir that Redis lost, submit their batches
+    not stored (:func:`pir.workers.jobs.reconcile_lost_jobs`); errors are logged and tried again later."""
+    from pir.workers.jobs import reconcile_lost_jobs
+
+    while not stop.wait(period):
+        try:
+            for r in reconcile_lost_jobs(app.pir_settings, app=app):  # type: ignore[attr-defined]
+                log.warning("%s", r.line())
+        except Exception as e:  # noqa: BLE001  (Redis down, manifest busy: next round)
+            log.debug("reconciling lost jobs: %s", e)
+
+
 def _connect_signals(app: Celery) -> None:
     """Load the encoder in each worker process after the fork (never in the parent); close the store on shutdown."""
 
@@ -175,10 +189,20 @@ def _connect_signals(app: Celery) -> None:
         beat.start()
         app.pir_heartbeat = beat  # type: ignore[attr-defined]
 
+        period = float(app.pir_settings.worker.reconcile_s)  # type: ignore[attr-defined]
+        if period > 0:
+            stop = threading.Event()
+            app.pir_reconciler_stop = stop  # type: ignore[attr-defined]
+            loop = threading.Thread(target=_reconcile_loop, args=(app, period, stop), name="pir-reconcile", daemon=True)
+            loop.start()
+
     def on_worker_shutdown(**_: Any) -> None:
         beat = getattr(app, "pir_heartbeat", None)
         if beat is not None:
             beat.stop()
+        stop = getattr(app, "pir_reconciler_stop", None)
+        if stop is not None:
+            stop.set()
 
     uid = f"pir-{id(app)}"
     signals.worker_process_init.connect(on_process_init, weak=False, dispatch_uid=f"{uid}-init")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from pir.encoder.model import ImageEncoder
     from pir.search.store import VectorStore
+    from pir.workers.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class WorkerResources:
         self._stores: dict[str, VectorStore] = {}
         self._ensured: set[tuple[str, str]] = set()
         self._redis: redis.Redis | None = None
+        self._manifests: dict[str, Manifest | None] = {}
 
     def preload(self) -> None:
         """Load the default encoder now (called in each worker process at start-up)."""
@@ -80,9 +82,28 @@ class WorkerResources:
                 self._redis = state_client(self.settings)
             return self._redis
 
+    def manifest(self, path: str | None) -> Manifest | None:
+        """The job manifest at ``path`` when this host sees that file (same data dir or shared folder), else None."""
+        if not path:
+            return None
+        with self._lock:
+            if self._manifests.get(path) is None:
+                from pir.workers.manifest import open_manifest
+
+                try:
+                    self._manifests[path] = open_manifest(path)
+                except Exception as e:  # noqa: BLE001  (the job goes on with Redis alone)
+                    log.warning("job manifest %s cannot be opened (%s): counting relies on Redis alone", path, e)
+                    self._manifests[path] = None
+            return self._manifests[path]
+
     def close(self) -> None:
         """Flush and close every store (idempotent); encoders are simply dropped."""
         with self._lock:
+            manifests, self._manifests = self._manifests, {}
+            for m in manifests.values():
+                if m is not None:
+                    m.close()
             stores, self._stores = self._stores, {}
             self._ensured.clear()
             for name, st in stores.items():

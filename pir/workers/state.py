@@ -13,6 +13,10 @@ A batch is recorded by one atomic Lua script: the first finished run of a batch 
 counters, a re-delivered copy of it (after a worker crash) finds the field set and changes nothing. So the counts
 stay exact, and reading a job's status costs the same for 10 batches as for 100,000.
 
+Redis may forget all of this (a restart without persistence): the job's manifest on disk
+(:mod:`pir.workers.manifest`) is the durable copy, and :func:`pir.workers.jobs.reconcile` restores the state from it
+(:func:`restore_job`, then :func:`record_batch` for each batch stored).
+
 Each running worker refreshes ``pir:worker:<name>`` (JSON: name, pid, queues, time) every
 ``worker.heartbeat_s`` seconds with a time-to-live of three beats, so ``--wait`` can tell "no worker" from
 "workers alive but no progress" even when a solo worker is too busy to answer Celery's ``ping``.
@@ -55,7 +59,10 @@ __all__ = [
     "read_status",
     "record_batch",
     "record_enriched",
+    "recorded_batches",
     "redact_url",
+    "redis_persistence",
+    "restore_job",
     "state_client",
     "state_url",
 ]
@@ -80,6 +87,10 @@ class JobStatus:
     collection: str = ""
     encoder: str = ""
     created: str = ""
+    #: ``redis`` (live job state) or ``manifest`` (Redis lost the job: counts from the manifest on disk).
+    source: str = "redis"
+    #: One line for the reader when something is off (e.g. the job's state in Redis was lost).
+    note: str = ""
 
     @property
     def finished(self) -> bool:
@@ -177,13 +188,80 @@ def record_batch(client: redis.Redis, job_id: str, batch: int | str, result: dic
     """
     failed = [
         json.dumps({"key": str(f.get("key", "")), "path": str(f.get("path", "")), "reason": str(f.get("reason", ""))})
-        for f in result.get("failed", [])
+        for f in (result.get("failed") if isinstance(result.get("failed"), list) else [])
+        if isinstance(f, dict)
     ]
     ingested, skipped = _n(result.get("ingested", 0)), _n(result.get("skipped", 0))
-    entry = json.dumps({"ingested": ingested, "skipped": skipped, "failed": len(failed), "at": _now()})
+    entry = json.dumps(
+        {"ingested": ingested, "skipped": skipped, "failed": [json.loads(f) for f in failed], "at": _now()}
+    )
     keys = [job_key(job_id), job_key(job_id, "batches"), job_key(job_id, "failures"), job_key(job_id, "enriched")]
     args = [str(batch), entry, ingested, skipped, JOB_TTL_S, *failed]
     return client.eval(_RECORD_BATCH_LUA, len(keys), *keys, *args) == 1
+
+
+#: KEYS: meta hash, failures list. ARGV: ttl, then field/value pairs of the meta hash, then "--", then failure JSONs.
+_RESTORE_JOB_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local i = 2
+while ARGV[i] ~= '--' do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for j = i + 1, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[j]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if #ARGV > i then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+return 1
+"""
+
+
+def restore_job(client: redis.Redis, job_id: str, meta: dict[str, Any], issues: list[dict[str, str]]) -> bool:
+    """Create a job's hash (counters at zero but for the discovery problems) when Redis has none; atomic.
+
+    Returns:
+        True when this call created it, False when the job was already there (someone else restored it).
+    """
+    fields = {**meta, "done": 0, "skipped": 0, "failed": len(issues), "batches_done": 0}
+    flat = [str(x) for kv in fields.items() for x in kv]
+    failures = [
+        json.dumps({"key": "", "path": str(i.get("path", "")), "reason": str(i.get("reason", ""))}) for i in issues
+    ]
+    keys = [job_key(job_id), job_key(job_id, "failures")]
+    return client.eval(_RESTORE_JOB_LUA, len(keys), *keys, JOB_TTL_S, *flat, "--", *failures) == 1
+
+
+def recorded_batches(client: redis.Redis, job_id: str) -> dict[int, dict[str, Any]]:
+    """The batch records in Redis (``ingested``/``skipped`` counts, ``failed`` entries), by batch number."""
+    out = {}
+    for k, v in client.hgetall(job_key(job_id, "batches")).items():
+        try:
+            out[int(k)] = json.loads(v)
+        except ValueError:
+            continue
+    return out
+
+
+def redis_persistence(url: str) -> str | None:
+    """A warning when the Redis at ``url`` keeps nothing on disk (no RDB ``save`` rule, ``appendonly no``); None
+    when it persists. When ``CONFIG GET`` is refused or Redis cannot be reached, a line saying it could not be
+    checked."""
+    import redis  # lazy: start-up (redis)
+
+    where = redact_url(url)
+    client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        save = client.config_get("save").get("save", "")
+        aof = client.config_get("appendonly").get("appendonly", "no")
+    except redis.ResponseError as e:
+        return f"could not check whether Redis at {where} keeps its data on disk (CONFIG GET refused: {e})"
+    except redis.RedisError as e:
+        return f"could not check whether Redis at {where} keeps its data on disk ({type(e).__name__}: {e})"
+    finally:
+        client.close()
+    if str(save).strip() or str(aof).lower() == "yes":
+        return None
+    return (
+        f"Redis at {where} keeps nothing on disk (save '' and appendonly no): a restart loses its queued batches "
+        "and job state; pir's job manifest (<data_dir>/jobs.sqlite) and `pir jobs resume JOB` submit them again, "
+        "but for a broker prefer `appendonly yes` (or RabbitMQ)"
+    )
 
 
 def record_enriched(client: redis.Redis, job_id: str, batch: int | str, summary: dict[str, Any]) -> bool:

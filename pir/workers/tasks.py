@@ -135,10 +135,51 @@ class BatchTask(Task):
             {"key": f"{f.get('patent_id')}/{f.get('figure_id')}", "path": str(f.get("image_path")), "reason": reason}
             for f in figures
         ]
+        res = self.app.pir_resources
+        if not _state_lost(exc):
+            # Redis unreachable is no verdict on the figures: the batch stays pending, `reconcile` submits it again
+            options = args[self.leading_args + 3] if len(args) > self.leading_args + 3 else {}
+            _record_in_manifest(res, options, job_id, batch, {"ingested": 0, "skipped": 0, "failed": failed})
         try:
-            record_batch(self.app.pir_resources.redis(), job_id, batch, {"failed": failed})
+            record_batch(res.redis(), job_id, batch, {"failed": failed})
         except Exception:  # noqa: BLE001  (the log is the last resort)
             log.exception("job %s batch %s: could not record the failure (%s)", job_id, batch, reason)
+
+
+def _state_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis (the job state or the broker) being unreachable."""
+    try:
+        import redis.exceptions  # lazy: start-up (redis)
+        from kombu.exceptions import OperationalError
+
+        return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OperationalError)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _record_in_manifest(res: Any, options: Any, job_id: str, batch: int, result: dict[str, Any]) -> None:
+    """Record a batch's result in the job manifest, when this worker sees it (first record wins)."""
+    from pir.workers.state import _now
+
+    man = res.manifest(options.get("manifest")) if isinstance(options, dict) else None
+    if man is None:
+        return
+    try:
+        man.record(job_id, batch, result, _now())
+    except Exception as e:  # noqa: BLE001  (Redis still counts the batch)
+        log.warning("job %s batch %s: could not record it in the manifest %s: %s", job_id, batch, man.path, e)
+
+
+def _recorded_before(res: Any, b: _Batch) -> dict[str, Any] | None:
+    """The batch's result recorded in the manifest by an earlier run of it (a repeated delivery), or None."""
+    man = res.manifest(b.options.get("manifest"))
+    if man is None:
+        return None
+    try:
+        return man.result(b.job_id, b.batch)
+    except Exception as e:  # noqa: BLE001  (run the batch: idempotent anyway)
+        log.warning("job %s: manifest %s unreadable (%s)", b.job_id, man.path, e)
+        return None
 
 
 #: Queue of each task (``task_routes``).
@@ -225,6 +266,8 @@ def _enrich_batch(b: _Batch) -> dict[str, list[str]]:
     from pir.pipeline import enrich_batch as run_enrich
     from pir.workers.state import record_enriched
 
+    if _recorded_before(b.app.pir_resources, b) is not None:  # type: ignore[attr-defined]
+        return {}  # stored by an earlier delivery: the embed task only re-records it
     s = b.settings()
     figs = b.patent_figures()
     check_batch(s, len(figs))  # the enrich cache: stop with one line, never a half-written cache
@@ -243,6 +286,16 @@ def _embed_batch(b: _Batch, descriptions: dict[str, list[str]] | None) -> dict:
     res = b.app.pir_resources  # type: ignore[attr-defined]
     s = b.settings()
     enc = res.encoder(s.encoder.name)
+    prior = _recorded_before(res, b)
+    if prior is not None:
+        # a repeated delivery (worker or broker death after the batch was stored): count the first run, once
+        log.info("job %s batch %s: stored by an earlier delivery; recording that result", b.job_id, b.batch)
+        client = res.redis()
+        record_batch(client, b.job_id, b.batch, prior)
+        with server_errors_as_transient():
+            _optimize_when_finished(client, b.job_id, s, _open_store(res, s.qdrant.collection, enc))
+        n = {k: len(v) if isinstance(v, list) else int(v) for k, v in prior.items() if k != "at"}
+        return {"job_id": b.job_id, "batch": b.batch, "repeated": True, **n, "seconds": {}}
     figs = b.patent_figures()
     check_data_dir(s)
     check_batch(s, len(figs), enc.dim)
@@ -259,8 +312,10 @@ def _embed_batch(b: _Batch, descriptions: dict[str, list[str]] | None) -> dict:
         )
     for f in out.failed:
         log.warning("job %s: skipped %s (%s): %s", b.job_id, f.key, f.path, f.reason)
+    result = {"ingested": len(out.ingested), "skipped": len(out.skipped), "failed": out.to_dict()["failed"]}
+    _record_in_manifest(res, b.options, b.job_id, b.batch, result)  # first: Redis may be gone this very moment
     client = res.redis()
-    record_batch(client, b.job_id, b.batch, out.to_dict())
+    record_batch(client, b.job_id, b.batch, result)
     _optimize_when_finished(client, b.job_id, s, store)
     return {
         "job_id": b.job_id,
@@ -275,9 +330,14 @@ def _embed_batch(b: _Batch, descriptions: dict[str, list[str]] | None) -> dict:
 def _optimize_when_finished(client: Any, job_id: str, settings: Settings, store: Any) -> None:
     """Optimize the store once (one worker claims it) when the job's last batch is recorded."""
     from pir.diskspace import check_optimize
+    from pir.errors import JobError
     from pir.workers.state import claim_once, read_status
 
-    status = read_status(client, job_id, max_failures=0)
+    try:
+        status = read_status(client, job_id, max_failures=0)
+    except JobError:  # Redis lost the job (restart without persistence): whoever restores it re-runs the rest
+        log.warning("job %s: no state in Redis (lost?); the batch is recorded in the manifest only", job_id)
+        return
     if status.finished and status.done and claim_once(client, job_id, "optimize"):
         with server_errors_as_transient():
             check_optimize(settings)

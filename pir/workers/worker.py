@@ -10,6 +10,7 @@ a second embed worker would fail to open it; use a Qdrant server to run several 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -20,6 +21,24 @@ from pir.workers import EMBED_QUEUE, QUEUES
 from pir.workers.app import WorkerConfigError, check_worker_settings, create_app
 
 POOLS = ("solo", "threads", "prefork")
+log = logging.getLogger(__name__)
+
+
+def persistence_warnings(settings: Settings) -> list[str]:
+    """One line per Redis this worker uses (broker, result backend) that keeps nothing on disk or could not be
+    checked (see :func:`pir.workers.state.redis_persistence`)."""
+    from pir.workers.state import redis_persistence
+
+    w = settings.worker
+    urls = [u for u in dict.fromkeys((w.broker_url, w.result_backend)) if u and u.split("://", 1)[0] in
+            ("redis", "rediss", "unix")]  # fmt: skip
+    roles = {w.broker_url: "broker", w.result_backend: "job state"}
+    out = []
+    for url in urls:
+        msg = redis_persistence(url)
+        if msg:
+            out.append(f"{roles.get(url, 'Redis')}: {msg}")
+    return out
 
 
 def worker_argv(
@@ -90,5 +109,7 @@ def run_worker(settings: Settings, **options: Any) -> None:
             resolve_device(settings.encoder.device)
         except DeviceError as e:
             raise WorkerConfigError(str(e)) from e
+    for line in persistence_warnings(settings):
+        log.warning(line)
     app = create_app(settings)
     app.worker_main(argv=argv)
