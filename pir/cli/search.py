@@ -10,15 +10,38 @@ import click
 from pir.cli import output
 from pir.cli.app import main, settings
 
+#: Longest ``--text`` query (characters): the web API's ``words`` limit; a 100 KB query took 40 s to embed.
+MAX_TEXT_CHARS = 500
+
+
+def _text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and len(value) > MAX_TEXT_CHARS:
+        raise click.BadParameter(f"{len(value):,} characters; at most {MAX_TEXT_CHARS}: a few words will do")
+    return value
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value}: not a finite number")
+    return value
+
 
 @main.command()
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--text", default=None, help="Search by words, alone or fused with IMAGES (any encoder).")
+@click.option(
+    "--text",
+    default=None,
+    callback=_text,
+    help=f"Search by words, alone or fused with IMAGES (any encoder); at most {MAX_TEXT_CHARS} characters.",
+)
 @click.option(
     "--text-weight",
     default=0.9,  # pir.search.store.DEFAULT_TEXT_WEIGHT (not imported: start-up); a test keeps them equal
     show_default=True,
     type=click.FloatRange(0, 1),
+    callback=_finite,
     help="Share of the words when IMAGES and --text are both given (0 = image only, 1 = words only).",
 )
 @click.option(
@@ -45,6 +68,7 @@ from pir.cli.app import main, settings
     "--min-score",
     type=float,
     default=None,
+    callback=_finite,
     help="Drop results scoring below this: cosine similarity for a drawing alone; for words or drawing+words the "
     "fused score (--fusion rrf: a weighted reciprocal-rank sum, at most about 0.1; weighted: a weighted sum of scores "
     "in [0, 1]).",
