@@ -186,3 +186,173 @@ def test_symlinked_folder_outside_is_reported_once_without_its_file_names(tmp_pa
     assert [f.image_path.name for f in figs] == ["b.png"]
     text = json.dumps([(i.path, i.reason) for i in issues])
     assert len(issues) == 1 and issues[0].path == str(root / "lamp") and "private-" not in text, issues
+
+
+# ------------------------------------------------------------------------------------------- pir serve (real)
+class Served:
+    """``pir -v serve`` in a subprocess on a free port (its log in a file); stopped by its pid."""
+
+    def __init__(self, data: Path, encoder: Path, log: Path, host: str = "127.0.0.1", **serve: str) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.port = _free_port()
+        self.log = log
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIR_")}
+        env.update(PIR_DATA_DIR=str(data), PIR_ENCODER__NAME=str(encoder), PIR_ENCODER__NUM_THREADS="1")
+        env.update({f"PIR_SERVE__{k.upper()}": v for k, v in serve.items()})
+        self._fh = open(log, "wb")  # noqa: SIM115  (closed in stop)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pir.cli", "-v", "serve", "--host", host, "--port", str(self.port)],
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        self.host = host.strip("[]")
+        import time
+
+        t_end = time.monotonic() + 120
+        while "Uvicorn running" not in self.text() and "Application startup complete" not in self.text():
+            assert self.proc.poll() is None and time.monotonic() < t_end, self.text()[-3000:]
+            time.sleep(0.1)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def connect(self) -> Any:
+        import socket
+
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect((self.host, self.port))
+        return s
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+            self.proc.wait(10)
+        self._fh.close()
+
+
+@pytest.fixture(scope="module")
+def served(stored: Path, encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    srv = Served(
+        stored, encoder_dir, tmp_path_factory.mktemp("serve") / "serve.log", header_timeout="2", body_timeout="3"
+    )
+    yield srv
+    srv.stop()
+
+
+def _closed_within(sock: Any, seconds: float) -> tuple[bool, bytes, float]:
+    """Read until the server closes the connection or ``seconds`` pass: (closed, bytes read, seconds taken)."""
+    import time
+
+    t0 = time.monotonic()
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+        return True, data, time.monotonic() - t0
+    except TimeoutError:
+        return False, data, time.monotonic() - t0
+    except ConnectionResetError:
+        return True, data, time.monotonic() - t0
+
+
+def _wait_for(srv: Served, needle: str, seconds: float = 10) -> None:
+    import time
+
+    t_end = time.monotonic() + seconds
+    while needle not in srv.text() and time.monotonic() < t_end:
+        time.sleep(0.1)
+
+
+def test_client_dropping_mid_upload_is_one_info_line(served: Served, corpus: Path) -> None:
+    png = next(corpus.iterdir()).read_bytes()
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + png
+    )
+    before = served.text()
+    sock = served.connect()
+    head = (
+        f"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+        f"Content-Length: {len(body) + 100_000}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body[: len(body) // 2])
+    import time
+
+    time.sleep(0.5)
+    sock.close()  # gone mid-upload
+    _wait_for(served, "client disconnected")
+    after = served.text()[len(before) :]
+    assert "INFO pir.web.app: client disconnected during POST /api/search" in after, after
+    assert "ERROR" not in after and "Traceback" not in after and "internal error" not in after, after
+    import httpx
+
+    assert httpx.get(f"http://127.0.0.1:{served.port}/api/health", timeout=10).status_code == 200  # still serving
+
+
+def test_slow_clients_are_timed_out(served: Served) -> None:
+    # headers sent, then a stall: closed by the header timeout (2 s)
+    sock = served.connect()
+    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    closed, _, took = _closed_within(sock, 15)
+    sock.close()
+    assert closed and took < 6, (closed, took)
+    # complete headers, then a body that never comes: 408 within the body timeout (3 s), then closed
+    sock = served.connect()
+    sock.sendall(
+        b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+        b"Content-Length: 5000\r\n\r\n--XyZ\r\n"
+    )
+    closed, data, took = _closed_within(sock, 30)
+    sock.close()
+    assert data.startswith(b"HTTP/1.1 408") and b"within 3 s" in data, data[:300]
+    assert closed and took < 15, (closed, took)
+    import httpx
+
+    assert httpx.get(f"http://127.0.0.1:{served.port}/api/health", timeout=10).status_code == 200  # still serving
+
+
+def test_long_words_are_refused_by_the_api(served: Served) -> None:
+    import httpx
+
+    r = httpx.post(f"http://127.0.0.1:{served.port}/api/search", data={"words": "chair " * 20_000}, timeout=30)
+    assert r.status_code in (400, 422) and "at most 500" in r.text, r.text[:300]
+
+
+def test_serve_on_ipv6_loopback_in_brackets(corpus: Path, encoder_dir: Path, tmp_path: Path) -> None:
+    import socket
+
+    import httpx
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        pytest.skip(f"cannot bind ::1 here ({e})")
+    data = tmp_path / "pir"  # its own store: the module's server holds the other one
+    res = _run(["--data-dir", str(data), "ingest", str(corpus), "--encoder", str(encoder_dir), "--no-enrich"])
+    assert res.exit_code == 0, res.output
+    srv = Served(data, encoder_dir, tmp_path / "serve6.log", host="[::1]")
+    try:
+        r = httpx.get(f"http://[::1]:{srv.port}/api/health", timeout=10)
+        assert r.status_code == 200, r.text
+        assert f"http://[::1]:{srv.port}/" in srv.text()
+    finally:
+        srv.stop()
+
+
+def test_bracketed_host_that_is_not_ipv6_is_one_line(stored: Path) -> None:
+    line = _one_error(_run(["--data-dir", str(stored), "serve", "--host", "[localhost]"]))
+    assert "brackets are for IPv6" in line, line
