@@ -329,6 +329,7 @@ def test_long_words_are_refused_by_the_api(served: Served) -> None:
     assert r.status_code in (400, 422) and "at most 500" in r.text, r.text[:300]
 
 
+@pytest.mark.slow  # ~25 s: its own ingest and server start-up
 def test_serve_on_ipv6_loopback_in_brackets(corpus: Path, encoder_dir: Path, tmp_path: Path) -> None:
     import socket
 

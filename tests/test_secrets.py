@@ -59,7 +59,7 @@ def test_url_credentials_are_sent_as_basic_auth_and_never_logged(
 
     install_log_redaction()
     client = ChatClient(_with_userinfo(chat.url, "user", PASSWORD), "m", timeout=5, max_retries=0)
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
         client.complete({"messages": [{"role": "user", "content": "Object: chair\nexactly 2 strings"}]})
     client.close()
     (req,) = chat.requests
