@@ -103,8 +103,8 @@ def test_bad_inputs(minilm: TextEncoder, tmp_path: Path) -> None:
         minilm.encode(["lamp", 3])  # type: ignore[list-item]
     bad = tmp_path / "garbage.sqlite"
     bad.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(ValueError, match="garbage.sqlite"):
-        TextEmbeddingCache(bad)
+    TextEmbeddingCache(bad).close()  # a cache is derivable: a corrupt one is moved aside and rebuilt (issue 18)
+    assert [p.name.split(".corrupt-")[0] for p in tmp_path.glob("garbage.sqlite.corrupt-*")] == ["garbage.sqlite"]
 
 
 def test_cache_key_changes_when_weights_change_but_not_their_size(tmp_path: Path) -> None:

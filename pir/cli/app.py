@@ -15,6 +15,8 @@ import click
 
 from pir.config import Settings, get_settings
 
+log = logging.getLogger("pir.cli")
+
 # Errors that are the user's input or environment, by module and class name. They are looked up in ``sys.modules``
 # only: an exception can only be an instance of a class whose module was imported, so mapping an error never imports
 # a heavy module (evaluating an ``except`` clause that imported them made every usage error take 20 s).
@@ -57,9 +59,64 @@ class PirGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as e:
-            if not is_user_error(e) or logging.getLogger().level <= logging.DEBUG:
-                raise
-            raise click.ClickException(one_line(e)) from None
+            from pir.errors import redact_text
+
+            secrets = _secrets(ctx)
+            server = _server_error(e, ctx)
+            if server:
+                if logging.getLogger().level <= logging.DEBUG:
+                    log.debug("traceback of the error below:", exc_info=True)
+                raise click.ClickException(redact_text(server, secrets)) from None
+            if not is_user_error(e):  # a bug: its traceback, through logging so that it is redacted too
+                log.error("internal error (a bug in pir; please report it):", exc_info=True)
+                raise click.ClickException(redact_text(f"internal error: {one_line(e)}", secrets)) from None
+            if logging.getLogger().level <= logging.DEBUG:
+                log.debug("traceback of the error below:", exc_info=True)
+            raise click.ClickException(redact_text(one_line(e), secrets)) from None
+
+
+def _server_error(exc: BaseException, ctx: click.Context) -> str | None:
+    """One line for a Qdrant server that cannot be reached or refuses a request (qdrant-client, gRPC), naming the
+    URL with its password redacted; None for any other error. Looked up by module name: nothing is imported."""
+    from pir.errors import redact_url
+
+    module = type(exc).__module__ or ""
+    s = (ctx.obj or {}).get("settings")
+    url = redact_url(getattr(getattr(s, "qdrant", None), "url", None)) or "the Qdrant server"
+    if module.startswith("qdrant_client") and type(exc).__name__ == "ResponseHandlingException":
+        return f"cannot reach the Qdrant server at {url} ({one_line(exc)}); check PIR_QDRANT__URL and that it runs"
+    if module.startswith("qdrant_client") and type(exc).__name__ == "UnexpectedResponse":
+        return f"the Qdrant server at {url} refused the request: {one_line(exc)[:300]}"
+    if module.startswith("grpc") and hasattr(exc, "code") and hasattr(exc, "details"):
+        try:
+            detail = f"{exc.code().name}: {exc.details()}"
+        except Exception:  # noqa: BLE001  (an RpcError without a call)
+            detail = one_line(exc)
+        return f"the Qdrant server at {url} (gRPC) failed: {' '.join(str(detail).split())[:300]}; check PIR_QDRANT__URL"
+    return None
+
+
+def _secrets(ctx: click.Context) -> set[str]:
+    from pir.errors import settings_secrets
+
+    s = (ctx.obj or {}).get("settings")
+    return settings_secrets(s) if s is not None else set()
+
+
+#: Loggers that print request URLs and headers: WARNING unless ``-vv`` (and redacted even then).
+NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack", "kombu", "amqp")
+
+
+def setup_logging(verbose: int, secrets: set[str] | frozenset[str] = frozenset()) -> None:
+    """Root logging for ``-v`` / ``-vv``, with every record redacted (URL passwords, ``secrets``) at every level."""
+    from pir.errors import install_log_redaction
+
+    install_log_redaction(secrets)
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)  # library warnings go through the same redaction
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
 @click.group(cls=PirGroup)
@@ -71,8 +128,10 @@ class PirGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, device: str | None, verbose: int) -> None:
     """pir: find prior-art patent drawings similar to a new one."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from pir.errors import install_log_redaction, settings_secrets
+
+    install_log_redaction()  # URL passwords from the very first record; the settings' secrets below
+    setup_logging(verbose)
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -80,6 +139,7 @@ def main(ctx: click.Context, data_dir: Path | None, device: str | None, verbose:
         overrides["encoder"] = {"device": device}
     ctx.ensure_object(dict)
     ctx.obj["settings"] = get_settings(**overrides)
+    install_log_redaction(settings_secrets(ctx.obj["settings"]))
 
 
 def settings(ctx: click.Context, *, encoder: str | None = None, collection: str | None = None) -> Settings:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 import pir.encoder._tvshim  # noqa: F401  (before timm)
 from pir.encoder.backbone import create_backbone, default_norm, has_offline_weights
 from pir.encoder.device import resolve_device
+from pir.errors import EncoderLoadError
 from pir.ingest.images import load_line_art, to_line_art
 
 if TYPE_CHECKING:
@@ -321,6 +322,7 @@ def load_encoder(
         FileNotFoundError: a directory without ``config.json``/``model.safetensors``.
         ValueError: an unknown backbone name.
         pir.encoder.device.DeviceError: CUDA asked for but not available.
+        pir.errors.EncoderLoadError: weights that are corrupt, empty or of another shape (one line naming the file).
     """
     dev = resolve_device(device)
     path = Path(spec)
@@ -338,10 +340,23 @@ def load_encoder(
             pretrained=False,
             image_weight=config.image_weight,
         )
-        state = load_file(str(w_file))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            state = load_file(str(w_file))
+        except Exception as e:  # noqa: BLE001  (SafetensorError, OSError: corrupt, truncated or empty file)
+            raise EncoderLoadError(
+                f"{w_file}: not readable safetensors weights ({' '.join(str(e).split())[:200]}); "
+                "copy the encoder directory again or retrain it"
+            ) from None
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a tensor of another shape
+            shapes = [ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln]
+            raise EncoderLoadError(
+                f"{w_file}: weights do not fit {cfg_file.name} (backbone {config.backbone}, projector "
+                f"{config.projector}, embed_dim {config.embed_dim}): {(shapes or [str(e)])[0][:240]}"
+            ) from None
         if missing or unexpected:
-            raise RuntimeError(
+            raise EncoderLoadError(
                 f"{w_file}: weights do not match {config.backbone} (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
         return ImageEncoder(config, model, dev)

@@ -2,6 +2,10 @@
 
 The API key is sent as a bearer token and nowhere else: it is never logged, never part of an error message and never
 in a ``repr``.
+
+Credentials: a base URL with a ``user:password@`` sends them as HTTP basic auth (the request URL itself carries no
+userinfo, so no log line can show it); an API key sends ``Authorization: Bearer KEY``. Both go in the one
+``Authorization`` header, so a URL with credentials *and* an API key is refused with one line (keep one of them).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import SecretStr
@@ -47,18 +52,27 @@ class ChatClient:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.shown_url = redact_url(self.url)  # for logs and errors: never the password of a user:pass@ URL
+        url, basic = split_userinfo(base_url.rstrip("/") + "/chat/completions")
+        self.url = url  # without userinfo: what httpx logs and what errors show
+        self.shown_url = redact_url(base_url.rstrip("/") + "/chat/completions")  # user:***@ kept as a hint
         self.model = model
         self.max_retries = max(0, int(max_retries))
         self.backoff = backoff
         self.max_backoff = max_backoff
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        self._secret = key or None
+        self._secret = key.strip() if key and key.strip() else None
+        if basic and self._secret:
+            raise ValueError(
+                f"{self.shown_url}: the URL has a user:password and an API key is set too; both would be the "
+                "Authorization header: keep one (the URL's credentials for basic auth, or the key for Bearer)"
+            )
         headers = {"Content-Type": "application/json"}
         if self._secret:
             headers["Authorization"] = f"Bearer {self._secret}"
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout), headers=headers)
+        self._secrets = [x for x in (self._secret, basic[1] if basic else None) if x]
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout), headers=headers, auth=httpx.BasicAuth(*basic) if basic else None
+        )
         self._lock = threading.Lock()
         self.calls = 0
 
@@ -69,7 +83,9 @@ class ChatClient:
         self._client.close()
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
@@ -120,6 +136,15 @@ class ChatClient:
                 )
                 time.sleep(delay)
         raise EnrichError(f"{self.shown_url} failed after {self.max_retries + 1} attempts: {last}")
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``(url without userinfo, (user, password))`` (percent-decoded), or ``(url, None)`` when it has none."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host)), (unquote(parts.username or ""), unquote(parts.password or ""))
 
 
 def _parse_retry_after(value: str) -> float | None:

@@ -109,7 +109,7 @@ def _iter_generic(
     sidecar: str | Path | None,
     normalize_ids: bool,
 ) -> Iterator[PatentFigure]:
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # figure key -> where it was first read
     if root.is_file() and not is_image(root):
         sidecar = root
         root = root.parent
@@ -122,9 +122,9 @@ def _iter_generic(
         figures = _read_folder(root, issues, normalize_ids)
     for fig, where in figures:
         if fig.key in seen:
-            issues.append(ReadIssue(where, f"duplicate figure {fig.key}; skipped"))
+            issues.append(ReadIssue(where, f"duplicate figure {fig.key} (first read from {seen[fig.key]}); skipped"))
             continue
-        seen.add(fig.key)
+        seen[fig.key] = where
         yield fig
 
 
@@ -380,10 +380,10 @@ def _read_folder(root: Path, issues: list[ReadIssue], normalize_ids: bool) -> It
         elif is_image(p):
             yield _figure_from_name(p, None, normalize_ids)
     for d in entries:
-        if d.name.startswith(".") or not d.is_dir():
-            continue
+        if d.name.startswith(".") or not d.is_dir() or not may_open(d):
+            continue  # a folder linked from outside is reported once, by its own path; its files are never listed
         for dirpath, dirnames, filenames in os.walk(d, followlinks=True):
-            dirnames[:] = sorted(x for x in dirnames if not x.startswith("."))
+            dirnames[:] = sorted(x for x in dirnames if not x.startswith(".") and may_open(Path(dirpath) / x))
             for f in sorted(filenames):
                 p = Path(dirpath) / f
                 if f.startswith("."):

@@ -30,8 +30,8 @@ DEFAULT_TEXT_WEIGHT = 0.9
 
 #: Most drawings (views of one design) in one search.
 MAX_DRAWINGS = 7
-#: Longest query words (characters): a whole abstract fits; 100 KB of text would take tens of seconds to embed.
-MAX_WORDS_CHARS = 2000
+#: Longest query words (characters): a title and a few part names; 100 KB of text took 40 s to embed.
+MAX_WORDS_CHARS = 500
 #: Most hits one search may ask for.
 MAX_K = 1000
 #: Most figures marked relevant / not relevant.

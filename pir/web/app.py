@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.requests import ClientDisconnect
 
 from pir.config import Settings
 from pir.web.engine import Engine, WebError
@@ -103,6 +104,81 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class BodyTimeout:
+    """ASGI middleware: a request body must arrive within ``timeout`` seconds of the route starting to read it,
+    else 408 (a client that sends headers and then stalls cannot hold a connection and a search slot forever)."""
+
+    def __init__(self, app: Any, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+
+        async def bounded() -> Any:
+            nonlocal deadline
+            if deadline is None:
+                deadline = loop.time() + self.timeout
+            try:
+                return await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.info("request body not received within %g s: 408", self.timeout)
+                raise WebError(408, f"request body not received within {self.timeout:g} s") from None
+
+        await self.app(scope, bounded, send)
+
+
+def bounded_h11(header_timeout: float) -> type:
+    """uvicorn's h11 protocol with a header timeout: a connection that has not sent a complete request line and
+    headers within ``header_timeout`` seconds (of connecting, or of its last response) is closed. uvicorn itself
+    only times out idle keep-alive connections, so a client trickling a header forever would hold its socket."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # lazy: start-up (uvicorn)
+
+    class BoundedH11Protocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(header_timeout, self._header_timeout)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_timeout(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                log.info("closed a connection from %s: no complete request headers within %g s", self.client,
+                         header_timeout)  # fmt: skip
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def handle_events(self) -> None:
+            before = self.cycle
+            super().handle_events()
+            if self.cycle is not before:  # a request's headers arrived
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request's headers are bounded too (the keep-alive timer closes idle ones)
+
+    return BoundedH11Protocol
+
+
 def create_app(
     settings: Settings,
     serve: ServeSettings | None = None,
@@ -155,6 +231,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     max_body = serve.max_images * serve.max_upload_bytes + (1 << 20)
     app.add_middleware(BodyLimit, limit=max_body)  # bodies without Content-Length (chunked) too
+    app.add_middleware(BodyTimeout, timeout=serve.body_timeout)
     _add_guards(app, ctx, max_body)
     app.include_router(api_router(ctx))
     app.include_router(page_router(ctx))
@@ -204,6 +281,12 @@ def _add_guards(app: FastAPI, ctx: WebContext, max_body: int) -> None:
     async def web_error(request: Request, exc: WebError) -> Response:
         return ctx.error(request, exc.status, str(exc))
 
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        log.info("client disconnected during %s %s (request not finished; nothing done)", request.method,
+                 request.url.path)  # fmt: skip
+        return Response(status_code=400)  # nobody reads it
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.exception("internal error on %s %s", request.method, request.url.path)
@@ -224,8 +307,12 @@ def serve(settings: Settings, serve: ServeSettings | None = None) -> None:
     """
     import uvicorn  # lazy: start-up (uvicorn)
 
+    from pir.errors import install_log_redaction, settings_secrets
+
     serve = serve or get_serve_settings()
+    host = bind_host(serve.host)
     check_bind(serve)
+    install_log_redaction(settings_secrets(settings, serve))
     engine = Engine(settings, serve)  # encoder + store now: a store held elsewhere is a one-line error, not a traceback
     try:
         app = create_app(settings, serve, engine=engine)
@@ -236,10 +323,38 @@ def serve(settings: Settings, serve: ServeSettings | None = None) -> None:
         "pir serve: %s figures, encoder %s; http://%s:%s/",
         engine.store.count(),
         engine.encoder.name,
-        serve.host,
+        f"[{host}]" if ":" in host else host,
         serve.port,
     )
-    uvicorn.run(app, host=serve.host, port=serve.port, log_level="info", access_log=False, server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=serve.port,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+        http=bounded_h11(serve.header_timeout),
+        timeout_keep_alive=max(1, round(serve.keep_alive_timeout)),
+    )
+
+
+def bind_host(host: str) -> str:
+    """The address uvicorn binds: ``[::1]`` (URL form) becomes ``::1``; other hosts unchanged.
+
+    Raises:
+        ValueError: an address in brackets that is not an IPv6 address.
+    """
+    import ipaddress
+
+    h = host.strip()
+    if h.startswith("[") or h.endswith("]"):
+        inner = h.strip("[]")
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise ValueError(f"--host {host}: brackets are for IPv6 addresses only (e.g. [::1])") from None
+        return inner
+    return h
 
 
 def app_from_env() -> FastAPI:

@@ -27,6 +27,11 @@ class ServeSettings(BaseModel):
     #: Uploaded query drawings kept (under their sha256, so searches can be reloaded from their URL); beyond this
     #: many MiB the least recently used are deleted (their URLs then ask for the drawing again).
     max_stored_mb: int = 2048
+    #: Slow clients: seconds a connection may take to send a request's headers, and a request's body once the route
+    #: reads it (408 beyond); an idle keep-alive connection is closed after ``keep_alive_timeout`` s.
+    header_timeout: float = 10.0
+    body_timeout: float = 120.0
+    keep_alive_timeout: float = 5.0
 
 
 class _Env(BaseSettings):

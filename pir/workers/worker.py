@@ -109,7 +109,20 @@ def run_worker(settings: Settings, **options: Any) -> None:
             resolve_device(settings.encoder.device)
         except DeviceError as e:
             raise WorkerConfigError(str(e)) from e
+    _redact_logs(settings, str(options.get("loglevel", "INFO")))
     for line in persistence_warnings(settings):
         log.warning(line)
     app = create_app(settings)
     app.worker_main(argv=argv)
+
+
+def _redact_logs(settings: Settings, loglevel: str) -> None:
+    """Every log record of the worker (and its forked children) without URL passwords or API keys; the loggers
+    that print request URLs stay at WARNING below DEBUG."""
+    import logging
+
+    from pir.errors import install_log_redaction, settings_secrets
+
+    install_log_redaction(settings_secrets(settings))
+    for name in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.DEBUG if loglevel.upper() == "DEBUG" else logging.WARNING)
