@@ -75,7 +75,12 @@ def build_request(drawings: list[str], given: dict[str, Any]) -> Any:
     try:
         return SearchRequest.model_validate(data)
     except ValidationError as e:
-        raise click.UsageError(error_line(e, name=lambda f: "--" + f.replace("_", "-"))) from None
+        raise click.UsageError(error_line(e, name=_flag)) from None
+
+
+def _flag(field: str) -> str:
+    """The flag a user types for a request field (``words`` -> ``--text``)."""
+    return (_FLAG_ALIASES.get(field) or ("--" + field.replace("_", "-"),))[0]
 
 
 @main.command()

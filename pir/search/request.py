@@ -153,11 +153,15 @@ class SearchRequest(BaseModel):
     def _dedupe(cls, v: list[str]) -> list[str]:
         return list(dict.fromkeys(s.strip() for s in v if s and s.strip()))
 
-    @field_validator("min_score", mode="after")
+    @field_validator("min_score", "text_weight", mode="before")
     @classmethod
-    def _finite(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("must be a finite number")
+    def _finite(cls, v: object) -> object:
+        try:
+            bad = v is not None and not math.isfinite(float(v))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return v  # not a number: the field's own type check says so
+        if bad:
+            raise ValueError(f"{v}: not a finite number")
         return v
 
     @model_validator(mode="after")
