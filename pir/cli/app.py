@@ -130,8 +130,7 @@ def main(ctx: click.Context, data_dir: Path | None, device: str | None, verbose:
     """pir: find prior-art patent drawings similar to a new one."""
     from pir.errors import install_log_redaction, settings_secrets
 
-    install_log_redaction()  # URL passwords from the very first record; the settings' secrets below
-    setup_logging(verbose)
+    setup_logging(verbose)  # URL passwords redacted from the very first record; the settings' secrets below
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
