@@ -48,7 +48,7 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pir.synth import synthesize_corpus
 
     out = tmp_path_factory.mktemp("synth") / "corpus"
-    synthesize_corpus(out, patents=12, seed=3)
+    synthesize_corpus(out, patents=6, seed=3)
     return out
 
 
@@ -146,16 +146,16 @@ def test_baseline_and_ablation_rows_share_queries_and_carry_intervals(
             assert lo - 1e-9 <= r.report.overall[m] <= hi + 1e-9, (r.label, m)
     para = [r for r in rows if r.query_text == "paraphrase"]
     assert all(r.n_queries_not_paraphrased is not None and r.n_queries_not_paraphrased < len(first) for r in para)
-    # title-only is what it says: a query whose exact title is in the reachable gallery finds such a figure first
+    # title-only is what it says: the gallery title nearest to the query's title (MiniLM cosine, computed here)
+    from pir.search.words import get_text_encoder
+
+    te = get_text_encoder(settings)
     (title_row,) = [r for r in rows if r.method == "title-only" and r.query_text == "title"]
-    checked = 0
-    for qi, ranked in zip(title_row.query_items, title_row.rankings, strict=True):
+    for qi, ranked in list(zip(title_row.query_items, title_row.rankings, strict=True))[:5]:
         q = bench.items[qi]
-        same = [g for g in bench.gallery if bench.items[g].title == q.title and bench.items[g].patent_id != q.patent_id]
-        if same and ranked:
-            assert bench.items[ranked[0]].title == q.title
-            checked += 1
-    assert checked > 0
+        pool = [g for g in bench.gallery if bench.items[g].patent_id != q.patent_id]
+        sims = te.encode([bench.items[g].title for g in pool]) @ te.encode([q.title])[0]
+        assert ranked[0] in pool and sims[pool.index(ranked[0])] == pytest.approx(sims.max(), abs=1e-5)
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     saved = data["results"]["synthetic"]
     assert all(s["n_queries"] == len(first) and set(s["intervals"]) == {"map", "recall@10", "mrr@10"} for s in saved)

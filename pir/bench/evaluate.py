@@ -77,6 +77,29 @@ def parse_modes(spec: str | Sequence[str]) -> tuple[Mode, ...]:
     return tuple(dict.fromkeys(parts))  # type: ignore[arg-type]
 
 
+class MemoTextEncoder:
+    """The frozen text encoder with a memory of what it embedded: a bench asks the same query words in every words
+    mode, enrichment level and method, and :func:`pir.search.service.search_hybrid` embeds them per query. Every
+    other attribute is the wrapped encoder's (its ``name`` is checked against the collection's)."""
+
+    def __init__(self, encoder: Any) -> None:
+        self._encoder = encoder
+        self._memo: dict[str, np.ndarray] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        """The wrapped ``encode``, each distinct text embedded once per bench run."""
+        texts = list(texts)
+        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if todo:
+            self._memo.update(zip(todo, self._encoder.encode(todo, **kwargs), strict=True))
+        if not texts:
+            return np.zeros((0, self._encoder.dim), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
+
+
 def parse_choices(spec: str | Sequence[str], allowed: Sequence[str], what: str) -> tuple[str, ...]:
     """``"a,b"`` (or a list, repeatable values joined) -> the values in order, de-duplicated; ValueError on an
     unknown one."""
@@ -136,7 +159,7 @@ def labelling_warnings(bench: BenchSet, q_idx: Sequence[int], words: dict[str, S
     at class level measures that extraction, not retrieval. Elsewhere the share of queries whose words contain
     their own class label is reported when any do.
     """
-    if bench.relevance != "class":
+    if bench.relevance != "class" or not words:
         return []
     out: list[str] = []
     if bench.protocol == "deeppatent2":
@@ -247,6 +270,7 @@ def query_store(
     k: int,
     flt: SearchFilter | None,
     settings: Settings,
+    text_encoder: Any | None = None,
     **fusion: Any,
 ) -> list[Any]:
     """One query in one mode through the product's :func:`pir.search.service.search_hybrid` (image-only = the kNN
@@ -260,7 +284,7 @@ def query_store(
     image = vector if mode != "text" else None
     if image is None and not text:
         return []
-    te = get_text_encoder(settings) if text else None
+    te = (text_encoder or get_text_encoder(settings)) if text else None
     resp = search_hybrid(store, settings, image_vector=image, text=text, text_encoder=te, k=k, filter=flt, **fusion)
     return list(resp.results)
 
@@ -275,10 +299,11 @@ def search_rankings(
     g_pos: dict[str, int],
     depth: int,
     settings: Settings,
+    text_encoder: Any | None = None,
     **fusion: Any,
 ) -> list[list[int]]:
     """Ranked gallery positions per query from the store, the query itself (and, for class relevance, its patent)
-    excluded by the search filter."""
+    excluded by the search filter (``text_encoder``: e.g. a :class:`MemoTextEncoder`; default the settings')."""
     from pir.search.store import SearchFilter
 
     out: list[list[int]] = []
@@ -287,7 +312,7 @@ def search_rankings(
         flt = SearchFilter(exclude_ids=[item.point_id])
         if bench.exclude_same_patent:
             flt.exclude_patents = [item.patent_id]
-        hits = query_store(store, mode, q_vecs[j], q_words[j], depth, flt, settings, **fusion)
+        hits = query_store(store, mode, q_vecs[j], q_words[j], depth, flt, settings, text_encoder, **fusion)
         ranked = [g_pos[h.id] for h in hits if h.id != item.point_id and h.id in g_pos]
         out.append(ranked[:depth])
     return out
@@ -464,6 +489,7 @@ def evaluate_method(
     n_bootstrap: int = N_BOOTSTRAP,
     ci_seed: int = CI_SEED,
     warnings: list[str] | None = None,
+    text_encoder: Any | None = None,
 ) -> list[MethodResult]:
     """Embed (through the cache), store the gallery with the product's ingest once per enrichment level, search
     every query in each mode and words variant, and score the rankings (with bootstrap intervals).
@@ -496,6 +522,8 @@ def evaluate_method(
             the image encoder, so a second encoder reuses them (one dict per run).
         n_bootstrap: Bootstrap resamples per interval; ci_seed: their seed.
         warnings: Collects :func:`labelling_warnings`.
+        text_encoder: The query-side text encoder (default: a :class:`MemoTextEncoder` of the settings' encoder;
+            pass one per run to embed each query's words once).
     """
     t0 = time.perf_counter()
     needed, emb, row_of, q_idx, g_idx = _embed_set(bench, encoder, settings, cache)
@@ -527,6 +555,11 @@ def evaluate_method(
     }
     if warnings is not None:
         warnings.extend(w for w in labelling_warnings(bench, q_idx, words) if w not in warnings)
+    if word_modes:
+        from pir.search.words import get_text_encoder
+
+        text_encoder = text_encoder or MemoTextEncoder(get_text_encoder(settings))
+        text_encoder.encode(list(dict.fromkeys(w for ws in words.values() for w in ws if w)))  # one batched pass
     g_pos = {bench.items[i].point_id: p for p, i in enumerate(g_idx)}
     head = _head(bench, g_idx)
     boot = {"n_resamples": n_bootstrap, "seed": ci_seed}
@@ -578,7 +611,7 @@ def evaluate_method(
                     else:
                         rankings = search_rankings(
                             store, bench, mode, q_idx, q_vecs, words[how] if how else [None] * len(q_idx), g_pos,
-                            fetch, s_level, text_weight=text_weight, fusion=fusion,
+                            fetch, s_level, text_encoder, text_weight=text_weight, fusion=fusion,
                         )  # fmt: skip
                         if mode == "text" and words_memo is not None:
                             words_memo[memo_key] = rankings

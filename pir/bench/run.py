@@ -20,6 +20,7 @@ from pir.bench.datasets import BenchSet, LabelFrom, Relevance, deeppatent2_set, 
 from pir.bench.evaluate import (
     ENRICH_LEVELS,
     QUERY_TEXTS,
+    MemoTextEncoder,
     QueryText,
     StoreKind,
     evaluate_method,
@@ -153,6 +154,11 @@ def run_benchmark(
         fusion=fusion, bootstrap={"n_resamples": n_bootstrap, "level": CI_LEVEL, "seed": CI_SEED, "unit": "query"},
     )  # fmt: skip
     words_memo: dict[tuple[Any, ...], list[list[int]]] = {}
+    text_encoder = None
+    if any(m != "image" for m in mode_list):
+        from pir.search.words import get_text_encoder
+
+        text_encoder = MemoTextEncoder(get_text_encoder(settings))
     with_baseline: set[str] = set()
     t_run = time.perf_counter()
     with EmbeddingCache.for_settings(settings.cache_dir) as cache:
@@ -164,7 +170,7 @@ def run_benchmark(
                         bench, enc, settings, cache, method=label, modes=mode_list, query_text=variants, k=k,
                         ks=ks, store_kind=store_kind, enrich_levels=levels, text_weight=text_weight, fusion=fusion,
                         baselines=baselines and bench.name not in with_baseline, words_memo=words_memo,
-                        n_bootstrap=n_bootstrap, warnings=run.warnings,
+                        n_bootstrap=n_bootstrap, warnings=run.warnings, text_encoder=text_encoder,
                     )  # fmt: skip
                     with_baseline.add(bench.name)
                 except ValueError as e:
