@@ -544,6 +544,7 @@ def evaluate_method(
         enrich_levels or [settings.enrich.level if enrich else "none"], ENRICH_LEVELS, "enrichment level"
     )
     word_modes = [m for m in modes if m != "image"]
+    levels = levels if word_modes else levels[:1]  # image rows do not depend on the gallery's words
     words = {
         how: [query_words(bench.items[i].as_figure(), how, bench.relevance) for i in q_idx]  # type: ignore[arg-type]
         for how in (variants if word_modes else ())
