@@ -40,6 +40,7 @@ import numpy as np
 
 from pir.bench.cache import EmbeddingCache, cache_key, embed_paths
 from pir.bench.datasets import BenchSet, Relevance
+from pir.bench.metrics import CI_SEED, N_BOOTSTRAP, metric_intervals, per_query_metrics
 from pir.bench.results import MODES, MethodResult, Mode
 from pir.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings, split_head_tail
 from pir.search.store import DEFAULT_TEXT_WEIGHT
@@ -56,8 +57,13 @@ FULL_RANKING_MAX = 2000
 DEFAULT_DEPTH = 100
 CURVE_MAX_K = 20
 StoreKind = Literal["edge", "memory"]
-QueryText = Literal["auto", "title", "caption", "title+caption"]
-QUERY_TEXTS: tuple[str, ...] = ("auto", "title", "caption", "title+caption")
+QueryText = Literal["auto", "title", "caption", "title+caption", "paraphrase"]
+QUERY_TEXTS: tuple[str, ...] = ("auto", "title", "caption", "title+caption", "paraphrase")
+EnrichLevel = Literal["none", "aliases", "full"]
+ENRICH_LEVELS: tuple[str, ...] = ("none", "aliases", "full")
+#: Method label of the plain baseline row: query words vs each gallery figure's title, cosine of the frozen text
+#: encoder; no store, no fusion, no enrichment, no class information.
+TITLE_ONLY = "title-only"
 #: Extra keys a reader may put in ``PatentFigure.extra`` that are kept for class-level relevance (no class facts).
 _SAFE_EXTRA = ("sheet", "figures", "figure_mapping", "kind", "number_of_figures", "number_of_sheets")
 
@@ -71,21 +77,116 @@ def parse_modes(spec: str | Sequence[str]) -> tuple[Mode, ...]:
     return tuple(dict.fromkeys(parts))  # type: ignore[arg-type]
 
 
-def leak_free(figure: PatentFigure) -> PatentFigure:
-    """The figure without any class information (label, USPC/Locarno/CPC codes, unknown extra fields).
+class MemoTextEncoder:
+    """The frozen text encoder with a memory of what it embedded: a bench asks the same query words in every words
+    mode, enrichment level and method, and :func:`pir.search.service.search_hybrid` embeds them per query. Every
+    other attribute is the wrapped encoder's (its ``name`` is checked against the collection's)."""
+
+    def __init__(self, encoder: Any) -> None:
+        self._encoder = encoder
+        self._memo: dict[str, np.ndarray] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        """The wrapped ``encode``, each distinct text embedded once per bench run."""
+        texts = list(texts)
+        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if todo:
+            self._memo.update(zip(todo, self._encoder.encode(todo, **kwargs), strict=True))
+        if not texts:
+            return np.zeros((0, self._encoder.dim), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
+
+
+def parse_choices(spec: str | Sequence[str], allowed: Sequence[str], what: str) -> tuple[str, ...]:
+    """``"a,b"`` (or a list, repeatable values joined) -> the values in order, de-duplicated; ValueError on an
+    unknown one."""
+    raw = [spec] if isinstance(spec, str) else list(spec)
+    parts = [p.strip() for item in raw for p in str(item).split(",") if p.strip()]
+    bad = [p for p in parts if p not in allowed]
+    if bad or not parts:
+        raise ValueError(f"unknown {what} {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(parts))
+
+
+def _same_name(a: str | None, b: str | None) -> bool:
+    norm = [" ".join(re.sub(r"[^a-z0-9]+", " ", (x or "").lower()).split()) for x in (a, b)]
+    return bool(norm[0]) and norm[0] == norm[1]
+
+
+def leak_free(figure: PatentFigure, label: str | None = None) -> PatentFigure:
+    """The figure without any class information (label, USPC/Locarno/CPC codes, unknown extra fields, and the
+    object name when the object name is the class).
 
     What class-level relevance stores: the enrichment then runs without class titles and neither the payload's
-    words nor the text/BM25 vectors can carry the label.
+    words nor the text/BM25 vectors can carry the label. In the DeepPatent2 layout the class *is* the object name
+    (``label`` = the bench item's label, or the figure's own ``class_label``): the object name is blanked, so that
+    enrichment takes the object from the title or caption (:func:`pir.enrich.inputs.object_name_of`).
     """
     extra = {k: v for k, v in figure.extra.items() if k in _SAFE_EXTRA}
-    return figure.model_copy(update={"class_label": None, "uspc": [], "locarno": [], "cpc": [], "extra": extra})
+    update: dict[str, Any] = {"class_label": None, "uspc": [], "locarno": [], "cpc": [], "extra": extra}
+    if figure.object_name and (
+        _same_name(figure.object_name, label) or _same_name(figure.object_name, figure.class_label)
+    ):
+        update["object_name"] = None
+    return figure.model_copy(update=update)
+
+
+def gallery_figures(bench: BenchSet, g_idx: Sequence[int]) -> list[PatentFigure]:
+    """The gallery figures as the bench stores them: for class-level relevance :func:`leak_free` (with each item's
+    label, so an object name that is the class is blanked too)."""
+    figures = [bench.items[i].as_figure() for i in g_idx]
+    if bench.relevance != "class":
+        return figures
+    return [leak_free(f, bench.items[i].label) for f, i in zip(figures, g_idx, strict=True)]
+
+
+def _contains_label(words: str | None, label: str | None) -> bool:
+    """Whether the class label appears, as whole words, in the query's words."""
+    if not words or not label:
+        return False
+    norm = " " + " ".join(re.sub(r"[^a-z0-9]+", " ", words.lower()).split()) + " "
+    lab = " ".join(re.sub(r"[^a-z0-9]+", " ", label.lower()).split())
+    return bool(lab) and f" {lab} " in norm
+
+
+def labelling_warnings(bench: BenchSet, q_idx: Sequence[int], words: dict[str, Sequence[str | None]]) -> list[str]:
+    """Warnings for class-level relevance when the query's words and the class labels come from the same text.
+
+    On DeepPatent2 the object name (the class) was extracted from the figure's title or caption, so a words query
+    at class level measures that extraction, not retrieval. Elsewhere the share of queries whose words contain
+    their own class label is reported when any do.
+    """
+    if bench.relevance != "class" or not words:
+        return []
+    out: list[str] = []
+    if bench.protocol == "deeppatent2":
+        out.append(
+            f"{bench.name}: the class label is DeepPatent2's object name, which was extracted from each figure's title "
+            "or caption; words-mode rows at class level measure that labelling, not retrieval (compare image mode)"
+        )
+    for how, ws in words.items():
+        n = sum(_contains_label(w, bench.items[i].label) for i, w in zip(q_idx, ws, strict=True))
+        if n:
+            out.append(
+                f"{bench.name}: query words '{how}' contain the query's own class label in {n} of {len(ws)} queries "
+                "(labels and words come from the same text)"
+            )
+    return out
 
 
 def query_words(figure: PatentFigure, how: QueryText, relevance: Relevance) -> str | None:
-    """The words a query brings: its title (``auto`` adds the figure caption where relevance is patent-level).
+    """The words a query brings: its title (``auto`` adds the figure caption where relevance is patent-level;
+    ``paraphrase``: the title with its object said another way, see :mod:`pir.bench.paraphrase`, else the title).
 
     The caption is the figure's own text (``FIG. 1 is a perspective view of ...``). Never the class label.
     """
+    if how == "paraphrase":
+        from pir.bench.paraphrase import paraphrase_title
+
+        return paraphrase_title(figure.title) or (figure.title.strip() if figure.title else None)
     if how == "auto":
         how = "title" if relevance == "class" else "title+caption"
     parts = []
@@ -169,6 +270,7 @@ def query_store(
     k: int,
     flt: SearchFilter | None,
     settings: Settings,
+    text_encoder: Any | None = None,
     **fusion: Any,
 ) -> list[Any]:
     """One query in one mode through the product's :func:`pir.search.service.search_hybrid` (image-only = the kNN
@@ -182,7 +284,7 @@ def query_store(
     image = vector if mode != "text" else None
     if image is None and not text:
         return []
-    te = get_text_encoder(settings) if text else None
+    te = (text_encoder or get_text_encoder(settings)) if text else None
     resp = search_hybrid(store, settings, image_vector=image, text=text, text_encoder=te, k=k, filter=flt, **fusion)
     return list(resp.results)
 
@@ -197,10 +299,11 @@ def search_rankings(
     g_pos: dict[str, int],
     depth: int,
     settings: Settings,
+    text_encoder: Any | None = None,
     **fusion: Any,
 ) -> list[list[int]]:
     """Ranked gallery positions per query from the store, the query itself (and, for class relevance, its patent)
-    excluded by the search filter."""
+    excluded by the search filter (``text_encoder``: e.g. a :class:`MemoTextEncoder`; default the settings')."""
     from pir.search.store import SearchFilter
 
     out: list[list[int]] = []
@@ -209,7 +312,7 @@ def search_rankings(
         flt = SearchFilter(exclude_ids=[item.point_id])
         if bench.exclude_same_patent:
             flt.exclude_patents = [item.patent_id]
-        hits = query_store(store, mode, q_vecs[j], q_words[j], depth, flt, settings, **fusion)
+        hits = query_store(store, mode, q_vecs[j], q_words[j], depth, flt, settings, text_encoder, **fusion)
         ranked = [g_pos[h.id] for h in hits if h.id != item.point_id and h.id in g_pos]
         out.append(ranked[:depth])
     return out
@@ -223,8 +326,9 @@ def score_rankings(
     depth: int,
     ks: Sequence[int],
     head: set[str],
-) -> tuple[RetrievalReport, dict[int, float]]:
-    """Metrics of store rankings (gallery positions) and the Recall@K curve (K = 1..20)."""
+) -> tuple[RetrievalReport, dict[int, float], dict[str, np.ndarray]]:
+    """Metrics of store rankings (gallery positions), the Recall@K curve (K = 1..20) and the per-query values
+    (:func:`pir.bench.metrics.per_query_metrics`, for the bootstrap intervals)."""
     q_lab, g_lab = _labels(bench, q_idx), _labels(bench, g_idx)
     g_lab_arr = np.asarray(g_lab, dtype=object)
     g_pat_arr = np.asarray([bench.items[i].patent_id for i in g_idx], dtype=object)
@@ -239,10 +343,58 @@ def score_rankings(
             mask &= g_pat_arr != q.patent_id
         n_rel.append(int(mask.sum()))
     report = evaluate_rankings(rel_lists, n_rel, q_lab, ks=ks, head_classes=head)
+    per_query = per_query_metrics(rel_lists, n_rel, ks)
     curve_ks = list(range(1, min(CURVE_MAX_K, len(g_idx)) + 1))
     curve_rel = [[g_lab[p] == q_lab[j] for p in ranked] for j, ranked in enumerate(rankings)]
     curve_rep = evaluate_rankings(curve_rel, n_rel, q_lab, ks=curve_ks, head_classes=head)
-    return report, {kk: curve_rep.overall[f"recall@{kk}"] for kk in curve_ks}
+    return report, {kk: curve_rep.overall[f"recall@{kk}"] for kk in curve_ks}, per_query
+
+
+def title_only_rankings(
+    bench: BenchSet,
+    q_idx: Sequence[int],
+    g_idx: Sequence[int],
+    q_words: Sequence[str | None],
+    depth: int,
+    settings: Settings,
+) -> list[list[int]]:
+    """The plain baseline: each query's words against each gallery figure's title, cosine of the frozen text
+    encoder (through the text-embedding cache), exact ranking in numpy; no store, no fusion, no enrichment and
+    no class information. The same exclusions as the store queries (the query itself; its patent for class
+    relevance); a gallery figure without a title ranks last, a query without words ranks nothing."""
+    from pir.search.words import get_text_encoder, open_text_cache
+
+    te = get_text_encoder(settings)
+    titles = [" ".join((bench.items[i].title or "").split()) for i in g_idx]
+    texts = list(dict.fromkeys([t for t in titles if t] + [w for w in q_words if w]))
+    if not texts:
+        return [[] for _ in q_idx]
+    cache = open_text_cache(settings)
+    try:
+        emb = cache.encode(te, texts, batch_size=settings.text.batch_size) if cache else te.encode(texts)
+    finally:
+        if cache is not None:
+            cache.close()
+    emb = np.asarray(emb, dtype=np.float32)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    row = {t: r for r, t in enumerate(texts)}
+    g_has = np.asarray([bool(t) for t in titles])
+    g_mat = np.stack([emb[row[t]] if t else np.zeros(emb.shape[1], np.float32) for t in titles])
+    g_key = np.asarray([bench.items[i].key for i in g_idx], dtype=object)
+    g_pat = np.asarray([bench.items[i].patent_id for i in g_idx], dtype=object)
+    out: list[list[int]] = []
+    for i, w in zip(q_idx, q_words, strict=True):
+        if not w:
+            out.append([])
+            continue
+        sim = (g_mat @ emb[row[w]]).astype(np.float64)
+        sim[~g_has] = -np.inf
+        keep = g_key != bench.items[i].key
+        if bench.exclude_same_patent:
+            keep &= g_pat != bench.items[i].patent_id
+        order = np.argsort(-sim, kind="stable")
+        out.append([int(p) for p in order if keep[p]][:depth])
+    return out
 
 
 def _labels(bench: BenchSet, idx: Sequence[int]) -> list[str]:
@@ -322,18 +474,29 @@ def evaluate_method(
     *,
     method: str,
     modes: Sequence[Mode] = ("image",),
-    query_text: QueryText = "auto",
+    query_text: QueryText | str | Sequence[str] = "auto",
     k: int | None = None,
     ks: Sequence[int] = (1, 5, 10),
     store_kind: StoreKind = "edge",
     enrich: bool = True,
+    enrich_levels: Sequence[str] | None = None,
+    baselines: bool = True,
     optimize: bool = True,
     keep_embeddings: bool = True,
     text_weight: float = DEFAULT_TEXT_WEIGHT,
     fusion: str = "rrf",
+    words_memo: dict[tuple[Any, ...], list[list[int]]] | None = None,
+    n_bootstrap: int = N_BOOTSTRAP,
+    ci_seed: int = CI_SEED,
+    warnings: list[str] | None = None,
+    text_encoder: Any | None = None,
 ) -> list[MethodResult]:
-    """Embed (through the cache), store the gallery with the product's ingest, search every query in each mode and
-    score the rankings. Returns one :class:`MethodResult` per mode.
+    """Embed (through the cache), store the gallery with the product's ingest once per enrichment level, search
+    every query in each mode and words variant, and score the rankings (with bootstrap intervals).
+
+    Rows: ``image`` once (it does not depend on the words); ``text`` and ``image+text`` per query-words variant
+    and enrichment level; with ``baselines`` and a words mode, one ``title-only`` row per words variant
+    (:func:`title_only_rankings`). All rows of one call score the same queries against the same gallery.
 
     Args:
         bench: The dataset.
@@ -342,16 +505,25 @@ def evaluate_method(
         cache: Embedding cache.
         method: Method label for the report.
         modes: ``image``, ``text``, ``image+text`` (see the module docstring).
-        query_text: The query's words: ``auto`` (title; title + caption for patent-level relevance), ``title``,
-            ``caption`` or ``title+caption``.
+        query_text: The query's words, one or several (comma-separated or a list): ``auto`` (title; title +
+            caption for patent-level relevance), ``title``, ``caption``, ``title+caption`` or ``paraphrase``.
         k: Store search depth; None = the whole gallery up to :data:`FULL_RANKING_MAX` figures, else 100.
         ks: Cut-offs of the reported @k metrics.
         store_kind: ``edge`` (Qdrant Edge on disk) or ``memory`` (qdrant-client ``:memory:``).
-        enrich: Generate the gallery's descriptions as ``pir ingest`` does (template backend by default).
+        enrich: Without ``enrich_levels``: the settings' ``enrich.level`` (True) or ``none`` (False).
+        enrich_levels: ``none`` / ``aliases`` / ``full``: each sets ``settings.enrich.level`` and stores the
+            gallery again (``none`` stores it without enrichment descriptions).
+        baselines: Add the ``title-only`` rows.
         optimize: Build the HNSW index after upserting (as ``pir ingest`` does).
         keep_embeddings: Keep embeddings and rankings on the results for plots.
         text_weight: The words' share in ``image+text`` mode (the search's slider, 0..1).
         fusion: ``rrf`` or ``weighted`` (score fusion inside Qdrant).
+        words_memo: Rankings of ``text`` mode by (dataset, words variant, level, gallery): they do not depend on
+            the image encoder, so a second encoder reuses them (one dict per run).
+        n_bootstrap: Bootstrap resamples per interval; ci_seed: their seed.
+        warnings: Collects :func:`labelling_warnings`.
+        text_encoder: The query-side text encoder (default: a :class:`MemoTextEncoder` of the settings' encoder;
+            pass one per run to embed each query's words once).
     """
     t0 = time.perf_counter()
     needed, emb, row_of, q_idx, g_idx = _embed_set(bench, encoder, settings, cache)
@@ -364,37 +536,95 @@ def evaluate_method(
     seconds = {"embed": round(time.perf_counter() - t0, 3)}
     exact = exact_report(bench, q_idx, g_idx, q_vecs, g_vecs, ks) if "image" in modes else None
     class_level = bench.relevance == "class"  # no label leakage: no class facts in the gallery's words
-    figures = [bench.items[i].as_figure() for i in g_idx]
-    figures = [leak_free(f) for f in figures] if class_level else figures
+    figures = gallery_figures(bench, g_idx)
     depth = min(k or (len(g_idx) if len(g_idx) <= FULL_RANKING_MAX else DEFAULT_DEPTH), len(g_idx))
     fetch = max(depth, min(CURVE_MAX_K, len(g_idx)))
-    words = [query_words(bench.items[i].as_figure(), query_text, bench.relevance) for i in q_idx]
+    variants = parse_choices(query_text, QUERY_TEXTS, "query words")
+    levels = parse_choices(
+        enrich_levels or [settings.enrich.level if enrich else "none"], ENRICH_LEVELS, "enrichment level"
+    )
+    word_modes = [m for m in modes if m != "image"]
+    levels = levels if word_modes else levels[:1]  # image rows do not depend on the gallery's words
+    words = {
+        how: [query_words(bench.items[i].as_figure(), how, bench.relevance) for i in q_idx]  # type: ignore[arg-type]
+        for how in (variants if word_modes else ())
+    }
+    n_same = {
+        how: sum(1 for i, w in zip(q_idx, ws, strict=True) if w and w.strip() == (bench.items[i].title or "").strip())
+        for how, ws in words.items()
+        if how == "paraphrase"
+    }
+    if warnings is not None:
+        warnings.extend(w for w in labelling_warnings(bench, q_idx, words) if w not in warnings)
+    if word_modes:
+        from pir.search.words import get_text_encoder
+
+        text_encoder = text_encoder or MemoTextEncoder(get_text_encoder(settings))
+        text_encoder.encode(list(dict.fromkeys(w for ws in words.values() for w in ws if w)))  # one batched pass
     g_pos = {bench.items[i].point_id: p for p, i in enumerate(g_idx)}
+    head = _head(bench, g_idx)
+    boot = {"n_resamples": n_bootstrap, "seed": ci_seed}
     results: list[MethodResult] = []
-    with gallery_store(settings, _collection_name(bench.name, cache_key(encoder)[:16]), store_kind) as store:
-        t1 = time.perf_counter()
-        vec_of = {f.key: g_vecs[p] for p, f in enumerate(figures)}
-        ingest_gallery(
-            store, figures, settings, encoder, vec_of, enrich=enrich, include_class=not class_level, optimize=optimize
-        )
-        seconds["ingest"] = round(time.perf_counter() - t1, 3)
-        base["store_backend"] = f"{store.backend}{'-memory' if store_kind == 'memory' else ''}"
-        for mode in modes:
-            t2 = time.perf_counter()
-            rankings = search_rankings(
-                store, bench, mode, q_idx, q_vecs, words, g_pos, fetch, settings, text_weight=text_weight, fusion=fusion
-            )
-            report, curve = score_rankings(bench, q_idx, g_idx, rankings, depth, ks, _head(bench, g_idx))
-            res = _mode_result(base, mode, report, exact, curve, depth, len(g_idx), query_text, words)
-            res.seconds = {**seconds, "search": round(time.perf_counter() - t2, 3)}
-            if keep_embeddings:
-                res.rankings = [[g_idx[p] for p in r[:CURVE_MAX_K]] for r in rankings]
-                res.query_items = q_idx
-                if mode == "image":
-                    res.embedded_items = [i for i in needed if i in row_of]
-                    res.embeddings = emb.vectors[[row_of[i] for i in res.embedded_items]]
-            log.info("bench %s / %s [%s]: map %.3f", bench.name, method, mode, res.report.overall["map"])
-            results.append(res)
+
+    def add(res: MethodResult, rankings: list[list[int]], per_query: dict[str, np.ndarray], t: float) -> None:
+        res.intervals = metric_intervals(per_query, **boot)
+        res.query_keys = [bench.items[i].key for i in q_idx]
+        res.seconds = {**seconds, "search": round(time.perf_counter() - t, 3)}
+        if keep_embeddings:
+            res.rankings = [[g_idx[p] for p in r[:CURVE_MAX_K]] for r in rankings]
+            res.query_items = q_idx
+        log.info("bench %s / %s [%s %s %s]: map %.3f", bench.name, res.method, res.mode, res.query_text,
+                 res.enrich, res.report.overall["map"])  # fmt: skip
+        results.append(res)
+
+    if baselines and word_modes:
+        for how in variants:
+            t = time.perf_counter()
+            rankings = title_only_rankings(bench, q_idx, g_idx, words[how], fetch, settings)
+            report, curve, per_query = score_rankings(bench, q_idx, g_idx, rankings, depth, ks, head)
+            res = _mode_result(
+                {**base, "method": TITLE_ONLY, "encoder": settings.text.model, "encoder_version": "", "dim": 0,
+                 "n_embedded_new": 0, "n_embedded_cached": 0, "n_failed_images": 0, "store_backend": "numpy"},
+                "text", report, None, curve, depth, len(g_idx), how, words[how],
+            )  # fmt: skip
+            res.enrich = "-"
+            res.n_queries_not_paraphrased = n_same.get(how)
+            add(res, rankings, per_query, t)
+    for li, level in enumerate(levels):
+        level_modes = [m for m in modes if m != "image" or li == 0]
+        s_level = settings.model_copy(update={"enrich": settings.enrich.model_copy(update={"level": level})})
+        collection = _collection_name(f"{bench.name}_{level}", cache_key(encoder)[:16])
+        with gallery_store(s_level, collection, store_kind) as store:
+            t1 = time.perf_counter()
+            vec_of = {f.key: g_vecs[p] for p, f in enumerate(figures)}
+            ingest_gallery(
+                store, figures, s_level, encoder, vec_of, enrich=level != "none", include_class=not class_level,
+                optimize=optimize,
+            )  # fmt: skip
+            seconds[f"ingest_{level}"] = round(time.perf_counter() - t1, 3)
+            base["store_backend"] = f"{store.backend}{'-memory' if store_kind == 'memory' else ''}"
+            for mode in level_modes:
+                for how in variants if mode != "image" else (None,):
+                    t2 = time.perf_counter()
+                    memo_key = (bench.name, how, level, tuple(g_idx), tuple(q_idx))
+                    if mode == "text" and words_memo is not None and memo_key in words_memo:
+                        rankings = words_memo[memo_key]
+                    else:
+                        rankings = search_rankings(
+                            store, bench, mode, q_idx, q_vecs, words[how] if how else [None] * len(q_idx), g_pos,
+                            fetch, s_level, text_encoder, text_weight=text_weight, fusion=fusion,
+                        )  # fmt: skip
+                        if mode == "text" and words_memo is not None:
+                            words_memo[memo_key] = rankings
+                    report, curve, per_query = score_rankings(bench, q_idx, g_idx, rankings, depth, ks, head)
+                    ws = words[how] if how else []
+                    res = _mode_result(base, mode, report, exact, curve, depth, len(g_idx), how or "", ws)
+                    res.enrich = "-" if mode == "image" else level
+                    res.n_queries_not_paraphrased = n_same.get(how) if how else None
+                    if keep_embeddings and mode == "image":
+                        res.embedded_items = [i for i in needed if i in row_of]
+                        res.embeddings = emb.vectors[[row_of[i] for i in res.embedded_items]]
+                    add(res, rankings, per_query, t2)
     return results
 
 

@@ -54,6 +54,18 @@ def markdown_table(run: BenchRun) -> str:
         f"{env.get('time')}. Recall@K = hit rate (any relevant item in the top K). Searched through the vector "
         "store; the query itself (and, for class relevance, its whole patent) is excluded."
     )
+    boot = env.get("bootstrap") or {}
+    if boot:
+        lines.append("")
+        lines.append(
+            f"Intervals: {round(100 * boot.get('level', 0.95))}% percentile bootstrap over queries "
+            f"({boot.get('n_resamples')} resamples, seed {boot.get('seed')}); n = evaluated queries. `title-only` = "
+            "the query words against each gallery title, plain cosine of the frozen text encoder (no store, no "
+            "fusion, no enrichment)."
+        )
+    if run.warnings:
+        lines.append("")
+        lines.extend(f"**Warning:** {w}" for w in run.warnings)
     lines.append("")
     by_name = {d["name"]: d for d in run.datasets}
     for name, results in run.results.items():
@@ -65,14 +77,18 @@ def markdown_table(run: BenchRun) -> str:
             f"gallery {d.get('n_gallery')} figures, {d.get('n_patents')} patents, {d.get('n_labels')} labels"
         )
         lines.append("")
-        lines.append("| method | mode | bucket | queries | " + " | ".join(heads) + " |")
-        lines.append("|---|---|---|---:|" + "---:|" * len(heads))
+        lines.extend(headline_table(results))
+        lines.append("")
+        lines.append("| method | mode | words | enrich | bucket | queries | " + " | ".join(heads) + " |")
+        lines.append("|---|---|---|---|---|---:|" + "---:|" * len(heads))
         for r in results:
             rep = r.report
             for bucket, n in (("overall", rep.n_queries), ("head", rep.n_queries_head), ("tail", rep.n_queries_tail)):
                 vals = getattr(rep, bucket)
                 cells = " | ".join(_fmt(vals.get(c)) for c in cols)
-                lines.append(f"| {r.method} | {r.mode} | {bucket} | {n} | {cells} |")
+                lines.append(
+                    f"| {r.method} | {r.mode} | {r.query_text or '-'} | {r.enrich} | {bucket} | {n} | {cells} |"
+                )
         notes = [_note(r) for r in results]
         lines.append("")
         lines.extend(f"- {n}" for n in notes)
@@ -82,6 +98,29 @@ def markdown_table(run: BenchRun) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _ci_cell(r: MethodResult, metric: str) -> str:
+    v = r.report.overall.get(metric)
+    lo, hi = r.intervals.get(metric, (float("nan"), float("nan")))
+    if math.isnan(lo):
+        return _fmt(v)
+    return f"{_fmt(v)} [{lo:.3f}, {hi:.3f}]"
+
+
+def headline_table(results: list[MethodResult]) -> list[str]:
+    """One row per result: n and mAP / R@10 / MRR@10 with their bootstrap intervals (overall)."""
+    metrics = [m for m in ("map", "recall@10", "mrr@10") if any(m in r.report.overall for r in results)]
+    names = {"map": "mAP", "recall@10": "R@10", "mrr@10": "MRR@10"}
+    out = [
+        "| method | mode | words | enrich | n | " + " | ".join(f"{names[m]} [95% CI]" for m in metrics) + " |",
+        "|---|---|---|---|---:|" + "---|" * len(metrics),
+    ]
+    for r in results:
+        mode = "cosine" if r.method == "title-only" else r.mode
+        cells = " | ".join(_ci_cell(r, m) for m in metrics)
+        out.append(f"| {r.method} | {mode} | {r.query_text or '-'} | {r.enrich} | {r.report.n_queries} | {cells} |")
+    return out
+
+
 def _note(r: MethodResult) -> str:
     """One line about how a row was measured."""
     how = "full ranking" if r.full_ranking else ("mAP exact" if r.exact is not None else f"mAP@{r.depth}")
@@ -89,7 +128,10 @@ def _note(r: MethodResult) -> str:
     if r.agreement_max_abs_diff is not None:
         text += f", store vs exact max |diff| {r.agreement_max_abs_diff:.4f}"
     if r.query_text:
-        text += f", query words {r.query_text} ({r.n_queries_without_words} queries without words)"
+        text += f", query words {r.query_text} ({r.n_queries_without_words} queries without words"
+        if r.n_queries_not_paraphrased is not None:
+            text += f", {r.n_queries_not_paraphrased} kept their title: no paraphrase found"
+        text += ")"
     return text + (
         f", {r.n_embedded_new} new / {r.n_embedded_cached} cached embeddings, {r.n_failed_images} unreadable"
     )
@@ -111,7 +153,9 @@ def write_report(run: BenchRun, out: Path, *, plots: bool = True) -> list[Path]:
             bench = run.sets[name]
             files.append(plot_recall_curves(name, results, out / f"recall_{_slug(name)}.png"))
             for r in results:
-                suffix = _slug(r.method) if r.mode == "image" else f"{_slug(r.method)}_{_slug(r.mode)}"
+                if r.mode != "image":  # one t-SNE / grid per method: the image rows
+                    continue
+                suffix = _slug(r.method)
                 try:
                     p = plot_tsne(bench, r, out / f"tsne_{_slug(name)}_{suffix}.png")
                     if p:

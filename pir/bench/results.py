@@ -30,7 +30,14 @@ class MethodResult:
         exact: Metrics of the exact numpy ranking of the same image embeddings (``image`` mode only).
         curve: Recall@K (hit rate) for K = 1..20 from the store ranking.
         depth: Results fetched from the store per query; ``full_ranking`` when that is the whole gallery.
-        query_text: What the query's words were (``title``, ``caption``, ``title+caption``; None in ``image`` mode).
+        query_text: What the query's words were (``title``, ``caption``, ``title+caption``, ``paraphrase``; None in
+            ``image`` mode).
+        enrich: The gallery's enrichment level (``none``, ``aliases``, ``full``; ``-`` where the row does not
+            depend on it: ``image`` mode and ``title-only``).
+        intervals: Metric -> bootstrap confidence interval ``(low, high)`` of the overall value (per-query
+            resampling, :func:`pir.bench.metrics.bootstrap_ci`).
+        query_keys: The evaluated queries (``patent/figure``), in order: rows of one dataset share them.
+        n_queries_not_paraphrased: ``paraphrase`` words: queries that kept their title (no alias found).
     """
 
     method: str
@@ -51,7 +58,11 @@ class MethodResult:
     mode: Mode = "image"
     query_text: str | None = None
     n_queries_without_words: int = 0
+    enrich: str = "-"
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    n_queries_not_paraphrased: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    query_keys: list[str] = field(default_factory=list, repr=False)
     # Kept in memory for plots (not serialised).
     rankings: list[list[int]] = field(default_factory=list, repr=False)
     query_items: list[int] = field(default_factory=list, repr=False)
@@ -60,8 +71,12 @@ class MethodResult:
 
     @property
     def label(self) -> str:
-        """``method`` in image mode, else ``method [mode]`` (file names, plot legends)."""
-        return self.method if self.mode == "image" else f"{self.method} [{self.mode}]"
+        """``method`` in image mode, else ``method [mode, words, enrichment]`` (file names, plot legends)."""
+        if self.mode == "image":
+            return self.method
+        extra = ", ".join(x for x in (self.query_text, None if self.enrich == "-" else self.enrich) if x)
+        mode = self.mode if self.method != "title-only" else "cosine"
+        return f"{self.method} [{mode}{', ' + extra if extra else ''}]"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without rankings and embeddings)."""
@@ -70,6 +85,10 @@ class MethodResult:
             "method": self.method,
             "mode": self.mode,
             "query_text": self.query_text,
+            "enrich": self.enrich,
+            "n_queries": self.report.n_queries,
+            "intervals": {m: list(v) for m, v in self.intervals.items()},
+            "n_queries_not_paraphrased": self.n_queries_not_paraphrased,
             "encoder": self.encoder,
             "encoder_version": self.encoder_version,
             "dim": self.dim,
@@ -100,6 +119,7 @@ class BenchRun:
         sets: Dataset name -> the :class:`BenchSet` (for plots; not serialised).
         skipped: Datasets (or dataset/method/mode) that could not be evaluated, with the reason.
         environment: Device, threads, versions.
+        warnings: What a reader of the numbers must know (e.g. class labels taken from the query's own words).
         out: Report folder (None when no report was written).
     """
 
@@ -111,6 +131,7 @@ class BenchRun:
     ks: tuple[int, ...] = (1, 5, 10)
     out: Path | None = None
     files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready results (``results.json``)."""
@@ -119,5 +140,6 @@ class BenchRun:
             "ks": list(self.ks),
             "datasets": self.datasets,
             "skipped": self.skipped,
+            "warnings": self.warnings,
             "results": {name: [r.to_dict() for r in rs] for name, rs in self.results.items()},
         }

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from pir.bench.cache import EmbeddingCache
 from pir.bench.datasets import BenchSet, LabelFrom, Relevance, deeppatent2_set, deeppatent_lists_set, folder_set
-from pir.bench.evaluate import QueryText, StoreKind, evaluate_method, parse_modes
+from pir.bench.evaluate import (
+    ENRICH_LEVELS,
+    QUERY_TEXTS,
+    MemoTextEncoder,
+    QueryText,
+    StoreKind,
+    evaluate_method,
+    parse_choices,
+    parse_modes,
+)
+from pir.bench.metrics import CI_LEVEL, CI_SEED, N_BOOTSTRAP
 from pir.bench.report import write_report
 from pir.bench.results import BenchRun, Mode
 from pir.bench.splits import apply_encoder_splits, read_split
@@ -80,12 +90,15 @@ def run_benchmark(
     *,
     encoders: str | Sequence[str] = ZERO_SHOT,
     modes: str | Sequence[Mode] = ("image",),
-    query_text: QueryText = "auto",
+    query_text: QueryText | str | Sequence[str] = "auto",
     k: int | None = None,
     ks: Sequence[int] = (1, 5, 10),
     out: str | Path | None = None,
     store_kind: StoreKind = "edge",
     enrich: bool = True,
+    enrich_levels: str | Sequence[str] | None = None,
+    baselines: bool = True,
+    n_bootstrap: int = N_BOOTSTRAP,
     plots: bool = True,
     skipped: dict[str, str] | None = None,
     allow_train_overlap: bool = False,
@@ -99,12 +112,17 @@ def run_benchmark(
         settings: Settings (device, data dir, cache dir, Qdrant tuning).
         encoders: ``zero-shot,DIR1,...`` or a list of the same.
         modes: ``image``, ``text``, ``image+text`` (comma-separated or a list); see :mod:`pir.bench.evaluate`.
-        query_text: The query's words (``auto``, ``title``, ``caption``, ``title+caption``).
+        query_text: The query's words, one or several (``auto``, ``title``, ``caption``, ``title+caption``,
+            ``paraphrase``; comma-separated or a list): one row per variant in each words mode.
         k: Store search depth (see :mod:`pir.bench.evaluate`).
         ks: Reported cut-offs.
         out: Report folder (``results.json``, ``results.md``, PNG plots).
         store_kind: ``edge`` or ``memory``.
-        enrich: Enrich the gallery as ``pir ingest`` does.
+        enrich: Enrich the gallery as ``pir ingest`` does (at ``settings.enrich.level``; False = ``none``).
+        enrich_levels: The enrichment ablation: ``none``, ``aliases``, ``full`` (comma-separated or a list); the
+            gallery is stored once per level and every words mode is run on each (overrides ``enrich``).
+        baselines: Add the ``title-only`` rows to every run with a words mode (computed once per dataset).
+        n_bootstrap: Resamples of each bootstrap interval (per-query resampling, seeded).
         plots: Draw the PNG plots.
         skipped: Datasets already known to be skipped (name -> reason), carried into the report.
         allow_train_overlap: Evaluate even when queries include an encoder's training patents (see
@@ -121,22 +139,40 @@ def run_benchmark(
     from pir.encoder.model import encoder_for
 
     mode_list = parse_modes(modes)
+    variants = parse_choices(query_text, QUERY_TEXTS, "query words")
+    if isinstance(enrich_levels, str):
+        enrich_levels = [enrich_levels]
+    levels = parse_choices(
+        enrich_levels or [settings.enrich.level if enrich else "none"], ENRICH_LEVELS, "enrichment level"
+    )
     run = BenchRun(environment=environment(settings), ks=tuple(ks), skipped=dict(skipped or {}))
     methods = resolve_encoders(encoders, settings)
     splits = [sp for label, spec in methods if (sp := read_split(label, spec)) is not None]
     sets = apply_encoder_splits(sets, splits, allow_overlap=allow_train_overlap)
     run.environment.update(
-        modes=list(mode_list), query_text=query_text, enrich=enrich, text_weight=text_weight, fusion=fusion
-    )
+        modes=list(mode_list), query_text=list(variants), enrich=list(levels), text_weight=text_weight,
+        fusion=fusion, bootstrap={"n_resamples": n_bootstrap, "level": CI_LEVEL, "seed": CI_SEED, "unit": "query"},
+    )  # fmt: skip
+    words_memo: dict[tuple[Any, ...], list[list[int]]] = {}
+    text_encoder = None
+    if any(m != "image" for m in mode_list):
+        from pir.search.words import get_text_encoder
+
+        text_encoder = MemoTextEncoder(get_text_encoder(settings))
+    with_baseline: set[str] = set()
+    t_run = time.perf_counter()
     with EmbeddingCache.for_settings(settings.cache_dir) as cache:
         for label, spec in methods:
             enc = encoder_for(settings, spec)
             for bench in sets:
                 try:
                     res = evaluate_method(
-                        bench, enc, settings, cache, method=label, modes=mode_list, query_text=query_text, k=k,
-                        ks=ks, store_kind=store_kind, enrich=enrich, text_weight=text_weight, fusion=fusion,
+                        bench, enc, settings, cache, method=label, modes=mode_list, query_text=variants, k=k,
+                        ks=ks, store_kind=store_kind, enrich_levels=levels, text_weight=text_weight, fusion=fusion,
+                        baselines=baselines and bench.name not in with_baseline, words_memo=words_memo,
+                        n_bootstrap=n_bootstrap, warnings=run.warnings, text_encoder=text_encoder,
                     )  # fmt: skip
+                    with_baseline.add(bench.name)
                 except ValueError as e:
                     log.warning("bench: %s skipped for %s: %s", bench.name, label, e)
                     run.skipped[f"{bench.name}/{label}"] = str(e)
@@ -144,6 +180,9 @@ def run_benchmark(
                 run.results.setdefault(bench.name, []).extend(res)
                 run.sets[bench.name] = bench
     run.datasets = [b.summary() for b in sets]
+    run.environment["seconds_total"] = round(time.perf_counter() - t_run, 1)
+    for w in run.warnings:
+        log.warning("bench: %s", w)
     if out is not None:
         write_report(run, Path(out), plots=plots)
     return run

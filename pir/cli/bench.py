@@ -23,9 +23,27 @@ _COMMON = options(
     click.option("--modes", default=None, help=MODES_HELP + " Default: image."),
     click.option(
         "--query-text",
-        type=click.Choice(["auto", "title", "caption", "title+caption"]),
         default=None,
-        help="The query's words (default auto: title; title + figure caption for patent-level relevance).",
+        help="The query's words, comma-separated for several rows: auto, title, caption, title+caption, paraphrase "
+        "(the title with its object replaced by a WordNet synonym or broader term). Default auto: title; title + "
+        "figure caption for patent-level relevance.",
+    ),
+    click.option(
+        "--enrich",
+        "enrich_levels",
+        multiple=True,
+        help="Enrichment ablation: none, aliases, full (repeatable or comma-separated); the gallery is stored once "
+        "per level. Default: the settings' enrich.level.",
+    ),
+    click.option(
+        "--no-baselines", is_flag=True, default=None, help="Leave out the title-only rows of the words modes."
+    ),
+    click.option(
+        "--bootstrap",
+        "n_bootstrap",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Bootstrap resamples of each 95%% interval (default 1000).",
     ),
     click.option(
         "--text-weight",
@@ -47,7 +65,7 @@ _COMMON = options(
         "--out", type=click.Path(path_type=Path), default=None, help="Report folder (<data-dir>/bench/report)."
     ),
     click.option("--store", "store_kind", type=click.Choice(["edge", "memory"]), default=None, help="Gallery store."),
-    click.option("--no-enrich", is_flag=True, default=None, help="Store the gallery without enrichment descriptions."),
+    click.option("--no-enrich", is_flag=True, default=None, help="Same as --enrich none."),
     click.option("--no-plots", is_flag=True, default=None, help="Skip the PNG plots."),
     click.option(
         "--allow-train-overlap",
@@ -60,13 +78,29 @@ _COMMON = options(
 
 def _opts(ctx: click.Context, given: dict[str, Any]) -> dict[str, Any]:
     """Subcommand options, falling back to the ones given to the ``bench`` group, then to defaults."""
+    from pir.bench.evaluate import ENRICH_LEVELS, QUERY_TEXTS, parse_choices  # light: no torch
+
     s = _settings(ctx)
     group = ctx.obj.get("bench", {})
-    pick = {k: (v if v is not None else group.get(k)) for k, v in given.items()}
+    pick = {k: (v if v not in (None, ()) else group.get(k)) for k, v in given.items()}
+    try:
+        query_text = parse_choices(pick.get("query_text") or "auto", QUERY_TEXTS, "--query-text value(s)")
+        levels = (
+            parse_choices(pick["enrich_levels"], ENRICH_LEVELS, "--enrich level(s)")
+            if pick.get("enrich_levels")
+            else None
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if levels and pick.get("no_enrich"):
+        raise click.UsageError("--no-enrich and --enrich together: use --enrich none")
     return {
         "encoders": pick.get("encoders") or "zero-shot",
         "modes": pick.get("modes") or "image",
-        "query_text": pick.get("query_text") or "auto",
+        "query_text": list(query_text),
+        "enrich_levels": list(levels) if levels else None,
+        "baselines": not pick.get("no_baselines"),
+        "n_bootstrap": pick.get("n_bootstrap") or 1000,
         "limit": pick.get("limit"),
         "k": pick.get("k"),
         "seed": s.seed if pick.get("seed") is None else pick["seed"],
