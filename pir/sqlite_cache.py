@@ -7,6 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from pir.diskspace import ensure_space
+
 #: Free MB required to open a cache for writing (SQLite fails mid-transaction on a full disk).
 CACHE_MIN_FREE_MB = 8
 
@@ -18,8 +20,6 @@ def open_sqlite(path: str | Path, *, timeout: float = 60.0, isolation_level: str
     Switching a new database to WAL needs an exclusive lock that SQLite's busy handler does not wait for, so two
     processes creating the same cache at once can get "database is locked"; that step is retried until ``timeout``.
     """
-    from pir.diskspace import ensure_space
-
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     ensure_space(p.parent, 0, margin_mb=CACHE_MIN_FREE_MB, what=f"the cache {p.name}")

@@ -152,6 +152,7 @@ def test_cuda_request_without_cuda_fails_loudly(env: dict[str, Path]) -> None:
     assert r.exit_code != 0 and "CUDA is not available" in r.output
 
 
+@pytest.mark.integration
 def test_console_script_runs_in_a_subprocess(env: dict[str, Path]) -> None:
     exe = Path(sys.executable).with_name("pir")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pir.cli"]

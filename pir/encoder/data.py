@@ -288,7 +288,7 @@ def figure_texts(fig: PatentFigure, *, max_chars: int = 300) -> list[str]:
 
 def _enrich_funcs() -> tuple[Callable[..., list[str]] | None, Callable[[str], list[str]] | None]:
     try:
-        from pir.enrich import class_aliases, get_descriptions
+        from pir.enrich import class_aliases, get_descriptions  # lazy: start-up (httpx, tqdm)
     except ImportError:  # the enrichment package is optional at this layer
         return None, None
     return get_descriptions, class_aliases

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 import pir.encoder._tvshim  # noqa: F401  (before timm)
 from pir.encoder.backbone import create_backbone, default_norm, has_offline_weights
 from pir.encoder.device import resolve_device
+from pir.encoder.text import load_text_encoder
 from pir.ingest.images import load_line_art, to_line_art
 
 log = logging.getLogger(__name__)
@@ -255,8 +256,6 @@ class ImageEncoder:
             )
         if self._text_encoder is None:
             if text_encoder_factory is None:
-                from pir.encoder.text import load_text_encoder
-
                 text_encoder_factory = load_text_encoder
             self._text_encoder = text_encoder_factory(self.config.text_model, device=str(self.device))
         vecs = np.asarray(self._text_encoder.encode(list(texts)), dtype=np.float32)

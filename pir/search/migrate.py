@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pir.search.store import LEGACY, NAMED, StoreError, VectorStore
+from pir.search.factory import open_store
+from pir.search.store import LEGACY, NAMED, StoreError, VectorStore, index_settings, validate_collection_name
+from pir.search.words import get_text_encoder, open_text_cache, text_and_words
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -72,9 +74,6 @@ def reindex(
     Raises:
         StoreError: There is no such collection, or the copy does not match the original (nothing is swapped then).
     """
-    from pir.search.factory import open_store
-    from pir.search.words import get_text_encoder, open_text_cache
-
     t0 = time.perf_counter()
     te = text_encoder or get_text_encoder(settings)
     cache = text_cache or open_text_cache(settings)
@@ -120,8 +119,6 @@ def copy_points(
     are copied. Returns the number of points copied.
     """
     from tqdm.auto import tqdm  # lazy: start-up (tqdm)
-
-    from pir.search.words import text_and_words
 
     n = 0
     bar = tqdm(total=src.count(), desc="reindex", unit="pt", disable=not show_progress)
@@ -170,8 +167,7 @@ def _check_same(src: VectorStore, dst: VectorStore) -> None:
 
 # ------------------------------------------------------------------------------------------------------ Qdrant Edge
 def _reindex_edge(settings: Settings, collection: str | None, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
-    from pir.search.edge import EdgeStore
-    from pir.search.store import index_settings, validate_collection_name
+    from pir.search.edge import EdgeStore  # lazy: start-up (qdrant_edge)
 
     name = validate_collection_name(collection or settings.qdrant.collection)
     root = settings.store_dir
@@ -215,7 +211,7 @@ def _reindex_edge(settings: Settings, collection: str | None, te: TextEncoder, o
 
 # --------------------------------------------------------------------------------------------------- Qdrant server
 def _reindex_server(store: VectorStore, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
-    from pir.search.server import ServerStore
+    from pir.search.server import ServerStore  # lazy: start-up (qdrant_client, httpx)
 
     if not isinstance(store, ServerStore):
         raise StoreError(f"reindex: unexpected store backend {store.backend!r}")

@@ -25,7 +25,8 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from pir.config import Settings
+from pir import __version__
+from pir.config import Settings, get_settings
 from pir.web.engine import Engine, WebError
 from pir.web.routes import STATE_PARAMS as STATE_PARAMS  # re-exported (moved to pir.web.routes)
 from pir.web.routes import WebContext, api_router, page_router
@@ -212,8 +213,6 @@ def _add_guards(app: FastAPI, ctx: WebContext, max_body: int) -> None:
 
 
 def _version() -> str:
-    from pir import __version__
-
     return __version__
 
 
@@ -245,6 +244,4 @@ def serve(settings: Settings, serve: ServeSettings | None = None) -> None:
 
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory pir.web.app:app_from_env`` (settings from ``PIR_*`` env vars)."""
-    from pir.config import get_settings
-
     return create_app(get_settings(), get_serve_settings())

@@ -26,9 +26,13 @@ from urllib.parse import urlencode
 
 from PIL import Image, ImageOps
 
+from pir import __version__ as pir_version
 from pir.config import Settings
-from pir.ingest.images import ImageLoadError, image_from_bytes, load_line_art
-from pir.search.store import DEFAULT_TEXT_WEIGHT
+from pir.ingest.images import ImageLoadError, _sniff_vector, image_from_bytes, load_line_art
+from pir.ingest.schema import point_id
+from pir.search import open_store, service
+from pir.search.service import build_filter, get_text_encoder
+from pir.search.store import DEFAULT_TEXT_WEIGHT, StoreError, normalize_id
 from pir.web.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -245,8 +249,6 @@ class Query:
         )
 
     def filter(self) -> SearchFilter:
-        from pir.search.service import build_filter
-
         return build_filter(
             classes=self.classes,
             year_from=self.year_from,
@@ -309,7 +311,6 @@ class Engine:
     ) -> None:
         from pir.encoder.backbone import set_threads  # lazy: start-up
         from pir.encoder.model import load_encoder  # lazy: start-up
-        from pir.search import open_store
 
         self.settings = settings
         self.serve = serve
@@ -323,8 +324,6 @@ class Engine:
         self.store: Any = raw if remote or isinstance(raw, LockedStore) else LockedStore(raw)
         self.text_encoder: Any = None
         if self.store.text_encoder():  # the store holds text vectors: load the frozen text encoder now, once
-            from pir.search.service import get_text_encoder
-
             self.text_encoder = get_text_encoder(settings)
         self.root = Path(settings.data_dir) / "web"
         self.drawings_dir = self.root / "drawings"
@@ -439,9 +438,6 @@ class Engine:
         Raises:
             WebError: 400 an empty or impossible query, 404 unknown figures/drawings.
         """
-        from pir.search import service
-        from pir.search.store import StoreError
-
         if q.empty:
             raise WebError(400, "empty query: give at least one drawing, some words, like=FIGURE or pos=FIGURE")
         flt = q.filter()
@@ -486,8 +482,6 @@ class Engine:
         when given, stay the words side of the query; the marked figures are left out of the results (with one hit
         per patent, their patents are).
         """
-        from pir.search import service
-
         positives = list(q.positives)
         if q.like:
             like_id = self._like_id(q.like)
@@ -519,9 +513,6 @@ class Engine:
         )
 
     def _like_id(self, like: str) -> str:
-        from pir.ingest.schema import point_id
-        from pir.search.store import StoreError, normalize_id
-
         if "/" in like:
             return point_id(*like.split("/", 1))
         try:
@@ -539,8 +530,6 @@ class Engine:
     # ------------------------------------------------------------------------------------------------ lookup
     def point(self, figure: str) -> StoredPoint:
         """A stored figure by point id or ``PATENT/FIGURE`` (404 when it is not in the store)."""
-        from pir.search.store import StoreError
-
         try:
             pid = self._like_id(figure)
             pts = self.store.retrieve([pid])
@@ -556,8 +545,6 @@ class Engine:
 
     def patent(self, patent_id: str) -> dict[str, Any]:
         """A patent and all its stored figures, in figure order (404 when none is stored)."""
-        from pir.search.service import build_filter
-
         flt = build_filter(patent_ids=[patent_id[:100]])
         pts = self.store.scroll(filter=flt)
         if not pts:
@@ -625,8 +612,6 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
-        from pir import __version__ as pir_version
-
         store = self.store.info()
         return {
             "pir": pir_version,
@@ -675,8 +660,6 @@ def export_csv(answer: Mapping[str, Any]) -> str:
 
 def _sniff(data: bytes, name: str) -> tuple[str, tuple[int, int]]:
     """Format and size from the header only (no decode)."""
-    from pir.ingest.images import _sniff_vector  # the same sniffing as the readers
-
     kind = _sniff_vector(data[:4096])
     if kind:
         return kind, (0, 0)
