@@ -298,9 +298,9 @@ def _stored_unchanged(
             and old.payload.get("encoder_version") == encoder.version
             and old.payload.get("content_hash") == hashes[fig.point_id]
         )
-        if same_vector and old.payload.get("metadata_hash") == meta[fig.key]:
+        if same_vector and old is not None and old.payload.get("metadata_hash") == meta[fig.key]:
             res.skipped.append(fig.key)
-        elif same_vector and old.vector is not None:
+        elif same_vector and old is not None and old.vector is not None:
             reuse.append((fig, old.vector))
         else:
             keep.append(fig)

@@ -23,7 +23,7 @@ def open_sqlite(path: str | Path, *, timeout: float = 60.0, isolation_level: str
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     ensure_space(p.parent, 0, margin_mb=CACHE_MIN_FREE_MB, what=f"the cache {p.name}")
-    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=isolation_level, check_same_thread=False)
+    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=isolation_level, check_same_thread=False)  # type: ignore[arg-type]  # "" (deferred) is valid
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     deadline = time.monotonic() + timeout
     while True:

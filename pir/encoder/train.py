@@ -333,7 +333,7 @@ def _build_loss(cfg: TrainConfig, class_counts: list[int], embed_dim: int) -> Pi
     }
     if weighting == "uncertainty" and len(terms) == 1:
         weighting = "fixed"  # one term: nothing to balance
-    opts = {t: options.get(t, {}) for t in terms}
+    opts: dict[str, Any] = {t: options.get(t, {}) for t in terms}
     return PirLoss(terms, class_counts=class_counts, weighting=weighting, embed_dim=embed_dim, **opts)
 
 
@@ -644,7 +644,7 @@ def _loss_state(loss_fn: PirLoss) -> dict[str, float]:
     for name, module in loss_fn.terms.items():
         if hasattr(module, "scale") and callable(module.scale):
             state["logit_scale" if name == "contrastive" else f"{name}_logit_scale"] = float(module.scale().detach())
-    w = loss_fn.weighting
+    w: Any = loss_fn.weighting  # UncertaintyWeighting (log_vars) or FixedWeighting (weights)
     if hasattr(w, "log_vars_by_name"):
         for n, s in zip(w.names, w.log_vars.cpu().tolist(), strict=True):
             state[f"weight/{n}"] = math.exp(-s)

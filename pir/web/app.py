@@ -144,7 +144,7 @@ def create_app(
         try:
             yield
         finally:
-            eng_.close()
+            eng_.close()  # type: ignore[union-attr]  # run_sync returns the Engine
 
     app = FastAPI(
         title="pir",

@@ -182,7 +182,7 @@ def record_batch(client: redis.Redis, job_id: str, batch: int | str, result: dic
     ingested, skipped = _n(result.get("ingested", 0)), _n(result.get("skipped", 0))
     entry = json.dumps({"ingested": ingested, "skipped": skipped, "failed": len(failed), "at": _now()})
     keys = [job_key(job_id), job_key(job_id, "batches"), job_key(job_id, "failures"), job_key(job_id, "enriched")]
-    args = [str(batch), entry, ingested, skipped, JOB_TTL_S, *failed]
+    args: list[str | int] = [str(batch), entry, ingested, skipped, JOB_TTL_S, *failed]
     return client.eval(_RECORD_BATCH_LUA, len(keys), *keys, *args) == 1
 
 
