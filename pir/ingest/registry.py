@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from pir.ingest.normalize import _dirs_breadth_first
-
 __all__ = ["DEFAULT", "READERS", "ReaderSpec", "detect_format", "get_reader", "reader_names"]
 
 
@@ -72,6 +70,8 @@ def detect_format(root: str | Path) -> str:
     Raises:
         FileNotFoundError: ``root`` does not exist.
     """
+    from pir.ingest.normalize import _dirs_breadth_first  # lazy: start-up (`pir --help` reads reader_names only)
+
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such file or folder")
