@@ -30,6 +30,7 @@ INTEGRATION_MODULES = {
     "test_imports.py": "fresh interpreters",
     "test_architecture.py": "lint-imports in a subprocess",
     "test_types.py": "mypy in a subprocess",
+    "test_markers.py": "pytest's collection in a subprocess",
 }
 
 
