@@ -10,7 +10,7 @@ DEMO ?= .pir-demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo serve test test-slow lint venv wordnet browser clean
+.PHONY: demo serve test test-slow lint typecheck venv wordnet browser clean
 
 venv: $(VENV)/.installed
 
@@ -65,6 +65,11 @@ test-slow: venv wordnet browser
 lint: venv
 	$(VENV)/bin/ruff check pir tests
 	$(VENV)/bin/ruff format --check pir tests
+	$(PY) -m mypy pir
+
+# mypy on pir/ (basic mode, [tool.mypy] in pyproject.toml); tests/test_types.py runs it in `make test` too
+typecheck: venv
+	$(PY) -m mypy pir
 
 clean:
 	rm -rf $(VENV) .pir .pir-demo

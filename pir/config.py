@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pir.errors import redact_url
+
 
 class QdrantSettings(BaseModel):
     """Vector store. ``url`` unset = embedded Qdrant Edge under ``data_dir``; set = a Qdrant server or cluster."""
@@ -171,8 +173,6 @@ class Settings(BaseSettings):
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as JSON-safe values with every URL password redacted and secrets masked (for ``pir info``)."""
-        from pir.errors import redact_url
-
         d = self.model_dump(mode="json")  # SecretStr fields dump as "**********"
         for section, key in _URL_FIELDS:
             if d.get(section, {}).get(key):

@@ -240,7 +240,7 @@ def evaluate_embeddings(
 
 
 def evaluate_rankings(
-    ranked_relevance: list[Sequence[bool]],
+    ranked_relevance: Sequence[Sequence[bool]],
     n_relevant: Sequence[int],
     query_labels: Sequence[str],
     *,

@@ -36,7 +36,10 @@ from pir.ingest.conflicts import stored_conflicts
 from pir.ingest.images import ImageLoadError
 from pir.ingest.readers import ReadIssue, read_figures
 from pir.ingest.schema import PatentFigure, file_sha256
-from pir.search.words import open_text_cache, text_and_words
+from pir.search import open_store
+from pir.search.migrate import reindex as _reindex
+from pir.search.store import StoreError
+from pir.search.words import WORDS_MODEL, get_text_encoder, open_text_cache, text_and_words
 from pir.storewait import wait_for_store
 
 if TYPE_CHECKING:
@@ -105,8 +108,6 @@ def metadata_hash(figure: PatentFigure, descriptions: Sequence[str] | None = Non
 
 def words_key(text_encoder: TextEncoder, include_class: bool) -> str:
     """What the ``text`` and ``words`` vectors depend on besides the figure's words."""
-    from pir.search.words import WORDS_MODEL
-
     return f"{text_encoder.name}|{WORDS_MODEL}|class={int(include_class)}"
 
 
@@ -116,8 +117,6 @@ def ensure_collection(store: VectorStore, encoder: ImageEncoder, text_encoder: T
     Raises:
         pir.search.store.StoreError: Another encoder, text encoder or layout (legacy: run ``pir reindex``).
     """
-    from pir.search.store import StoreError
-
     store.ensure_collection(
         encoder.dim, encoder=encoder_id(encoder), text_dim=text_encoder.dim, text_encoder=text_encoder.name
     )
@@ -157,14 +156,14 @@ def discover(
 
 def enrich_batch(figures: Sequence[PatentFigure], settings: Settings, *, show_progress: bool = False) -> dict[str, Any]:
     """Generate (or fetch from the cache) the descriptions of each figure; the cache is the output."""
-    from pir.enrich import enrich_figures
+    from pir.enrich import enrich_figures  # lazy: start-up (httpx)
 
     summary = enrich_figures(figures, settings, show_progress=show_progress)
     return summary.to_dict()
 
 
 def _descriptions(figure: PatentFigure, settings: Settings) -> list[str]:
-    from pir.enrich import get_descriptions
+    from pir.enrich import get_descriptions  # lazy: start-up (httpx)
 
     try:
         return get_descriptions(figure, settings)
@@ -205,8 +204,6 @@ def embed_and_upsert(
             evaluation: no label leakage).
         text_cache: text-embedding cache (default: the one in ``settings.cache_dir``).
     """
-    from pir.search.words import get_text_encoder
-
     te = text_encoder or get_text_encoder(settings)
     wkey = words_key(te, include_class)
     res = BatchResult()
@@ -301,9 +298,9 @@ def _stored_unchanged(
             and old.payload.get("encoder_version") == encoder.version
             and old.payload.get("content_hash") == hashes[fig.point_id]
         )
-        if same_vector and old.payload.get("metadata_hash") == meta[fig.key]:
+        if same_vector and old is not None and old.payload.get("metadata_hash") == meta[fig.key]:
             res.skipped.append(fig.key)
-        elif same_vector and old.vector is not None:
+        elif same_vector and old is not None and old.vector is not None:
             reuse.append((fig, old.vector))
         else:
             keep.append(fig)
@@ -344,8 +341,6 @@ def reindex(settings: Settings, *, collection: str | None = None, show_progress:
 
     See :func:`pir.search.migrate.reindex`.
     """
-    from pir.search.migrate import reindex as _reindex
-
     return _reindex(settings, collection=collection, show_progress=show_progress)
 
 
@@ -369,10 +364,8 @@ def ingest(
         >>> summary = ingest("drawings/", get_settings())
         >>> summary.ingested, summary.skipped, summary.n_failed
     """
-    from pir.encoder.backbone import set_threads
-    from pir.encoder.model import encoder_for
-    from pir.search import open_store
-    from pir.search.words import get_text_encoder
+    from pir.encoder.backbone import set_threads  # lazy: start-up (torch, timm, safetensors)
+    from pir.encoder.model import encoder_for  # lazy: start-up (torch, timm, safetensors)
 
     set_threads(settings.encoder.num_threads)
     t0 = time.perf_counter()

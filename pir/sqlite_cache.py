@@ -14,6 +14,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from pir.diskspace import ensure_space, ensure_writable
+
 log = logging.getLogger(__name__)
 
 #: Free MB required to open a cache for writing (SQLite fails mid-transaction on a full disk).
@@ -29,8 +31,6 @@ def open_sqlite(path: str | Path, *, timeout: float = 60.0, isolation_level: str
     Switching a new database to WAL needs an exclusive lock that SQLite's busy handler does not wait for, so two
     processes creating the same cache at once can get "database is locked"; that step is retried until ``timeout``.
     """
-    from pir.diskspace import ensure_space, ensure_writable
-
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def open_sqlite(path: str | Path, *, timeout: float = 60.0, isolation_level: str
 
 
 def _open(p: Path, timeout: float, isolation_level: str | None) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=isolation_level, check_same_thread=False)
+    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=isolation_level, check_same_thread=False)  # type: ignore[arg-type]  # "" (deferred) is valid
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         deadline = time.monotonic() + timeout

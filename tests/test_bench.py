@@ -500,6 +500,7 @@ def test_bench_metrics_is_the_shared_module() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_cold_cli_timings_run_real_processes(settings, tmp_path: Path, tiny_dirs: tuple[Path, Path]) -> None:
     from pir.bench.speed import measure_cold_cli
 

@@ -112,6 +112,11 @@ def test_multi_view_and_like_queries(env: dict[str, Path]) -> None:
     r = _run(env, "search", *map(str, views), "--k", "3", "--encoder", str(env["enc"]), "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["query"]["drawings"] == [str(v) for v in views]
+    # the views are fused into one query: the answer is none of the single views' answers
+    fused = [(x["patent_id"], x["figure_id"], x["score"]) for x in json.loads(r.output)["results"]]
+    for v in views:
+        one = json.loads(_run(env, "search", str(v), "--k", "3", "--encoder", str(env["enc"]), "--json").output)
+        assert fused != [(x["patent_id"], x["figure_id"], x["score"]) for x in one["results"]], v
     key = f"{recs[1]['patent_id']}/{recs[1]['figure_id']}"
     r = _run(env, "search", "--like", key, "--k", "3", "--json")
     assert r.exit_code == 0, r.output
@@ -152,6 +157,7 @@ def test_cuda_request_without_cuda_fails_loudly(env: dict[str, Path]) -> None:
     assert r.exit_code != 0 and "CUDA is not available" in r.output
 
 
+@pytest.mark.integration
 def test_console_script_runs_in_a_subprocess(env: dict[str, Path]) -> None:
     exe = Path(sys.executable).with_name("pir")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pir.cli"]
@@ -234,6 +240,26 @@ def test_text_search_with_a_text_aligned_encoder(tmp_path: Path) -> None:
     assert d["query"]["words"] == "lamp with a curved arm" and len(d["results"]) == 4
     scores = [x["score"] for x in d["results"]]
     assert scores == sorted(scores, reverse=True) and len({(x["patent_id"], x["figure_id"]) for x in d["results"]}) == 4
+    # the aligned encoder matters for drawing + words: it adds the drawing's projection on the stored text vectors
+    # (the cross-modal leg); without it (encoder=None, same image vector) the fused scores differ
+    from pir.config import get_settings
+    from pir.encoder.model import load_encoder
+    from pir.search import open_store
+    from pir.search.service import search_hybrid
+
+    img, words = next((corpus / "images").glob("*.png")), "lamp with a curved arm"
+    r = runner.invoke(main, ["--data-dir", str(data), "search", str(img), "--text", words, "--k", "4", "--encoder",
+                             str(enc), "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cli = [x["id"] for x in json.loads(r.stdout)["results"]]
+    settings = get_settings(data_dir=data, qdrant={"url": None}, worker={"broker_url": None})
+    aligned = load_encoder(enc)
+    vec = aligned.encode_images([img])[0]
+    with open_store(settings) as st:
+        with_leg = search_hybrid(st, settings, image_vector=vec, text=words, encoder=aligned, k=4).results
+        without = search_hybrid(st, settings, image_vector=vec, text=words, encoder=None, k=4).results
+    assert [h.id for h in with_leg] == cli
+    assert [(h.id, round(h.score, 6)) for h in with_leg] != [(h.id, round(h.score, 6)) for h in without]
 
 
 def test_build_filter_normalises_codes_ids_and_views() -> None:

@@ -294,6 +294,7 @@ def _enrich_in_process(data_dir: str, start: int) -> tuple[int, int, int]:
     return summary.n_generated, summary.n_from_cache, len(summary.failures), summary.failures[:2]
 
 
+@pytest.mark.integration
 def test_cache_is_safe_for_parallel_processes(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("fork")  # as Celery's prefork pool
     with ctx.Pool(2) as pool:

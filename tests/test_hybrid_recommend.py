@@ -147,6 +147,10 @@ def test_text_side_uses_the_examples_text_vectors(stores: dict[str, VectorStore]
     assert [h.id for h in hits] == [e[0] for e in oracle([t[a]], [t[c]], "average_vector", 10, space=T, skip={a, c})]
     both = stores[kind].recommend([a], [c], 10, text_weight=0.5)  # image and text, fused by RRF inside Qdrant
     assert len(both) == 10 and {a, c}.isdisjoint(h.id for h in both)
+    # both legs count: the fused answer is neither the image side alone nor the text side alone
+    image_only = stores[kind].recommend([a], [c], 10, text_weight=0.0)
+    assert [(h.id, h.score) for h in both] != [(h.id, h.score) for h in image_only]
+    assert [h.id for h in both] != [h.id for h in hits]
 
 
 def test_backends_are_congruent(stores: dict[str, VectorStore]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -650,10 +651,16 @@ def test_read_figures_errors(tmp_path: Path) -> None:
 
 def test_registry_names_detectors_readers_in_one_place() -> None:
     """Every registered reader module has ``detect`` and ``read``; the CLI choices come from the registry."""
-    from pir.ingest.formats import FORMAT_CHOICES
+    from click.testing import CliRunner
+
+    from pir.cli import main
     from pir.ingest.registry import READERS, get_reader, reader_names
 
-    assert reader_names() == ("uspto_raw", "deeppatent2", "generic") and FORMAT_CHOICES == ("auto", *reader_names())
+    assert reader_names() == ("uspto_raw", "deeppatent2", "generic")
+    # `pir ingest --format` refuses an unknown reader and offers exactly "auto" and the registered ones
+    r = CliRunner().invoke(main, ["ingest", "--format", "nope", str(Path(__file__).parent)])
+    offered = re.findall(r"'([a-z0-9_]+)'", r.output.split("is not one of", 1)[-1])
+    assert r.exit_code == 2 and offered == ["auto", *reader_names()], r.output
     for spec in READERS:
         mod = spec.load()
         assert callable(mod.detect) and callable(mod.read) and get_reader(spec.name) is spec

@@ -41,7 +41,12 @@ def test_a_new_enrichment_backend_is_one_registration_line(settings, monkeypatch
 
 
 def test_reader_names_are_the_cli_format_choices() -> None:
-    from pir.ingest.formats import FORMAT_CHOICES
+    """What `pir ingest --format` accepts (the click option the user meets) is "auto" plus every registered reader."""
+    import click
+
+    from pir.cli.ingest import ingest
     from pir.ingest.registry import reader_names
 
-    assert FORMAT_CHOICES == ("auto", *reader_names()) and len(reader_names()) >= 3
+    (fmt,) = [p for p in ingest.params if p.name == "fmt"]
+    assert isinstance(fmt.type, click.Choice) and tuple(fmt.type.choices) == ("auto", *reader_names())
+    assert len(reader_names()) >= 3

@@ -179,6 +179,12 @@ def test_baselines_train_one_epoch(baseline, corpus, run_settings, text_encoder,
         assert tr["weighting"] == "fixed" and set(tr["loss_weights"].values()) == {1.0}
     else:  # no-llm-text
         assert tr["losses"] == ["contrastive", "class", "supcon"] and tr["weighting"] == "uncertainty"
+        # same losses, weighting and seed as the full recipe (same seed = identical weights): only the text targets
+        # (class names instead of the enrichment's descriptions) differ, so the weights must differ
+        full = tmp_path / "full"
+        train(figures, full, tiny_cfg(), run_settings, show_progress=False, text_encoder=text_encoder)
+        a, b = _weights(full / "last"), _weights(out / "last")
+        assert a.keys() == b.keys() and not all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_zero_shot_baseline_is_the_untrained_backbone(corpus, run_settings, tmp_path) -> None:

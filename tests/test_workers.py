@@ -252,6 +252,7 @@ def test_queued_synthetic_equals_in_process(queued: dict[str, Any], tmp_path: Pa
     assert not (queued["settings"].cache_dir / "enrich.sqlite").exists()
 
 
+@pytest.mark.shared  # the `queued` fixture reads ../shared/data through request.getfixturevalue("shared_data")
 def test_queued_uspto_sample_equals_in_process(queued: dict[str, Any], tmp_path: Path, tiny_encoder: Path) -> None:
     if "uspto" not in queued["jobs"]:
         pytest.skip("../shared/data absent: USPTO sample not ingested")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pir.ingest.readers import ReadIssue, read_figures
 from pir.ingest.schema import PatentFigure, main_class, point_id
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,6 @@ def read_items(
     read (``follow_outside``). Reader issues (bad records, missing images) are logged and counted in
     ``notes["read_issues"]``.
     """
-    from pir.ingest.readers import ReadIssue, read_figures
-
     items: list[BenchItem] = []
     seen: set[str] = set()
     issues: list[ReadIssue] = []

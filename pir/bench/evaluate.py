@@ -43,7 +43,9 @@ from pir.bench.datasets import BenchSet, Relevance
 from pir.bench.metrics import CI_SEED, N_BOOTSTRAP, metric_intervals, per_query_metrics
 from pir.bench.results import MODES, MethodResult, Mode
 from pir.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings, split_head_tail
-from pir.search.store import DEFAULT_TEXT_WEIGHT
+from pir.search import open_store
+from pir.search.store import DEFAULT_TEXT_WEIGHT, SearchFilter
+from pir.search.words import get_text_encoder
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -207,8 +209,6 @@ def _collection_name(dataset: str, version: str) -> str:
 def gallery_store(settings: Settings, collection: str, kind: StoreKind = "edge") -> Iterator[VectorStore]:
     """A fresh collection opened with the product's :func:`pir.search.open_store` (``memory``: qdrant-client
     ``:memory:``); an old one of the same name is removed first and the Edge folder is removed afterwards."""
-    from pir.search import open_store
-
     s = settings
     if kind == "memory":
         s = settings.model_copy(update={"qdrant": settings.qdrant.model_copy(update={"url": ":memory:"})})
@@ -241,8 +241,7 @@ def ingest_gallery(
     batch function (payloads; image, text and words vectors). Image vectors already in ``vectors`` (figure key ->
     vector, from the bench cache) are handed over instead of embedding the image again. ``include_class=False``
     keeps class labels and class titles out of the text and words vectors. Returns the number of points stored."""
-    from pir.pipeline import batched, embed_and_upsert, enrich_batch, ensure_collection
-    from pir.search.words import get_text_encoder
+    from pir.pipeline import batched, embed_and_upsert, enrich_batch, ensure_collection  # lazy: start-up (PIL, tqdm)
 
     text_encoder = get_text_encoder(settings)
     ensure_collection(store, encoder, text_encoder)
@@ -277,8 +276,7 @@ def query_store(
     on the ``image`` vector; words = ``text`` + ``words`` vectors; both = one query fused inside Qdrant). A query
     without words returns nothing in ``text`` mode and is an image query in ``image+text`` mode. ``fusion``:
     ``text_weight`` and ``fusion`` of :func:`~pir.search.service.search_hybrid`."""
-    from pir.search.service import search_hybrid
-    from pir.search.words import get_text_encoder
+    from pir.search.service import search_hybrid  # lazy: start-up (PIL)
 
     text = words if mode != "image" else None
     image = vector if mode != "text" else None
@@ -304,8 +302,6 @@ def search_rankings(
 ) -> list[list[int]]:
     """Ranked gallery positions per query from the store, the query itself (and, for class relevance, its patent)
     excluded by the search filter (``text_encoder``: e.g. a :class:`MemoTextEncoder`; default the settings')."""
-    from pir.search.store import SearchFilter
-
     out: list[list[int]] = []
     for j, i in enumerate(q_idx):
         item = bench.items[i]

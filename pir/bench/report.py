@@ -226,8 +226,8 @@ def _thumb(path: Path, size: int = 128) -> np.ndarray:
     from PIL import Image  # lazy: start-up (PIL)
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("L")
+        with Image.open(path) as opened:
+            im = opened.convert("L")
             im.thumbnail((size, size))
             canvas = Image.new("L", (size, size), 255)
             canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))

@@ -93,7 +93,7 @@ class MethodResult:
             "encoder_version": self.encoder_version,
             "dim": self.dim,
             "metrics": self.report.to_dict(),
-            "exact_metrics": self.exact.to_dict() if exact else None,
+            "exact_metrics": self.exact.to_dict() if self.exact is not None else None,
             "recall_curve": {str(k): v for k, v in self.curve.items()},
             "store_depth": self.depth,
             "full_ranking": self.full_ranking,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pir
 from pir.bench.cache import EmbeddingCache
 from pir.bench.datasets import BenchSet, LabelFrom, Relevance, deeppatent2_set, deeppatent_lists_set, folder_set
 from pir.bench.evaluate import (
@@ -31,6 +32,7 @@ from pir.bench.metrics import CI_LEVEL, CI_SEED, N_BOOTSTRAP
 from pir.bench.report import write_report
 from pir.bench.results import BenchRun, Mode
 from pir.bench.splits import apply_encoder_splits, read_split
+from pir.search.store import DEFAULT_TEXT_WEIGHT
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -133,10 +135,8 @@ def run_benchmark(
         TrainOverlapError: Queries include an encoder's training or validation patents.
     """
     if text_weight is None:
-        from pir.search.store import DEFAULT_TEXT_WEIGHT  # the product's default slider position
-
         text_weight = DEFAULT_TEXT_WEIGHT
-    from pir.encoder.model import encoder_for
+    from pir.encoder.model import encoder_for  # lazy: start-up (torch, timm, PIL)
 
     mode_list = parse_modes(modes)
     variants = parse_choices(query_text, QUERY_TEXTS, "query words")
@@ -190,8 +190,6 @@ def run_benchmark(
 
 def shared_data_root() -> Path:
     """``../shared/data`` relative to the repository root (where the real sample data lives in this project)."""
-    import pir
-
     return Path(pir.__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -212,7 +210,7 @@ def default_sets(
     Returns:
         The sets, and name -> reason for datasets that were absent or unusable.
     """
-    from pir.synth import synthesize_corpus
+    from pir.synth import synthesize_corpus  # lazy: start-up (PIL)
 
     sets: list[BenchSet] = []
     skipped: dict[str, str] = {}

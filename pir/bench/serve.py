@@ -147,7 +147,7 @@ def _wait_ready(client: Any, proc: subprocess.Popen, t_start: float, start_timeo
 
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}): {(proc.stderr.read() or '')[-400:]}")
+            raise RuntimeError(f"server exited ({proc.returncode}): {(proc.stderr.read() or '')[-400:]}")  # type: ignore[union-attr]  # stderr=PIPE
         try:
             if client.get("/api/health").status_code == 200:
                 return

@@ -37,6 +37,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pir.ingest.readers import read_figures
+from pir.ingest.schema import point_id
+from pir.search import open_store
+from pir.search.store import SearchFilter
+from pir.search.words import get_text_encoder
+
 if TYPE_CHECKING:
     from pir.config import Settings
     from pir.encoder.model import ImageEncoder
@@ -65,10 +71,8 @@ def peak_rss_mb() -> float:
 
 def _image_paths(settings: Settings, data: str | Path | None, n: int, seed: int) -> list[Path]:
     """The first ``n`` figures of ``data`` (any reader format), or of a seeded synthetic corpus."""
-    from pir.ingest.readers import read_figures
-
     if data is None:
-        from pir.synth import synthesize_corpus
+        from pir.synth import synthesize_corpus  # lazy: start-up (PIL)
 
         data = Path(settings.data_dir) / "bench" / f"speed-synth-n{n}-s{seed}"
         if not (Path(data) / "metadata.jsonl").is_file():
@@ -87,9 +91,9 @@ def measure_ingest(
     settings: Settings, encoder: ImageEncoder, paths: Sequence[Path], work: Path, *, n_queries: int = 20
 ) -> dict[str, Any]:
     """Pipeline ingest vs bare forward pass on the same images, then image-query latency on that collection."""
-    from pir.pipeline import ingest
-    from pir.search.edge import EdgeStore
-    from pir.search.service import search_images
+    from pir.pipeline import ingest  # lazy: start-up (PIL, tqdm)
+    from pir.search.edge import EdgeStore  # lazy: start-up (qdrant_edge)
+    from pir.search.service import search_images  # lazy: start-up (PIL)
 
     folder = work / "images"
     folder.mkdir(parents=True, exist_ok=True)
@@ -220,9 +224,7 @@ def measure_store(
     vectors: str = "clustered",
 ) -> dict[str, Any]:
     """Search-only latency and recall@k of Qdrant Edge (after optimize) vs exact numpy (see synthetic_vectors)."""
-    from pir.ingest.schema import point_id
-    from pir.search.edge import EdgeStore
-    from pir.search.store import SearchFilter
+    from pir.search.edge import EdgeStore  # lazy: start-up (qdrant_edge)
 
     rng = np.random.default_rng(seed)
     x, q = synthetic_vectors(rng, size, n_queries, dim, kind=vectors)
@@ -306,10 +308,7 @@ def _timed(cmd: list[str], env: dict[str, str], timeout: float = 900) -> tuple[f
 
 def _seed_store(settings: Settings, encoder: ImageEncoder, collection: str, size: int, seed: int) -> None:
     """A ``size``-figure collection of embedding-like vectors, created as ingest creates it (for the cold search)."""
-    from pir.ingest.schema import point_id
-    from pir.pipeline import ensure_collection
-    from pir.search import open_store
-    from pir.search.words import get_text_encoder
+    from pir.pipeline import ensure_collection  # lazy: start-up (PIL, tqdm)
 
     x, _ = synthetic_vectors(np.random.default_rng(seed), size, 1, encoder.dim)
     with open_store(settings, collection=collection) as store:
@@ -323,7 +322,7 @@ def measure_cold_cli(
     seed: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """Wall times of fresh CLI processes (see the module docstring); ``spec`` is the encoder name or directory."""
-    from pir.synth import synthesize_corpus
+    from pir.synth import synthesize_corpus  # lazy: start-up (PIL)
 
     data_dir = work / "cold"
     s2 = settings.model_copy(update={"data_dir": data_dir, "qdrant": settings.qdrant.model_copy(update={"url": None})})
@@ -390,7 +389,7 @@ def bench_speed(
             raise ValueError(f"--sizes {sizes!r}: expected comma-separated integers") from e
     import torch  # lazy: start-up (torch)
 
-    from pir.encoder.model import encoder_for
+    from pir.encoder.model import encoder_for  # lazy: start-up (torch, timm, PIL)
 
     enc = encoder_for(settings, encoder)
     result: dict[str, Any] = {

@@ -64,7 +64,7 @@ def read_split(label: str, encoder_dir: str | Path) -> EncoderSplit | None:
 def fingerprint(keys: Sequence[str]) -> str | None:
     """The training code's dataset fingerprint of these figure keys (None when this version has none)."""
     try:
-        from pir.encoder.split import dataset_fingerprint  # type: ignore[import-not-found]
+        from pir.encoder.split import dataset_fingerprint  # lazy: optional (an encoder without it gives None)
     except ImportError:
         return None
     return str(dataset_fingerprint(keys))

@@ -151,7 +151,7 @@ def bench(ctx: click.Context, data: tuple[Path, ...], relevance: str | None, cla
     from pir.bench.run import bench_folders  # lazy: start-up
 
     opts = dict(relevance=relevance, class_column=class_column, label_from=label_from, synth_patents=synth_patents)
-    _done(bench_folders(_settings(ctx), list(data), **opts, **_opts(ctx, common)))
+    _done(bench_folders(_settings(ctx), list(data), **opts, **_opts(ctx, common)))  # type: ignore[arg-type]  # click options
 
 
 @bench.command("deeppatent2")

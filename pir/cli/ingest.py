@@ -56,7 +56,7 @@ def ingest(
     """Read, embed and store every drawing under PATH (USPTO grants, DeepPatent2, or a generic folder)."""
     from pir.workers.dispatch import ingest_or_submit, n_failed  # lazy: start-up
 
-    reader = {"columns": parse_pairs(columns, "--column")} if columns else {}
+    reader: dict[str, Any] = {"columns": parse_pairs(columns, "--column")} if columns else {}
     reader.update({"class_column": class_column} if class_column else {})
     reader.update({"follow_outside": True} if follow_outside else {})
     s = settings(ctx, encoder=encoder, collection=collection)

@@ -16,6 +16,6 @@ from pir.cli.app import main, settings
 def serve(ctx: click.Context, host: str | None, port: int | None, encoder: str | None, collection: str | None) -> None:
     """Serve the search page and JSON API (docs at /docs) until Ctrl-C; loads the encoder and store once."""
     from pir.web import serve as run_server  # lazy: start-up (FastAPI, uvicorn, torch)
-    from pir.web.settings import get_serve_settings
+    from pir.web.settings import get_serve_settings  # lazy: start-up (the CLI loads no command's library)
 
     run_server(settings(ctx, encoder=encoder, collection=collection), get_serve_settings(host=host, port=port))

@@ -42,7 +42,7 @@ def train(
 
     extra = {"augment": {"enabled": False}} if no_augment else {}
     cfg = model_from_options(TrainConfig, config_file, fields, **extra)
-    progress = {"show_progress": not as_json, "on_epoch": None if as_json else output.print_epoch}
+    progress: dict[str, Any] = {"show_progress": not as_json, "on_epoch": None if as_json else output.print_epoch}
     if not as_json:
         click.echo(output.TRAIN_HEADER)
     output.print_train_result(run_train(data, out, cfg, settings(ctx), resume=resume, **progress), as_json)

@@ -16,7 +16,7 @@ class _TorchvisionShimHook(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         if name == "torchvision":
             sys.meta_path.remove(self)
-            from pir.encoder._tvshim import apply
+            from pir.encoder._tvshim import apply  # lazy: the shim imports torch; only on a torchvision import
 
             apply()
         return None

@@ -90,7 +90,7 @@ def create_backbone(name: str, *, pretrained: bool = True, **kwargs: object) -> 
         The model and whether pretrained weights were loaded.
     """
     try:
-        model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+        model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)  # type: ignore[arg-type]  # timm options
     except RuntimeError as e:
         raise ValueError(f"unknown timm backbone {name!r}: {e}") from e
     if not pretrained:

@@ -282,13 +282,12 @@ def figure_texts(fig: PatentFigure, *, max_chars: int = 300) -> list[str]:
         texts.append(fig.description.strip()[:max_chars])
     if not texts and fig.class_label:
         texts.append(class_text(fig.class_label))
-    seen: set[str] = set()
-    return [t for t in texts if t and not (t in seen or seen.add(t))]
+    return list(dict.fromkeys(t for t in texts if t))  # distinct, in order
 
 
 def _enrich_funcs() -> tuple[Callable[..., list[str]] | None, Callable[[str], list[str]] | None]:
     try:
-        from pir.enrich import class_aliases, get_descriptions
+        from pir.enrich import class_aliases, get_descriptions  # lazy: start-up (httpx, tqdm)
     except ImportError:  # the enrichment package is optional at this layer
         return None, None
     return get_descriptions, class_aliases
@@ -367,8 +366,7 @@ def class_prototype_texts(
             except Exception as e:  # noqa: BLE001
                 log.warning("class_aliases(%r) failed: %s", c, e)
         texts += [class_text(t) for t, _ in titles[c].most_common(max_titles)]
-        seen: set[str] = set()
-        out.append([t for t in texts if not (t in seen or seen.add(t))])
+        out.append(list(dict.fromkeys(texts)))  # distinct, in order
     return out
 
 

@@ -151,6 +151,8 @@ class ImageTextContrastiveLoss(nn.Module):
     ``figure_ids`` and ``patent_ids`` do the same for two draws of one figure and for figures of one patent.
     """
 
+    logit_scale: Tensor  # a parameter or a buffer (registered by _log_scale_param)
+
     def __init__(self, init_temperature: float = 0.07, max_logit_scale: float = 100.0, learnable: bool = True) -> None:
         super().__init__()
         self.init_temperature = float(init_temperature)
@@ -229,6 +231,9 @@ class PrototypeLogitAdjustedLoss(nn.Module):
     predictions use :meth:`logits` with ``adjusted=False``. ``tau = 0`` is the plain softmax. Classes with a zero
     count are treated as having one example so their prior stays finite.
     """
+
+    logit_scale: Tensor
+    log_prior: Tensor
 
     def __init__(
         self,
@@ -322,6 +327,8 @@ class BalancedSupConLoss(nn.Module):
     pair or no negative pair has no contrast to learn from: the term is absent (``None``), so a learnable weighting
     leaves its weight untouched (returning 0 would drive a Kendall ``s_i`` down every such step).
     """
+
+    class_weight: Tensor
 
     def __init__(
         self, class_counts: Sequence[int], temperature: float = 0.1, weighting: str = "inverse_frequency"
@@ -660,7 +667,7 @@ class PirLoss(nn.Module):
         x = LossInputs(image_emb, text_emb, labels, prototypes, text_ids, figure_ids, patent_ids, teacher_emb)
         out: dict[str, Tensor | None] = {}
         for module in self.terms.values():
-            out.update(module.term(x))
+            out.update(module.term(x))  # type: ignore[operator]  # every term module has term()
         out.update(self.weighting(out))
         return out
 
@@ -682,11 +689,11 @@ class PirLoss(nn.Module):
             "num_classes": self.num_classes,
         }
         if self.weighting_name == "fixed":
-            cfg["weights"] = dict(self.weighting.weights)
+            cfg["weights"] = dict(self.weighting.weights)  # type: ignore[arg-type]  # FixedWeighting here
         else:
             cfg["uncertainty_init"] = self.uncertainty_init
         for name, module in self.terms.items():
-            sub = module.get_config_dict()
+            sub = module.get_config_dict()  # type: ignore[operator]  # every term module has one
             for k in ("class_counts", "num_classes", "embedding_size"):
                 sub.pop(k, None)
             cfg[name] = sub

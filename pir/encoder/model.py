@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 import pir.encoder._tvshim  # noqa: F401  (before timm)
 from pir.encoder.backbone import create_backbone, default_norm, has_offline_weights
 from pir.encoder.device import resolve_device
+from pir.encoder.text import load_text_encoder
 from pir.errors import EncoderLoadError
 from pir.ingest.images import load_line_art, to_line_art
 
@@ -99,7 +100,7 @@ class VisualEncoder(nn.Module):
     ):
         super().__init__()
         self.trunk, self.pretrained_loaded = create_backbone(backbone, pretrained=pretrained)
-        feat = int(self.trunk.num_features)
+        feat = int(self.trunk.num_features)  # type: ignore[arg-type]  # timm models define num_features
         self.feat_dim = feat
         if projector == "none":
             self.head: nn.Module = nn.Identity()
@@ -170,7 +171,7 @@ def preprocess_tensor(images: Sequence[Image.Image], cfg: PreprocessConfig) -> t
     arrs = []
     for img in images:
         if img.size != (cfg.image_size, cfg.image_size):
-            img = img.resize((cfg.image_size, cfg.image_size), Image.BILINEAR)
+            img = img.resize((cfg.image_size, cfg.image_size), Image.Resampling.BILINEAR)
         arrs.append(np.asarray(img.convert("L"), dtype=np.float32))
     x = torch.from_numpy(np.stack(arrs)).div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
     mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
@@ -264,10 +265,8 @@ class ImageEncoder:
             )
         if self._text_encoder is None:
             if text_encoder_factory is None:
-                from pir.encoder.text import load_text_encoder
-
                 text_encoder_factory = load_text_encoder
-            self._text_encoder = text_encoder_factory(self.config.text_model, device=str(self.device))
+            self._text_encoder = text_encoder_factory(self.config.text_model, device=str(self.device))  # type: ignore[arg-type]  # text_aligned: set
         vecs = np.asarray(self._text_encoder.encode(list(texts)), dtype=np.float32)
         if self.config.image_weight is None:
             return vecs

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 import pir.encoder._tvshim  # noqa: F401  (before transformers / sentence-transformers)
 from pir.encoder.device import resolve_device
@@ -79,7 +80,6 @@ class TextEncoder:
         texts = _check_texts(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        import torch  # lazy: start-up (torch)
 
         with torch.inference_mode():
             out = self.model.encode(

@@ -71,9 +71,18 @@ from pir.encoder.data import (
 )
 from pir.encoder.device import resolve_device
 from pir.encoder.losses import PirLoss
-from pir.encoder.model import EncoderConfig, PreprocessConfig, VisualEncoder, builtin_config, save_encoder_dir
+from pir.encoder.model import (
+    EncoderConfig,
+    PreprocessConfig,
+    VisualEncoder,
+    builtin_config,
+    load_encoder,
+    save_encoder_dir,
+)
 from pir.encoder.split import SPLIT_NAME, PatentSplit, read_split, split_by_patent, write_split
+from pir.encoder.text import TextEmbeddingCache, load_text_encoder, text_cache_path
 from pir.encoder.train_config import BASELINES, AugmentConfig, TrainConfig, cli_fields
+from pir.ingest.readers import read_figures
 from pir.ingest.schema import PatentFigure
 from pir.metrics import evaluate_embeddings, split_head_tail
 
@@ -166,8 +175,6 @@ def load_figures(data: Path | Sequence[PatentFigure], cfg: TrainConfig) -> tuple
     """Figures to train on (those with a ``class_label``) and the problems met reading them."""
     problems: list[str] = []
     if isinstance(data, (str, Path)):
-        from pir.ingest.readers import read_figures
-
         issues: list[Any] = []
         figures = list(
             read_figures(Path(data), cfg.format, issues=issues, columns=cfg.columns, class_column=cfg.class_column)
@@ -276,7 +283,6 @@ def prepare_text(
     terms, _, text_mode = cfg.recipe()
     if "contrastive" not in terms and "class" not in terms:
         return TextSide(embed_dim=cfg.embed_dim or ARCFACE_DEFAULT_DIM)
-    from pir.encoder.text import TextEmbeddingCache, load_text_encoder, text_cache_path
 
     enc = text_encoder or load_text_encoder(cfg.text_model or settings.text.model, device=str(device))
     if cfg.embed_dim is not None and cfg.embed_dim != enc.dim:
@@ -327,7 +333,7 @@ def _build_loss(cfg: TrainConfig, class_counts: list[int], embed_dim: int) -> Pi
     }
     if weighting == "uncertainty" and len(terms) == 1:
         weighting = "fixed"  # one term: nothing to balance
-    opts = {t: options.get(t, {}) for t in terms}
+    opts: dict[str, Any] = {t: options.get(t, {}) for t in terms}
     return PirLoss(terms, class_counts=class_counts, weighting=weighting, embed_dim=embed_dim, **opts)
 
 
@@ -557,14 +563,7 @@ def embed_loaded(
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
-    keys = ("map", "recall@10", "mrr@10")
-    return {part: {k: report[part].get(k) for k in keys} for part in ("overall", "head", "tail")} | {
-        "n_queries": report["n_queries"],
-        "n_queries_tail": report["n_queries_tail"],
-    }
-
-
-def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of a retrieval report (overall, head and tail)."""
     keys = ("map", "recall@10", "mrr@10")
     return {part: {k: report[part].get(k) for k in keys} for part in ("overall", "head", "tail")} | {
         "n_queries": report["n_queries"],
@@ -645,7 +644,7 @@ def _loss_state(loss_fn: PirLoss) -> dict[str, float]:
     for name, module in loss_fn.terms.items():
         if hasattr(module, "scale") and callable(module.scale):
             state["logit_scale" if name == "contrastive" else f"{name}_logit_scale"] = float(module.scale().detach())
-    w = loss_fn.weighting
+    w: Any = loss_fn.weighting  # UncertaintyWeighting (log_vars) or FixedWeighting (weights)
     if hasattr(w, "log_vars_by_name"):
         for n, s in zip(w.names, w.log_vars.cpu().tolist(), strict=True):
             state[f"weight/{n}"] = math.exp(-s)
@@ -746,8 +745,6 @@ def run_epochs(
 
 def finish_run(run: RunState, cfg: TrainConfig, data: TrainData, text: TextSide, out: Path) -> tuple[Any, Any]:
     """Reload the chosen epoch, evaluate it on the test patents once, and record that in history and config."""
-    from pir.encoder.model import load_encoder
-
     device = next(run.model.parameters()).device
     if run.best_epoch is None:  # no validation set: the last epoch is the result
         save_encoder_dir(out, encoder_config(run, cfg, data, text, out.resolve().name, None), run.model)

@@ -16,7 +16,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def parse_list(text: str) -> list[Any]:
     raise MalformedAnswer("the answer holds no JSON list")
 
 
-def validate(items: list[Any], inputs: FigureInputs, k: int, max_chars: int, taken: list[str] = ()) -> list[str]:
+def validate(items: list[Any], inputs: FigureInputs, k: int, max_chars: int, taken: Iterable[str] = ()) -> list[str]:
     """The valid, distinct items (strings naming the object or an alias, within ``max_chars``, not repeating an
     instruction injected in the patent text)."""
     banned = injected_tokens([inputs.title, inputs.description, inputs.caption], inputs.names())

@@ -23,6 +23,7 @@ from pir.enrich.cache import CachedEntry, CacheRow, EnrichCache, cache_key, inpu
 from pir.enrich.http import Captioner
 from pir.enrich.inputs import FigureInputs, add_aliases, figure_inputs
 from pir.enrich.text import carries_alias
+from pir.ingest.readers import read_figures
 from pir.ingest.schema import PatentFigure
 
 logger = logging.getLogger(__name__)
@@ -478,8 +479,6 @@ def enrich_path(
     show_progress: bool = True,
 ) -> EnrichSummary:
     """Read the figures under ``path`` (any format ``pir.ingest.readers`` knows) and enrich them."""
-    from pir.ingest.readers import read_figures
-
     issues: list[Any] = []
     summary = enrich_figures(
         read_figures(Path(path), issues=issues),

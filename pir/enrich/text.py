@@ -23,14 +23,14 @@ _INSTRUCTION = re.compile(
 
 def looks_like_instruction(text: str | None) -> bool:
     """True when ``text`` contains an instruction aimed at a language model ("ignore previous instructions")."""
-    return bool(text) and bool(_INSTRUCTION.search(text))
+    return bool(text) and bool(_INSTRUCTION.search(text or ""))
 
 
 def injected_tokens(texts: Iterable[str | None], allowed: Iterable[str]) -> frozenset[str]:
     """Distinctive words of the instruction-like parts of ``texts`` (from the instruction to the end of its
     sentence), minus the words of ``allowed`` (object, aliases): an answer that repeats one of them followed the
     injected instruction."""
-    allowed_toks = set()
+    allowed_toks: set[str] = set()
     for a in allowed:
         allowed_toks |= content_tokens(a)
     out: set[str] = set()

@@ -9,7 +9,7 @@ _EXPORTS = {
     "ImageLoadError": "pir.ingest.images",
     "load_line_art": "pir.ingest.images",
     "to_line_art": "pir.ingest.images",
-    "ReadIssue": "pir.ingest.normalize",
+    "ReadIssue": "pir.ingest.schema",
     "detect_format": "pir.ingest.readers",
     "read_figures": "pir.ingest.readers",
     "PatentFigure": "pir.ingest.schema",

@@ -4,7 +4,7 @@
 set only while the reader itself runs, never while the caller handles a yielded figure). Readers ask
 :func:`may_open` before opening a metadata file (sidecar, grant XML, JSON records) and :func:`read_figures` refuses
 every figure whose image resolves elsewhere: ``../`` in a sidecar path, an absolute path, a symlinked file or a
-symlinked folder that points outside. Each refusal is a :class:`~pir.ingest.normalize.ReadIssue` naming the path and
+symlinked folder that points outside. Each refusal is a :class:`~pir.ingest.schema.ReadIssue` naming the path and
 where it resolves to. ``follow_outside=True`` (``pir ingest --follow-outside``) lifts the check.
 """
 
@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pir.ingest.normalize import ReadIssue
+from pir.ingest.schema import ReadIssue
 
 __all__ = ["Confinement", "confined", "may_open"]
 

@@ -17,8 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pir.ingest.normalize import ReadIssue
-from pir.ingest.schema import PatentFigure
+from pir.ingest.schema import PatentFigure, ReadIssue
 
 __all__ = ["RunIds", "conflict_reason", "stored_conflicts"]
 

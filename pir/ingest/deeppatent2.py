@@ -34,7 +34,6 @@ from pydantic import ValidationError
 from pir.ingest.confine import may_open
 from pir.ingest.normalize import (
     IMAGE_EXTENSIONS,
-    ReadIssue,
     _files,
     clean,
     is_image,
@@ -45,7 +44,7 @@ from pir.ingest.normalize import (
     parse_date,
     vector_issue,
 )
-from pir.ingest.schema import PatentFigure
+from pir.ingest.schema import PatentFigure, ReadIssue
 
 _NAME = re.compile(
     r"^(?P<patent>[A-Z]+\d+(?:[A-Z]\d?)?)-(?P<date>\d{8})-(?P<sheet>D\d{5})(?:_(?P<fig>[^./\\]+))?"

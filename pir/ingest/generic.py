@@ -34,9 +34,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from pir.ingest.confine import may_open
+from pir.ingest.deeppatent2 import parse_deeppatent2_filename
 from pir.ingest.normalize import (
     SIDECAR_NAMES,
-    ReadIssue,
     clean,
     is_image,
     is_vector,
@@ -45,7 +45,7 @@ from pir.ingest.normalize import (
     split_codes,
     vector_issue,
 )
-from pir.ingest.schema import PatentFigure, main_class
+from pir.ingest.schema import PatentFigure, ReadIssue, main_class
 
 #: Built-in column aliases (case-insensitive), per PatentFigure field, in order of preference.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -338,8 +338,6 @@ def _row_to_figure(
 
 def _figure_from_name(path: Path, folder_class: str | None, normalize_ids: bool) -> tuple[PatentFigure, str]:
     """A figure whose ids come from its file name (DeepPatent2 name, ``<patent>_<fig>``, a patent number, a stem)."""
-    from pir.ingest.deeppatent2 import parse_deeppatent2_filename
-
     stem = path.stem
     extra: dict[str, Any] = {}
     day = None

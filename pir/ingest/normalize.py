@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+from pir.ingest.confine import may_open
+from pir.ingest.schema import ReadIssue
 
 #: Extensions read as raster drawings, and vector/document drawings (reported, never rasterised); defined here so
 #: that the readers need no PIL (:mod:`pir.ingest.images` uses the same sets).
@@ -27,17 +29,6 @@ VECTOR_EXTENSIONS = {".pdf", ".svg", ".svgz", ".eps", ".ps", ".emf", ".wmf", ".d
 
 #: File names of the generic reader's sidecar metadata, in order of preference.
 SIDECAR_NAMES = ("metadata.jsonl", "metadata.json", "metadata.csv")
-
-
-@dataclass
-class ReadIssue:
-    """A metadata problem found while reading: the file (or ``file#record``) and what is wrong with it."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
 
 
 _MISSING = {"", "null", "none", "nan", "n/a", "na"}
@@ -243,8 +234,6 @@ def _files(root: Path, limit: int) -> list[Path]:
 
 
 def _head(path: Path, n: int = 4096) -> str:
-    from pir.ingest.confine import may_open
-
     if not may_open(path):
         return ""
     try:

@@ -24,7 +24,6 @@ from pir.ingest.confine import Confinement, confine_iter, confined
 from pir.ingest.conflicts import RunIds
 from pir.ingest.normalize import (
     SIDECAR_NAMES,
-    ReadIssue,
     _dirs_breadth_first,
     _files,
     _head,
@@ -41,7 +40,7 @@ from pir.ingest.normalize import (
 )
 from pir.ingest.registry import detect_format as _detect_format
 from pir.ingest.registry import get_reader, reader_names
-from pir.ingest.schema import PatentFigure
+from pir.ingest.schema import PatentFigure, ReadIssue
 
 FORMATS: tuple[str, ...] = reader_names()
 #: Kept for callers of the old name; any registered reader name is accepted.

@@ -70,7 +70,7 @@ def detect_format(root: str | Path) -> str:
     Raises:
         FileNotFoundError: ``root`` does not exist.
     """
-    from pir.ingest.normalize import _dirs_breadth_first
+    from pir.ingest.normalize import _dirs_breadth_first  # lazy: start-up (`pir --help` reads reader_names only)
 
     root = Path(root)
     if not root.exists():

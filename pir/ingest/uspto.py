@@ -247,7 +247,7 @@ def parse_grant_xml(path: Path) -> GrantRecord:
         raise ValueError("no <us-bibliographic-data-grant> element")
     doc = bib.find("publication-reference/document-id")
     number = clean(doc.findtext("doc-number")) if doc is not None else None
-    if not number:
+    if doc is None or not number:
         raise ValueError("no publication-reference doc-number")
     country = clean(doc.findtext("country")) or "US"
     rec = GrantRecord(patent_id=normalize_patent_id(f"{country}{number}"))

@@ -312,7 +312,7 @@ class EdgeStore(st.VectorStore):
                 raise StoreError(f"upsert into '{self.collection}' at {self.path} failed: {exc}") from exc
 
     def _delete(self, ids: list[str]) -> None:
-        self._sh.update(UpdateOperation.delete_points(ids))
+        self._sh.update(UpdateOperation.delete_points(ids))  # type: ignore[arg-type]  # str ids
 
     # ---------------------------------------------------------------------- reads
     def _count(self, flt: st.SearchFilter | None, *, exact: bool) -> int:
@@ -337,7 +337,7 @@ class EdgeStore(st.VectorStore):
         return st.to_hits([self._sh.query(request)], ask.with_vectors)[0]
 
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[st.StoredPoint]:
-        records = self._sh.retrieve(ids, with_payload=True, with_vector=with_vectors)
+        records = self._sh.retrieve(ids, with_payload=True, with_vector=with_vectors)  # type: ignore[arg-type]  # str ids
         return [st.to_stored_point(r, with_vectors) for r in records]
 
     def _scroll_page(
@@ -385,12 +385,12 @@ def leg_query(leg: Leg, using: str | None) -> Query:
     v = leg.vector
     if isinstance(v, st.Recommend):
         if v.strategy == "average_vector":
-            return Query.Nearest(v.average(), using=using)
-        examples = RecommendQuery(list(v.positives), list(v.negatives))
+            return Query.Nearest(v.average(), using=using)  # type: ignore[arg-type]  # numpy arrays are accepted
+        examples = RecommendQuery(list(v.positives), list(v.negatives))  # type: ignore[arg-type]  # numpy arrays are accepted
         if v.strategy == "best_score":
             return Query.RecommendBestScore(examples, using=using)
         return Query.RecommendSumScores(examples, using=using)
-    return Query.Nearest(_sparse(v) if isinstance(v, SparseVector) else v, using=using)
+    return Query.Nearest(_sparse(v) if isinstance(v, SparseVector) else v, using=using)  # type: ignore[arg-type]  # numpy arrays are accepted
 
 
 def hybrid_request(
@@ -443,7 +443,7 @@ def to_edge_filter(flt: st.SearchFilter | None) -> Filter | None:
 
 def open_store(settings: Settings, collection: str) -> EdgeStore:
     """The registry's ``edge`` backend: ``collection`` under ``settings.store_dir`` (see :mod:`pir.search.factory`)."""
-    return EdgeStore(settings.store_dir / collection, collection, **st.index_settings(settings))
+    return EdgeStore(settings.store_dir / collection, collection, **st.index_settings(settings))  # type: ignore[arg-type]  # index keywords
 
 
 def reindex(

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pir.search.factory import REGISTRY, get_store_backend
 from pir.search.store import StoreError, VectorStore
+from pir.search.words import get_text_encoder, open_text_cache, text_and_words
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -68,9 +70,6 @@ def reindex(
     Raises:
         StoreError: There is no such collection, or the copy does not match the original (nothing is swapped then).
     """
-    from pir.search.factory import REGISTRY, get_store_backend
-    from pir.search.words import get_text_encoder, open_text_cache
-
     t0 = time.perf_counter()
     te = text_encoder or get_text_encoder(settings)
     cache = text_cache or open_text_cache(settings)
@@ -109,8 +108,6 @@ def copy_points(
     are copied. Returns the number of points copied.
     """
     from tqdm.auto import tqdm  # lazy: start-up (tqdm)
-
-    from pir.search.words import text_and_words
 
     n = 0
     bar = tqdm(total=src.count(), desc="reindex", unit="pt", disable=not show_progress)

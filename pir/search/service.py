@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 import numpy as np
 from PIL import Image
 
-from pir.config import Settings
+from pir.config import Settings, get_settings
+from pir.ingest.readers import normalize_patent_id, normalize_viewpoint
 from pir.ingest.schema import point_id
 from pir.search.request import DEFAULT_TEXT_WEIGHT
-from pir.search.words import SparseVector, get_text_encoder, normalize
+from pir.search.store import HybridQuery, SearchFilter, StoreError, normalize_id
+from pir.search.words import SparseVector, get_text_encoder, normalize, query_words, words_query_vector
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
@@ -127,8 +129,6 @@ def build_filter(
     ``D28/47`` and ``d28-47`` match the stored ``D28-47``; ``D907,293`` / ``US D907293 S`` match ``USD0907293``;
     ``Perspective`` / ``left side elevational`` match the stored viewpoint vocabulary.
     """
-    from pir.ingest.readers import normalize_patent_id, normalize_viewpoint
-    from pir.search.store import SearchFilter
 
     def variants(values: Sequence[str], norm: Any) -> list[str] | None:
         out: list[str] = []
@@ -266,8 +266,6 @@ def text_query(text: str, text_encoder: TextEncoder, *, expand: bool = True) -> 
     The dense vector embeds the words as typed (the sentence encoder knows synonyms); the sparse one also carries
     the enrichment aliases ("lamp" -> "luminaire", "lighting fixture") so they match exactly.
     """
-    from pir.search.words import query_words, words_query_vector
-
     expanded, aliases = query_words(text) if expand else (text, [])
     dense = normalize(text_encoder.encode([text])[0])
     return TextQuery(dense, words_query_vector(expanded), aliases, expanded)
@@ -310,8 +308,6 @@ def _cross_modal(encoder: ImageEncoder | None, image: np.ndarray, store: VectorS
 
 
 def _default_settings() -> Settings:
-    from pir.config import get_settings
-
     return get_settings()
 
 
@@ -367,8 +363,6 @@ def search_hybrid(
         EncoderMismatchError: The encoder (or text encoder) is not the collection's.
         pir.search.store.LegacyLayoutError: Words asked of an old single-vector collection (``pir reindex``).
     """
-    from pir.search.store import HybridQuery
-
     if settings is None and (images or (text and text_encoder is None)):
         settings = _default_settings()
     t0 = time.perf_counter()
@@ -403,8 +397,6 @@ def search_hybrid(
 
 def _excluding(filter: SearchFilter | None, ids: Sequence[str]) -> SearchFilter:
     """A copy of ``filter`` that also leaves out the points ``ids``."""
-    from pir.search.store import SearchFilter
-
     flt = dataclasses.replace(filter) if filter is not None else SearchFilter()
     flt.exclude_ids = [*(flt.exclude_ids or []), *ids]
     return flt
@@ -513,13 +505,9 @@ def figure_point_id(figure: str) -> str:
     Raises:
         ValueError: neither form.
     """
-    from pir.search.store import StoreError, normalize_id
-
     figure = figure.strip()
     if "/" in figure:
         patent, fig = figure.split("/", 1)
-        from pir.ingest.readers import normalize_patent_id
-
         try:
             patent = normalize_patent_id(patent)
         except ValueError:

@@ -183,12 +183,12 @@ class HybridQuery:
         visual = [(IMAGE, self.image), (TEXT, self.image_text)]
         verbal = [(TEXT, self.text), (WORDS, self.words)]
         visual = [(n, v) for n, v in visual if v is not None]
-        verbal = [(n, v) for n, v in verbal if v is not None and (n != WORDS or len(v))]
+        verbal = [(n, v) for n, v in verbal if v is not None and (n != WORDS or len(v))]  # type: ignore[arg-type]  # the words leg is a SparseVector
         if visual and verbal:
             groups = [(visual, 1.0 - w), (verbal, w)]
         else:
             groups = [(visual or verbal, 1.0)]
-        legs = [Leg(n, v, share / len(g)) for g, share in groups for n, v in g if share > 0]
+        legs = [Leg(n, v, share / len(g)) for g, share in groups for n, v in g if share > 0]  # type: ignore[arg-type, attr-defined]  # groups holds lists of legs
         if not legs:
             raise StoreError("empty query: give an image, words, or both")
         return legs
@@ -412,7 +412,7 @@ class VectorStore(ABC):
             bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
             raise StoreError(f"upsert into '{self.collection}': vector of id {ids_list[bad]} has NaN/inf values")
         texts = self._check_text(ids_list, text)
-        words_list = [None] * len(ids_list) if words is None else list(words)
+        words_list: list[SparseVector | None] = [None] * len(ids_list) if words is None else list(words)
         if len(words_list) != len(ids_list):
             raise StoreError(
                 f"upsert into '{self.collection}': {len(ids_list)} ids but {len(words_list)} words vectors"
@@ -513,7 +513,7 @@ class VectorStore(ABC):
         arr = np.ascontiguousarray(arr)
         if not group_by_patent:
             return self._query(arr, ask)
-        return [self._grouped_by(lambda a, q=q: self._query(q[None, :], a)[0], ask) for q in arr]
+        return [self._grouped_by(lambda a, q=q: self._query(q[None, :], a)[0], ask) for q in arr]  # type: ignore[misc]  # q bound per row
 
     def hybrid_search(self, query: HybridQuery, k: int = 10, **options: Unpack[SearchOptions]) -> list[Hit]:
         """One Qdrant query over the ``image``, ``text`` and ``words`` vectors, fused inside Qdrant, best first.

@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pir.enrich.aliases import CURATED_ALIASES, load_lexicon, normalize_name
+from pir.enrich.classes import title_for_class_name
+
 if TYPE_CHECKING:
     from pir.config import Settings
     from pir.encoder.text import TextEmbeddingCache, TextEncoder
@@ -62,6 +65,7 @@ class SparseVector:
 
 @functools.cache
 def _bm25() -> Any:
+    # lazy: start-up (qdrant_edge)
     from qdrant_edge import Bm25, Bm25Config  # one tokenizer for both backends (the server path imports it too)
 
     return Bm25(Bm25Config(k=BM25_K, b=BM25_B, avg_len=BM25_AVG_LEN, language="english"))
@@ -84,8 +88,6 @@ def figure_words(
     descs = descriptions if descriptions is not None else payload.get("descriptions") or []
     pieces.extend(str(d) for d in descs)
     if include_class:
-        from pir.enrich.classes import title_for_class_name
-
         label = payload.get("class_label")
         if label:
             pieces.append(str(label))
@@ -165,8 +167,6 @@ def query_words(text: str, *, max_aliases: int = 3) -> tuple[str, list[str]]:
     when it names an object (curated alias table, or its most frequent WordNet noun sense is an artifact), so
     "lamp with a curved arm" adds "luminaire", "lighting fixture", ... but not "projection" for "arm".
     """
-    from pir.enrich.aliases import CURATED_ALIASES, load_lexicon, normalize_name
-
     lex = load_lexicon()
     norm = normalize_name(text)
     words = [w for w in _TOKEN_RE.findall(norm) if w not in _STOP]

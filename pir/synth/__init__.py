@@ -14,6 +14,7 @@ One module per object family lives in :mod:`pir.synth.objects` (see :mod:`pir.sy
 
 from __future__ import annotations
 
+import pir.synth.objects  # noqa: F401  (registers the built-in object classes)
 from pir.synth.catalog import CLASS_ALIASES, CLASS_CODES, CLASSES, VIEWS
 from pir.synth.corpus import SynthSummary, synthesize_corpus, zipf_counts
 from pir.synth.geometry import View

@@ -181,7 +181,7 @@ class Ring(Primitive):
 class Sphere(Primitive):
     """A ball: its outline is a circle in every view."""
 
-    center: np.ndarray
+    center: np.ndarray | tuple[float, float, float]
     radius: float
 
     def lines(self, view: View) -> list[np.ndarray]:
@@ -281,7 +281,7 @@ class Surface(Primitive):
             return []
         gm = np.array([np.mean(np.where(ok[:, j], g[:, j], 0.0)) / max(frac[j], 1e-9) for j in cols])
         chosen = [cols[k] for k in np.argsort(-gm, kind="stable")[::2][: self.shade]]
-        out = []
+        out: list[np.ndarray] = []
         lo, hi = int(0.08 * nu), int(math.ceil(0.92 * nu))
         for j in sorted(chosen):
             m = ok[:, j].copy()
@@ -384,7 +384,7 @@ class Prism(Primitive):
             tu = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
             corner = np.sum(np.roll(tu, 1, axis=0) * tu, axis=1) < cos_c
             draw = (prev != vis) | (corner & (prev | vis))
-            for k in np.nonzero(draw)[0]:
+            for k in np.nonzero(draw)[0].tolist():
                 out.append(view.project(np.stack([a[k], a[k] + e])))
         return out
 

@@ -26,9 +26,8 @@ def register(cls: str, params: ParamSampler, parts: PartBuilder) -> None:
 
 
 def builders() -> dict[str, tuple[ParamSampler, PartBuilder]]:
-    """All registered object classes (importing :mod:`pir.synth.objects` registers the built-in ones)."""
-    import pir.synth.objects  # noqa: F401  (registration side effect)
-
+    """All registered object classes (importing :mod:`pir.synth`, which imports :mod:`pir.synth.objects`, registers the
+    built-in ones)."""
     return _BUILDERS
 
 

@@ -12,13 +12,13 @@ __all__ = ["create_app", "serve"]
 
 def create_app(*args: Any, **kwargs: Any) -> Any:
     """See :func:`pir.web.app.create_app`."""
-    from pir.web.app import create_app as _create_app
+    from pir.web.app import create_app as _create_app  # lazy: package face (FastAPI, torch)
 
     return _create_app(*args, **kwargs)
 
 
 def serve(*args: Any, **kwargs: Any) -> None:
     """See :func:`pir.web.app.serve`."""
-    from pir.web.app import serve as _serve
+    from pir.web.app import serve as _serve  # lazy: package face (FastAPI, uvicorn, torch)
 
     _serve(*args, **kwargs)

@@ -26,7 +26,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.requests import ClientDisconnect
 
-from pir.config import Settings
+from pir import __version__
+from pir.config import Settings, get_settings
 from pir.web.engine import Engine, WebError
 from pir.web.routes import WebContext, api_router, page_router
 from pir.web.settings import ServeSettings, check_bind, get_serve_settings
@@ -218,7 +219,7 @@ def create_app(
         try:
             yield
         finally:
-            eng_.close()
+            eng_.close()  # type: ignore[union-attr]  # run_sync returns the Engine
 
     app = FastAPI(
         title="pir",
@@ -294,8 +295,6 @@ def _add_guards(app: FastAPI, ctx: WebContext, max_body: int) -> None:
 
 
 def _version() -> str:
-    from pir import __version__
-
     return __version__
 
 
@@ -359,6 +358,4 @@ def bind_host(host: str) -> str:
 
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory pir.web.app:app_from_env`` (settings from ``PIR_*`` env vars)."""
-    from pir.config import get_settings
-
     return create_app(get_settings(), get_serve_settings())

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from pir import __version__ as pir_version
 from pir.config import Settings
-from pir.ingest.images import ImageLoadError, image_from_bytes, load_line_art
+from pir.ingest.images import ImageLoadError, _sniff_vector, image_from_bytes, load_line_art
 from pir.search.request import SearchRequest
 from pir.web.settings import ServeSettings
 
@@ -273,8 +274,6 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
-        from pir import __version__ as pir_version
-
         store = self.store.info()
         return {
             "pir": pir_version,
@@ -323,8 +322,6 @@ def export_csv(answer: Mapping[str, Any]) -> str:
 
 def _sniff(data: bytes, name: str) -> tuple[str, tuple[int, int]]:
     """Format and size from the header only (no decode)."""
-    from pir.ingest.images import _sniff_vector  # the same sniffing as the readers
-
     kind = _sniff_vector(data[:4096])
     if kind:
         return kind, (0, 0)

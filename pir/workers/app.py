@@ -31,6 +31,9 @@ from kombu import Queue
 from pir.config import Settings, WorkerSettings
 from pir.errors import WorkerConfigError, redact_url
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
+from pir.workers.resources import WorkerResources
+from pir.workers.state import Heartbeat
+from pir.workers.tasks import register_tasks
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +112,6 @@ def create_app(settings: Settings) -> Celery:
     Raises:
         WorkerConfigError: See :func:`check_worker_settings`.
     """
-    from pir.workers.resources import WorkerResources
-    from pir.workers.tasks import register_tasks
-
     w = settings.worker
     check_worker_settings(w)
     app = Celery("pir", broker=w.broker_url, backend=w.result_backend, set_as_current=False)
@@ -180,8 +180,6 @@ def _connect_signals(app: Celery) -> None:
         app.pir_resources.close()  # type: ignore[attr-defined]
 
     def on_ready(sender: Any = None, **_: Any) -> None:
-        from pir.workers.state import Heartbeat
-
         queues = app.amqp.queues
         names = sorted((queues.consume_from or queues).keys())
         name = getattr(sender, "hostname", None) or f"pir-{os.getpid()}"

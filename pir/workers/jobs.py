@@ -118,7 +118,7 @@ def _discover(
     app: Any, path: str | Path, settings: Settings, fmt: str | None, reader_options: dict[str, Any] | None
 ) -> tuple[Path, list[PatentFigure], list[Any]]:
     """(root, figures with absolute paths, read issues); closes ``app`` and raises JobError when nothing is found."""
-    from pir.pipeline import discover
+    from pir.pipeline import discover  # lazy: start-up (PIL, numpy, tqdm)
 
     root = Path(path).resolve()
     try:
@@ -159,7 +159,7 @@ def _enqueue(
 ) -> None:
     """Send one ``enrich | embed`` chain (or ``embed`` alone) per ``(batch number, figure dicts)``; closes ``app``
     (unless ``close`` is false); JobError when it fails."""
-    from pir.workers.tasks import EMBED_TASK, ENRICH_TASK
+    from pir.workers.tasks import EMBED_TASK, ENRICH_TASK  # lazy: start-up (celery, kombu)
 
     enrich_task, embed_task = app.tasks[ENRICH_TASK], app.tasks[EMBED_TASK]
     try:
@@ -200,8 +200,8 @@ def submit_ingest(
     Raises:
         JobError: No broker, Redis unreachable, an unreadable path, or no drawings found.
     """
-    from pir.pipeline import batched
-    from pir.workers.app import WorkerConfigError, create_app
+    from pir.pipeline import batched  # lazy: start-up (PIL, numpy, tqdm)
+    from pir.workers.app import WorkerConfigError, create_app  # lazy: start-up (celery, kombu)
 
     client = connect(settings)
     try:
@@ -272,7 +272,7 @@ def redelivery_bound_s(settings: Settings) -> float:
     a lost host: after two missed AMQP heartbeats, ``2 * 30 s``). Redis hands it out after the visibility timeout
     plus one restore sweep.
     """
-    from pir.workers.app import AMQP_HEARTBEAT_S, restore_period
+    from pir.workers.app import AMQP_HEARTBEAT_S, restore_period  # lazy: start-up (celery, kombu)
 
     w = settings.worker
     if w.broker_kind == "amqp":

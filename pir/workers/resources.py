@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from pir.config import Settings
+from pir.workers.state import state_client
 
 if TYPE_CHECKING:
     import redis
@@ -47,7 +48,7 @@ class WorkerResources:
             if name not in self._encoders:
                 import torch  # lazy: start-up (torch)
 
-                from pir.encoder.model import encoder_for
+                from pir.encoder.model import encoder_for  # lazy: start-up (torch, timm, PIL)
 
                 s = self.settings
                 if s.encoder.num_threads:
@@ -62,10 +63,10 @@ class WorkerResources:
         with self._lock:
             st = self._stores.get(collection)
             if st is None:
-                from pir.search import open_store
+                from pir.search import open_store  # lazy: start-up (numpy)
 
                 st = self._stores[collection] = open_store(self.settings, collection=collection)
-            from pir.pipeline import encoder_id
+            from pir.pipeline import encoder_id  # lazy: start-up (PIL, numpy, tqdm)
 
             eid = encoder_id(encoder)
             if (collection, eid) not in self._ensured:
@@ -77,8 +78,6 @@ class WorkerResources:
         """Redis client of the job state (one connection pool per process)."""
         with self._lock:
             if self._redis is None:
-                from pir.workers.state import state_client
-
                 self._redis = state_client(self.settings)
             return self._redis
 

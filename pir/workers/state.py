@@ -196,7 +196,7 @@ def record_batch(client: redis.Redis, job_id: str, batch: int | str, result: dic
         {"ingested": ingested, "skipped": skipped, "failed": [json.loads(f) for f in failed], "at": _now()}
     )
     keys = [job_key(job_id), job_key(job_id, "batches"), job_key(job_id, "failures"), job_key(job_id, "enriched")]
-    args = [str(batch), entry, ingested, skipped, JOB_TTL_S, *failed]
+    args: list[str | int] = [str(batch), entry, ingested, skipped, JOB_TTL_S, *failed]
     return client.eval(_RECORD_BATCH_LUA, len(keys), *keys, *args) == 1
 
 

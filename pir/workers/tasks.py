@@ -21,7 +21,11 @@ from typing import Any
 from celery import Celery, Task
 
 from pir.config import Settings
+from pir.diskspace import check_batch, check_data_dir, check_optimize
+from pir.errors import JobError
+from pir.ingest.schema import PatentFigure
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
+from pir.workers.state import claim_once, read_status, record_batch, record_enriched
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ def server_errors_as_transient() -> Iterator[None]:
 
 def _open_store(resources: Any, collection: str, encoder: Any) -> Any:
     """The worker's store; an embedded store held by another process is retried (it is usually released soon)."""
-    from pir.search.store import StoreError
+    from pir.search.store import StoreError  # lazy: start-up (numpy)
 
     try:
         return resources.store(collection, encoder)
@@ -104,7 +108,7 @@ def batch_descriptions(figures: list[Any], settings: Settings) -> dict[str, list
 
     A figure whose descriptions cannot be had gets ``[]`` (logged), as in the in-process path.
     """
-    from pir.enrich import get_descriptions
+    from pir.enrich import get_descriptions  # lazy: start-up (httpx, tqdm)
 
     out: dict[str, list[str]] = {}
     for fig in figures:
@@ -124,8 +128,6 @@ class BatchTask(Task):
     leading_args = 0
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        from pir.workers.state import record_batch
-
         try:
             job_id, batch, figures = args[self.leading_args : self.leading_args + 3]
         except (ValueError, TypeError):
@@ -255,16 +257,12 @@ class _Batch:
 
     def patent_figures(self) -> list[Any]:
         """The batch's figures as ``PatentFigure`` objects."""
-        from pir.ingest.schema import PatentFigure
-
         return [PatentFigure.model_validate(f) for f in self.figures]
 
 
 def _enrich_batch(b: _Batch) -> dict[str, list[str]]:
     """The enrich task's body (see ``register_tasks``)."""
-    from pir.diskspace import check_batch
-    from pir.pipeline import enrich_batch as run_enrich
-    from pir.workers.state import record_enriched
+    from pir.pipeline import enrich_batch as run_enrich  # lazy: start-up (PIL, numpy, tqdm)
 
     if _recorded_before(b.app.pir_resources, b) is not None:  # type: ignore[attr-defined]
         return {}  # stored by an earlier delivery: the embed task only re-records it
@@ -279,9 +277,7 @@ def _enrich_batch(b: _Batch) -> dict[str, list[str]]:
 
 def _embed_batch(b: _Batch, descriptions: dict[str, list[str]] | None) -> dict:
     """The embed task's body (see ``register_tasks``): embed, upsert, record; optimize after the job's last batch."""
-    from pir.diskspace import check_batch, check_data_dir
-    from pir.pipeline import embed_and_upsert
-    from pir.workers.state import record_batch
+    from pir.pipeline import embed_and_upsert  # lazy: start-up (PIL, numpy, tqdm)
 
     res = b.app.pir_resources  # type: ignore[attr-defined]
     s = b.settings()
@@ -329,10 +325,6 @@ def _embed_batch(b: _Batch, descriptions: dict[str, list[str]] | None) -> dict:
 
 def _optimize_when_finished(client: Any, job_id: str, settings: Settings, store: Any) -> None:
     """Optimize the store once (one worker claims it) when the job's last batch is recorded."""
-    from pir.diskspace import check_optimize
-    from pir.errors import JobError
-    from pir.workers.state import claim_once, read_status
-
     try:
         status = read_status(client, job_id, max_failures=0)
     except JobError:  # Redis lost the job (restart without persistence): whoever restores it re-runs the rest

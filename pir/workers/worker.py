@@ -103,7 +103,7 @@ def run_worker(settings: Settings, **options: Any) -> None:
     queues, pool = options.get("queues", QUEUES), options.get("pool")
     if EMBED_QUEUE in queues and pool in (None, "solo", "threads"):
         # no fork follows in these pools: check the device now, so `cuda` without a GPU fails at start
-        from pir.encoder.device import DeviceError, resolve_device
+        from pir.encoder.device import DeviceError, resolve_device  # lazy: start-up (torch, numpy)
 
         try:
             resolve_device(settings.encoder.device)
