@@ -40,6 +40,7 @@ __all__ = [
     "Reserve",
     "apparent_bytes",
     "batch_bytes",
+    "copy_tree_sparse",
     "dir_bytes",
     "ensure_space",
     "ensure_space_for_optimize",
@@ -91,6 +92,54 @@ def apparent_bytes(path: str | Path) -> int:
             except OSError:
                 continue
     return total
+
+
+def copy_tree_sparse(src: str | Path, dst: str | Path, *, skip: tuple[str, ...] = ()) -> int:
+    """Copy the folder ``src`` to the new folder ``dst``, keeping the holes of sparse files (the store's memory-mapped
+    files are mostly holes: a plain copy would write their full length). Returns the bytes of data copied.
+
+    ``skip``: file and folder names left out.
+    """
+    src, dst = Path(src), Path(dst)
+    copied = 0
+    for dirpath, dirnames, files in os.walk(src):
+        dirnames[:] = [d for d in dirnames if d not in skip]
+        rel = Path(dirpath).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            if name in skip:
+                continue
+            copied += _copy_file_sparse(Path(dirpath) / name, dst / rel / name)
+    return copied
+
+
+def _copy_file_sparse(src: Path, dst: Path) -> int:
+    copied = 0
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        size = os.fstat(fi.fileno()).st_size
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fi.fileno(), pos, os.SEEK_DATA)
+                end = os.lseek(fi.fileno(), start, os.SEEK_HOLE)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # only a hole from pos to the end
+                    break
+                start, end = pos, size  # no SEEK_DATA support: copy everything
+            fi.seek(start)
+            fo.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = fi.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                fo.write(chunk)
+                left -= len(chunk)
+                copied += len(chunk)
+            pos = end
+        fo.truncate(size)
+    shutil.copystat(src, dst)
+    return copied
 
 
 def batch_bytes(n_figures: int, dim: int = 512, *, sparse_dim: int = 0) -> int:

@@ -6,6 +6,7 @@ with the reason otherwise) and always unmount it. Every process a test starts is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -170,3 +171,131 @@ def test_info_on_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert lines == [f"Error: data dir {f} is a file, not a folder: point --data-dir at a folder"], res.output
+
+
+# -------------------------------------------------------------------------- another process fills the disk (SIGBUS)
+_INGEST = textwrap.dedent(
+    """
+    import json, sys, time
+    from pir.config import get_settings
+    from pir.pipeline import ingest
+    data, corpus, enc = sys.argv[1:4]
+    s = get_settings(data_dir=data, qdrant={"url": None}, encoder={"name": enc, "device": "cpu", "num_threads": 1},
+                     worker={"broker_url": None, "batch_size": 4}, min_free_mb=float(sys.argv[4]))
+    print("started", flush=True)
+    t0 = time.monotonic()
+    try:
+        r = ingest(corpus, s, enrich=False, show_progress=False, optimize=False)
+        out = {"ok": True, "ingested": r.ingested, "skipped": r.skipped, "count": r.store_count}
+    except Exception as e:
+        out = {"ok": False, "type": type(e).__name__, "msg": str(e)}
+    print(json.dumps({**out, "s": round(time.monotonic() - t0, 1)}))
+    """
+)
+
+
+def _draw_corpus(root: Path, n: int) -> Path:
+    from PIL import Image, ImageDraw
+
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        img = Image.new("L", (96, 96), 255)
+        d = ImageDraw.Draw(img)
+        for _ in range(6):
+            d.line(tuple(int(v) for v in rng.integers(0, 96, 4)), fill=0, width=2)
+        img.save(root / f"USD09{i:05d}_1.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import make_tiny_encoder
+
+    return make_tiny_encoder(tmp_path_factory.mktemp("encoder") / "tiny")
+
+
+def fill_during_ingest(
+    mnt: Path, corpus: Path, encoder: Path, delay_s: float, *, min_free_mb: float = 1
+) -> tuple[int, dict[str, Any] | None, str]:
+    """Start an in-process ingest into ``mnt/pir`` in a child process, start ``dd`` filling ``mnt`` ``delay_s`` after
+    the ingest created its store, and return (exit code, its JSON result, its stderr)."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", _INGEST, str(mnt / "pir"), str(corpus), str(encoder), str(min_free_mb)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=ENV,
+    )
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "started"
+        shard = mnt / "pir" / "qdrant-edge" / "pir_figures" / "shard"
+        t_end = time.monotonic() + 300
+        while not shard.exists() and p.poll() is None and time.monotonic() < t_end:
+            time.sleep(0.05)
+        time.sleep(delay_s)
+        subprocess.run(["dd", "if=/dev/zero", f"of={mnt / 'fill'}", "bs=1M"], capture_output=True, timeout=120)
+        out, err = p.communicate(timeout=600)
+    finally:
+        p.kill()
+        p.wait()
+    lines = out.strip().splitlines()
+    return p.returncode, json.loads(lines[-1]) if lines else None, err
+
+
+# ------------------------------------------------------------------------------- read-only and full-disk stores
+def _tree(path: Path) -> dict[str, tuple[int, float]]:
+    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime) for p in path.rglob("*") if p.is_file()}
+
+
+def test_store_on_a_read_only_file_system_is_searchable(tmp_path: Path) -> None:
+    """A store on a read-only mount: count, search and retrieve work (from a private copy); writes are one line;
+    the read-only folder is untouched and the copy is gone after close."""
+    from pir.search import open_store
+    from pir.search.store import StoreError
+
+    with _tmpfs(tmp_path / "ro", "200m") as mnt:
+        ids, x = _fill_store(mnt / "pir", 30)
+        s = _settings(mnt / "pir")
+        with open_store(s) as st:
+            expected = [h.id for h in st.search(x[3], k=5)]
+        _remount(mnt, "ro")
+        try:
+            before = _tree(mnt)
+            with open_store(s) as st:
+                assert st.count() == 30 and st.read_only == "on a read-only file system"
+                assert [h.id for h in st.search(x[3], k=5)] == expected
+                np.testing.assert_allclose(st.retrieve([ids[7]], with_vectors=True)[0].vector, x[7], atol=1e-5)
+                copy = st.shard_path
+                assert not copy.is_relative_to(mnt) and copy.exists()
+                with pytest.raises(StoreError, match="read-only file system") as err:
+                    st.upsert(ids[:1], x[:1], [{"patent_id": "US0"}])
+                assert "\n" not in str(err.value) and str(mnt / "pir") in str(err.value)
+            assert not copy.exists()  # the private copy is removed
+            assert _tree(mnt) == before  # nothing written on the read-only mount
+        finally:
+            _remount(mnt, "rw")
+
+
+def test_store_on_a_full_disk_is_searchable_and_writes_stop_with_one_line(tmp_path: Path) -> None:
+    """With ~1 MB free, opening the store in place would SIGBUS: reading works from a copy, writing is one line,
+    and after space is freed the store opens in place with nothing lost."""
+    from pir.search import open_store
+    from pir.search.store import StoreError
+
+    with _tmpfs(tmp_path / "full", "200m") as mnt:
+        ids, x = _fill_store(mnt / "pir", 30)
+        s = _settings(mnt / "pir")
+        with open(mnt / "ballast", "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, shutil.disk_usage(mnt).free - (1 << 20))
+        with open_store(s) as st:
+            assert st.count() == 30 and (st.read_only or "").startswith("on a full disk")
+            assert st.search(x[0], k=1)[0].id == ids[0]
+            with pytest.raises(StoreError, match="full disk") as err:
+                st.upsert(ids[:1], x[:1], [{"patent_id": "US0"}])
+            assert "\n" not in str(err.value)
+        (mnt / "ballast").unlink()
+        with open_store(s) as st:
+            assert st.read_only is None and st.count() == 30
+            assert sorted(p.id for p in st.scroll()) == sorted(ids)

@@ -72,9 +72,10 @@ from pir.diskspace import (
     RESERVE_MB,
     STORE_OPEN_MB,
     Reserve,
-    apparent_bytes,
     batch_bytes,
     check_store_open,
+    copy_tree_sparse,
+    dir_bytes,
     free_bytes,
 )
 from pir.errors import DiskSpaceError, StoreBusyError
@@ -209,7 +210,7 @@ class EdgeStore(st.VectorStore):
 
     def _open_copy(self, reason: str) -> None:
         """Copy the store into the temporary folder and read it from there (writes refused)."""
-        need = apparent_bytes(self.path) + STORE_OPEN_MB * MB
+        need = dir_bytes(self.path) + STORE_OPEN_MB * MB
         tmp_root = Path(tempfile.gettempdir())
         free = free_bytes(tmp_root)
         if free < need:
@@ -220,7 +221,7 @@ class EdgeStore(st.VectorStore):
             )
         self._copy_dir = Path(tempfile.mkdtemp(prefix="pir-readonly-store-"))
         dst = self._copy_dir / self.path.name
-        shutil.copytree(self.path, dst, ignore=shutil.ignore_patterns(".pir-*", "*.tmp", f".{SHARD_DIR}.creating"))
+        copy_tree_sparse(self.path, dst, skip=(f".{SHARD_DIR}.creating",))
         self._root, self._read_only = dst, reason
         log.warning(
             "the store at %s is %s: reading a private copy (%.0f MB in %s); writes are refused",
