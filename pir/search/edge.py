@@ -76,6 +76,7 @@ from pir.diskspace import (
     check_store_open,
     copy_tree_sparse,
     dir_bytes,
+    ensure_space,
     free_bytes,
 )
 from pir.errors import DiskSpaceError, StoreBusyError
@@ -425,6 +426,46 @@ class EdgeStore(st.VectorStore):
                     shard.close()
         finally:
             self._release()
+
+    # ------------------------------------------------------------------- backups
+    def copy_to(self, dst: str | Path) -> int:
+        """A consistent copy of the collection in the new folder ``dst`` (flushed first; this store holds the lock,
+        so nothing else writes meanwhile). Returns the bytes copied.
+
+        Raises:
+            StoreError: The collection does not exist yet.
+        """
+        self._sh.flush()
+        return copy_tree_sparse(self._root, dst, skip=(f".{SHARD_DIR}.creating",))
+
+    def replace_from(self, src: str | Path) -> None:
+        """Replace this collection with the copy in ``src`` (see :meth:`copy_to`), under this store's lock.
+
+        The copy is staged beside the store first (a failure leaves the store as it was), then swapped in.
+
+        Raises:
+            StoreError: Read-only store, or the restored copy does not load.
+            DiskSpaceError: Not enough free space for the staged copy.
+        """
+        self._writable("restore into the store")
+        if not self._lock.held:
+            self._acquire()
+        src = Path(src)
+        ensure_space(self.path.parent, dir_bytes(src), margin_mb=STORE_OPEN_MB, what="restoring the snapshot")
+        staging = self.path.parent / f".{self.path.name}.restoring"
+        old = self.path.parent / f".{self.path.name}.replaced"
+        for p in (staging, old):
+            shutil.rmtree(p, ignore_errors=True)
+        copy_tree_sparse(src, staging)
+        shard, self._shard, self._meta = self._shard, None, None
+        if shard is not None:
+            shard.flush()
+            shard.close()
+        if self.path.exists():
+            os.rename(self.path, old)
+        os.rename(staging, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        self._load()
 
     def _release(self) -> None:
         """Give back the reserve, the private copy and the lock (after the shard is closed)."""
