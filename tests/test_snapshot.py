@@ -111,9 +111,8 @@ def test_local_mode_says_it_has_no_snapshots(tmp_path: Path) -> None:
     s = _settings(tmp_path / "m", qdrant={"url": ":memory:"})
     with pytest.raises(SnapshotError, match="does not exist|no snapshots"):
         snapshot(s, tmp_path / "snap")
-    from pir.search.server import ServerStore
-
     from pir.search import snapshot as snap_mod
+    from pir.search.server import ServerStore
 
     with pytest.raises(SnapshotError, match="local mode does not support them"):
         snap_mod._server(ServerStore.__new__(ServerStore), s)
