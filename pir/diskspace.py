@@ -202,7 +202,19 @@ def ensure_space_for_optimize(data_dir: str | Path, store_dir: str | Path, *, ma
         DiskSpaceError: See :func:`ensure_space`.
     """
     need = dir_bytes(store_dir) if Path(store_dir).exists() else 0
-    ensure_space(data_dir, need, margin_mb=margin_mb, what="optimizing the store")
+    held = _reserved_bytes(store_dir)  # the store's reserve is released right before optimize(): it is free space
+    ensure_space(data_dir, max(0, need - 2 * held), margin_mb=margin_mb, what="optimizing the store")
+
+
+def _reserved_bytes(store_dir: str | Path) -> int:
+    """Bytes held by :class:`Reserve` ballast files (``.<collection>.reserve``) in ``store_dir``."""
+    total = 0
+    for p in Path(store_dir).glob(".*.reserve") if Path(store_dir).is_dir() else ():
+        try:
+            total += p.stat().st_blocks * 512
+        except OSError:
+            continue
+    return total
 
 
 # ------------------------------------------------------------------------------------- settings-aware entry points
