@@ -300,6 +300,13 @@ def test_store_on_a_read_only_file_system_is_searchable(tmp_path: Path) -> None:
                     st.upsert(ids[:1], x[:1], [{"patent_id": "US0"}])
                 assert "\n" not in str(err.value) and str(mnt / "pir") in str(err.value)
             assert not copy.exists()  # the private copy is removed
+            from click.testing import CliRunner
+
+            from pir.cli import main
+
+            args = ["--data-dir", str(mnt / "pir"), "info", "--json"]
+            res = CliRunner().invoke(main, args, env={"PIR_QDRANT__URL": ""})
+            assert res.exit_code == 0 and json.loads(res.stdout)["count"] == 30, res.output
             assert _tree(mnt) == before  # nothing written on the read-only mount
         finally:
             _remount(mnt, "rw")
