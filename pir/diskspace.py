@@ -38,7 +38,6 @@ __all__ = [
     "MB",
     "RESERVE_MB",
     "Reserve",
-    "apparent_bytes",
     "batch_bytes",
     "copy_tree_sparse",
     "dir_bytes",
@@ -79,18 +78,6 @@ def dir_bytes(path: str | Path) -> int:
                 continue
             blocks = getattr(st, "st_blocks", None)
             total += st.st_size if blocks is None else blocks * 512
-    return total
-
-
-def apparent_bytes(path: str | Path) -> int:
-    """Bytes the files under ``path`` would take if their holes were filled (what a plain copy may write)."""
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                continue
     return total
 
 
