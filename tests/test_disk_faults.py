@@ -258,6 +258,10 @@ def fill_during_ingest(
         while not shard.exists() and p.poll() is None and time.monotonic() < t_end:
             time.sleep(0.05)
         time.sleep(delay_s)
+        if p.poll() is not None:  # already done: nothing to fill during
+            out, err = p.communicate()
+            lines = out.strip().splitlines()
+            return p.returncode, json.loads(lines[-1]) if lines else None, err
         filler = subprocess.Popen([sys.executable, "-c", _FILLER, str(mnt / "fill")], stdout=subprocess.DEVNULL)
         try:
             out, err = p.communicate(timeout=600)
@@ -360,14 +364,15 @@ def test_disk_filled_by_another_process_mid_ingest_never_sigbus(tmp_path: Path, 
         for run in range(10):
             shutil.rmtree(mnt / "pir", ignore_errors=True)
             t0 = time.monotonic()
-            rc, out, err = fill_during_ingest(mnt, corpus, tiny_encoder, delay_s=0.3 * run)
+            rc, out, err = fill_during_ingest(mnt, corpus, tiny_encoder, delay_s=0.15 * run)
             assert rc == 0, f"run {run}: the ingest died with exit {rc} (SIGBUS = -7)\n{err[-1500:]}"
             assert out is not None and "Traceback" not in err and "Fatal Python error" not in err, (run, out, err)
             if not out["ok"]:
                 assert out["type"] == "DiskSpaceError" and "\n" not in out["msg"], (run, out)
                 assert str(mnt / "pir") in out["msg"] and "run the same command again" in out["msg"], (run, out)
             t1 = time.monotonic()
-            (mnt / "fill").unlink()
+            filled = (mnt / "fill").exists()  # False: the ingest ended before the filler started
+            (mnt / "fill").unlink(missing_ok=True)
             r = subprocess.run(
                 [sys.executable, "-c", _INGEST, str(mnt / "pir"), str(corpus), str(tiny_encoder), "1"],
                 capture_output=True,
@@ -382,7 +387,7 @@ def test_disk_filled_by_another_process_mid_ingest_never_sigbus(tmp_path: Path, 
                 ids = [p.id for p in st.scroll()]
             assert len(ids) == n and len(set(ids)) == n, (run, len(ids), len(set(ids)))
             runs.append(
-                {"run": run, "stopped": not out["ok"], "stored_before": n - again["ingested"],
+                {"run": run, "filled": filled, "stopped": not out["ok"], "stored_before": n - again["ingested"],
                  "fill_s": round(t1 - t0, 1), "resume_s": round(time.monotonic() - t1, 1), "stored": len(ids),
                  "unique": len(set(ids))}
             )  # fmt: skip
