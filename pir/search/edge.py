@@ -418,14 +418,26 @@ class EdgeStore(st.VectorStore):
             return
         self._closed = True
         shard, self._shard = self._shard, None
+        self._reserve.close()  # first: the flush may need the space
         try:
             if shard is not None:
                 try:
                     shard.flush()
+                except Exception as exc:
+                    if _disk_full(exc):
+                        raise self._disk_full_error("flush its files") from None
+                    raise
                 finally:
                     shard.close()
         finally:
             self._release()
+
+    def _disk_full_error(self, what: str) -> DiskSpaceError:
+        return DiskSpaceError(
+            f"the disk holding the store {self.path} is full: it could not {what}; everything already written is "
+            "in its write-ahead log and is there when the store opens again: free some space and run the same "
+            "command again to resume"
+        )
 
     # ------------------------------------------------------------------- backups
     def copy_to(self, dst: str | Path) -> int:
@@ -486,6 +498,8 @@ class EdgeStore(st.VectorStore):
             try:
                 self._sh.update(UpdateOperation.upsert_points(points))
             except Exception as exc:
+                if _disk_full(exc):
+                    raise self._disk_full_error("write the batch") from None
                 raise StoreError(f"upsert into '{self.collection}' at {self.path} failed: {exc}") from exc
             self._reserve.hold(need)  # kept until the next write: a process filling the disk meanwhile gets ENOSPC
 
@@ -546,6 +560,12 @@ class EdgeStore(st.VectorStore):
 
     def _location(self) -> str:
         return str(self.path)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether the engine's error is ENOSPC (it reports I/O errors as text)."""
+    text = str(exc)
+    return "No space left on device" in text or "os error 28" in text
 
 
 def _dense(v: np.ndarray) -> np.ndarray:
