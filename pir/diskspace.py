@@ -12,6 +12,12 @@ before anything is written:
 * :func:`ensure_space_for_optimize`: before ``optimize()``, which rewrites the segments (the store's size again).
 
 A store stopped this way was never written past a batch boundary, so it opens again, unchanged, once space is freed.
+
+Checks alone cannot stop *another* process from filling the disk between the check and the write (that killed pir
+with SIGBUS). So the embedded store also keeps a :class:`Reserve`: a ballast file beside the store, preallocated with
+``posix_fallocate`` while pir embeds, released right before each store write and taken back right after it. A
+process that fills the disk meanwhile hits ENOSPC itself; pir then fails to take its reserve back and stops with one
+line between two writes, with everything written so far intact.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MB",
+    "RESERVE_MB",
+    "Reserve",
     "batch_bytes",
+    "copy_tree_sparse",
     "dir_bytes",
     "ensure_space",
     "ensure_space_for_optimize",
@@ -70,6 +79,54 @@ def dir_bytes(path: str | Path) -> int:
             blocks = getattr(st, "st_blocks", None)
             total += st.st_size if blocks is None else blocks * 512
     return total
+
+
+def copy_tree_sparse(src: str | Path, dst: str | Path, *, skip: tuple[str, ...] = ()) -> int:
+    """Copy the folder ``src`` to the new folder ``dst``, keeping the holes of sparse files (the store's memory-mapped
+    files are mostly holes: a plain copy would write their full length). Returns the bytes of data copied.
+
+    ``skip``: file and folder names left out.
+    """
+    src, dst = Path(src), Path(dst)
+    copied = 0
+    for dirpath, dirnames, files in os.walk(src):
+        dirnames[:] = [d for d in dirnames if d not in skip]
+        rel = Path(dirpath).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            if name in skip:
+                continue
+            copied += _copy_file_sparse(Path(dirpath) / name, dst / rel / name)
+    return copied
+
+
+def _copy_file_sparse(src: Path, dst: Path) -> int:
+    copied = 0
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        size = os.fstat(fi.fileno()).st_size
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fi.fileno(), pos, os.SEEK_DATA)
+                end = os.lseek(fi.fileno(), start, os.SEEK_HOLE)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # only a hole from pos to the end
+                    break
+                start, end = pos, size  # no SEEK_DATA support: copy everything
+            fi.seek(start)
+            fo.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = fi.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                fo.write(chunk)
+                left -= len(chunk)
+                copied += len(chunk)
+            pos = end
+        fo.truncate(size)
+    shutil.copystat(src, dst)
+    return copied
 
 
 def batch_bytes(n_figures: int, dim: int = 512, *, sparse_dim: int = 0) -> int:
@@ -132,7 +189,19 @@ def ensure_space_for_optimize(data_dir: str | Path, store_dir: str | Path, *, ma
         DiskSpaceError: See :func:`ensure_space`.
     """
     need = dir_bytes(store_dir) if Path(store_dir).exists() else 0
-    ensure_space(data_dir, need, margin_mb=margin_mb, what="optimizing the store")
+    held = _reserved_bytes(store_dir)  # the store's reserve is released right before optimize(): it is free space
+    ensure_space(data_dir, max(0, need - 2 * held), margin_mb=margin_mb, what="optimizing the store")
+
+
+def _reserved_bytes(store_dir: str | Path) -> int:
+    """Bytes held by :class:`Reserve` ballast files (``.<collection>.reserve``) in ``store_dir``."""
+    total = 0
+    for p in Path(store_dir).glob(".*.reserve") if Path(store_dir).is_dir() else ():
+        try:
+            total += p.stat().st_blocks * 512
+        except OSError:
+            continue
+    return total
 
 
 # ------------------------------------------------------------------------------------- settings-aware entry points
@@ -199,3 +268,78 @@ def check_store_open(store_dir: str | Path, *, margin_mb: float = STORE_OPEN_MB)
         DiskSpaceError: One line naming the store's folder and the space needed.
     """
     ensure_space(store_dir, 0, margin_mb=margin_mb, what="opening the embedded store")
+
+
+# ------------------------------------------------------------------------------------ the reserve (ballast file)
+#: MB the :class:`Reserve` keeps beyond a write's estimate: the store grows its memory-mapped files page by page
+#: (measured on tmpfs: at most 0.6 MB per upsert of 64 points with 512-d + 384-d vectors), plus room for a new
+#: write-ahead-log or vector chunk page run and the engine's small files.
+RESERVE_MB = 32
+
+
+class Reserve:
+    """Space kept for the embedded store's next write: a ballast file preallocated with ``posix_fallocate``.
+
+    Protocol around every store write: :meth:`hold` (grow the ballast to the write's need; raises when the disk no
+    longer has it), :meth:`release` (give the space back, right before the write), write, :meth:`hold` again. The
+    memory-mapped pages a write touches then come from the released ballast, not from space another process may
+    have taken since the last check (a page fault on a full disk is a SIGBUS, with no message).
+
+    Args:
+        path: The ballast file (on the store's file system).
+        data_dir: Named in the error message.
+    """
+
+    def __init__(self, path: str | Path, data_dir: str | Path) -> None:
+        self.path = Path(path)
+        self.data_dir = Path(data_dir)
+        self._fd: int | None = None
+        self.size = 0
+
+    def hold(self, nbytes: int) -> None:
+        """Make the ballast at least ``nbytes`` (a no-op when it already is).
+
+        Raises:
+            DiskSpaceError: The file system no longer has the space; the ballast keeps what it had.
+        """
+        if nbytes <= self.size:
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.posix_fallocate(self._fd, 0, nbytes)
+        except OSError as e:
+            if self._fd is not None:
+                try:
+                    os.ftruncate(self._fd, self.size)  # give back what a partial allocation took
+                except OSError:
+                    pass
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise DiskSpaceError(
+                    f"cannot reserve space for the store in the data dir {self.data_dir} ({e.strerror or e}); "
+                    "nothing more was written: fix that and run the same command again to resume"
+                ) from None
+            raise DiskSpaceError(
+                f"the disk holding the data dir {self.data_dir} filled up (another process writing to it?): pir "
+                f"could not reserve {_mb(nbytes)} for its next store write ({_mb(free_bytes(self.data_dir))} free) "
+                "and stopped; everything stored so far is intact: free some space and run the same command again "
+                "to resume"
+            ) from None
+        self.size = nbytes
+
+    def release(self) -> None:
+        """Give the ballast's space back to the file system (right before a store write)."""
+        if self._fd is not None and self.size:
+            os.ftruncate(self._fd, 0)
+        self.size = 0
+
+    def close(self) -> None:
+        """Release the space and remove the ballast file (idempotent)."""
+        fd, self._fd = self._fd, None
+        self.size = 0
+        if fd is not None:
+            os.close(fd)
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass

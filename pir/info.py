@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from pir.config import Settings
-from pir.errors import redact_url
+from pir.errors import DataDirError, redact_url
 
 
 def describe(settings: Settings, *, collection: str | None = None) -> dict[str, Any]:
-    """The store's info plus the settings a user needs to know (no secret is ever included)."""
+    """The store's info plus the settings a user needs to know (no secret is ever included).
+
+    Raises:
+        DataDirError: The data dir is a file (an embedded store could never be there).
+    """
     from pir.search import open_store  # lazy: start-up (qdrant)
+
+    if settings.qdrant.url is None and settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise DataDirError(f"data dir {settings.data_dir} is a file, not a folder: point --data-dir at a folder")
 
     with open_store(settings, collection=collection) as store:
         d = store.info()

@@ -7,7 +7,7 @@ One module per command group registers its commands on :data:`pir.cli.app.main`;
 
 from __future__ import annotations
 
-from pir.cli import bench, ingest, misc, search, serve, train  # noqa: F401  (each module registers its commands)
+from pir.cli import backup, bench, ingest, misc, search, serve, train  # noqa: F401  (each module registers its commands)
 from pir.cli.app import main
 
 __all__ = ["main"]

@@ -10,15 +10,27 @@ A collection holds the named vectors ``image`` and ``text`` (cosine) and the spa
 shard with one unnamed vector is the legacy layout (see :class:`pir.search.store.LegacyLayoutError`).
 
 Only one process (and one :class:`EdgeStore`) may open a directory at a time; use a Qdrant server for several
-processes. The HNSW index is built only by :meth:`EdgeStore.optimize` (blocking); until then searches are exact
-brute force. Every call into ``qdrant_edge`` lives in this module (the package is beta and its API drifts).
+processes. pir's own lock (:class:`pir.storewait.StoreLock`, ``.<collection>.lock`` beside the directory) is taken
+before the store is loaded or created, and a new shard is built in a temporary folder and renamed into place, so
+two first ingests into a new data dir wait for each other instead of racing on a half-created directory.
+
+A store on a read-only file system or a full disk (the engine cannot even load it in place: it maps new pages at
+load) is opened from a private copy in the temporary folder, for reading only: writes are refused with one line.
+Writes keep a :class:`pir.diskspace.Reserve` (a ballast file beside the directory), released right before each
+update, so another process filling the disk makes pir stop with one line instead of a SIGBUS.
+
+The HNSW index is built only by :meth:`EdgeStore.optimize` (blocking); until then searches are exact brute force.
+Every call into ``qdrant_edge`` lives in this module (the package is beta and its API drifts).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,10 +67,23 @@ from qdrant_edge import (
 )
 from qdrant_edge import SparseVector as EdgeSparseVector
 
-from pir.diskspace import check_store_open
+from pir.diskspace import (
+    MB,
+    RESERVE_MB,
+    STORE_OPEN_MB,
+    Reserve,
+    batch_bytes,
+    check_store_open,
+    copy_tree_sparse,
+    dir_bytes,
+    ensure_space,
+    free_bytes,
+)
+from pir.errors import DiskSpaceError, StoreBusyError
 from pir.search import store as st
 from pir.search.store import IMAGE, LEGACY, NAMED, TEXT, WORDS, Ask, Batch, Hit, Leg, StoreError
 from pir.search.words import WORDS_MODEL, SparseVector
+from pir.storewait import StoreLock, held_message, wait_for_store
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -84,6 +109,7 @@ class EdgeStore(st.VectorStore):
             (None = the engine default, about 10 MB); at creation.
         upsert_batch: Points per update operation.
         warmup: Run a few queries after opening an existing store (the first queries on cold pages are slow).
+        wait_s: Seconds :meth:`ensure_collection` waits for another process that is creating (or holds) the store.
         index: ``hnsw_ef``, ``exact_filter_threshold``, ``hnsw_m``, ``hnsw_ef_construct`` (see
             :class:`pir.search.store.VectorStore`).
 
@@ -102,6 +128,7 @@ class EdgeStore(st.VectorStore):
         indexing_threshold_kb: int | None = None,
         upsert_batch: int = 1000,
         warmup: bool = True,
+        wait_s: float = 0.0,
         **index: int,
     ) -> None:
         super().__init__(collection, **index)
@@ -109,27 +136,48 @@ class EdgeStore(st.VectorStore):
         self.full_scan_threshold_kb = full_scan_threshold_kb
         self.indexing_threshold_kb = indexing_threshold_kb
         self.upsert_batch = upsert_batch
+        self.wait_s = wait_s
         self._shard: EdgeShard | None = None
         self._meta: dict[str, Any] | None = None
         self._closed = False
-        if self.shard_path.exists():
-            self._load()
-            if warmup:
-                self._warmup()
+        self._root = self.path  # where the shard is read from: the store itself, or a private read-only copy
+        self._read_only: str | None = None  # why the store is open read-only (None: writable)
+        self._copy_dir: Path | None = None
+        self._lock = StoreLock(self.path)
+        self._reserve = Reserve(self.path.parent / f".{self.path.name}.reserve", self.path.parent.parent)
+        try:
+            if self.path.parent.exists():  # an existing store dir: lock before looking (else at creation)
+                self._acquire()
+            if self.shard_path.exists():
+                self._load()
+                if warmup:
+                    self._warmup()
+        except BaseException:
+            self._release()
+            raise
 
     @property
     def shard_path(self) -> Path:
         """Directory of the Qdrant Edge shard."""
-        return self.path / SHARD_DIR
+        return self._root / SHARD_DIR
 
     @property
     def meta_path(self) -> Path:
         """pir's record of the collection (vector size, encoder)."""
-        return self.path / META_FILE
+        return self._root / META_FILE
+
+    @property
+    def read_only(self) -> str | None:
+        """Why the store is open read-only from a private copy (read-only file system, full disk), or None."""
+        return self._read_only
 
     # ----------------------------------------------------------------- lifecycle
     def _load(self) -> None:
-        check_store_open(self.path)  # a full disk would make the engine die of SIGBUS, with no message
+        reason = self._read_only_reason()
+        if reason is not None:
+            self._open_copy(reason)
+        else:
+            check_store_open(self.path)  # a full disk would make the engine die of SIGBUS, with no message
         try:
             self._shard = EdgeShard.load(str(self.shard_path))
         except Exception as exc:
@@ -137,14 +185,67 @@ class EdgeStore(st.VectorStore):
         self._meta = self._read_meta()
         self._ensure_indexes()
 
+    def _acquire(self) -> None:
+        """Take pir's lock on the store directory (a :class:`StoreError` saying who can hold it when held)."""
+        try:
+            self._lock.acquire()
+        except StoreBusyError as exc:
+            raise StoreError(str(exc)) from None
+
+    def _read_only_reason(self) -> str | None:
+        """Why the store cannot be loaded in place (the engine writes at load), or None when it can."""
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".pir-write-check-", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            if e.errno == errno.EROFS:
+                return "on a read-only file system"
+            if e.errno in (errno.EACCES, errno.EPERM):
+                return "not writable (permission denied)"
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                return "on a full disk"
+            raise
+        free = free_bytes(self.path)
+        if free < STORE_OPEN_MB * MB:
+            return f"on a full disk ({free / MB:.1f} MB free, {STORE_OPEN_MB} MB needed to open it in place)"
+        return None
+
+    def _open_copy(self, reason: str) -> None:
+        """Copy the store into the temporary folder and read it from there (writes refused)."""
+        need = dir_bytes(self.path) + STORE_OPEN_MB * MB
+        tmp_root = Path(tempfile.gettempdir())
+        free = free_bytes(tmp_root)
+        if free < need:
+            raise DiskSpaceError(
+                f"the Qdrant Edge store at {self.path} is {reason}: pir reads such a store from a private copy, "
+                f"which needs {need / MB:.0f} MB in the temporary folder {tmp_root} ({free / MB:.0f} MB free); free "
+                "space there or set TMPDIR to a folder with room"
+            )
+        self._copy_dir = Path(tempfile.mkdtemp(prefix="pir-readonly-store-"))
+        dst = self._copy_dir / self.path.name
+        copy_tree_sparse(self.path, dst, skip=(f".{SHARD_DIR}.creating",))
+        self._root, self._read_only = dst, reason
+        log.warning(
+            "the store at %s is %s: reading a private copy (%.0f MB in %s); writes are refused",
+            self.path,
+            reason,
+            need / MB - STORE_OPEN_MB,
+            self._copy_dir,
+        )
+
+    def _writable(self, what: str) -> None:
+        """Refuse ``what`` on a store open read-only (it would change only the private copy)."""
+        if self._read_only is not None:
+            raise StoreError(
+                f"cannot {what}: the Qdrant Edge store at {self.path} is {self._read_only}, so it is open read-only "
+                "(searching works); make its folder writable with free space, then run the command again"
+            )
+
     def _open_error(self, exc: Exception) -> StoreError:
         msg = str(exc)
         if any(m in msg for m in _LOCK_MARKERS):
-            return StoreError(
-                f"the Qdrant Edge store at {self.path} is in use by another process (or another open store in this "
-                "process): only one may open a directory at a time. Close the other one, or run a Qdrant server "
-                "(settings qdrant.url / PIR_QDRANT__URL) for multi-process use."
-            )
+            return StoreError(held_message(self.path))
         return StoreError(f"cannot open the Qdrant Edge store at {self.shard_path}: {msg}")
 
     def _read_meta(self) -> dict[str, Any]:
@@ -185,6 +286,8 @@ class EdgeStore(st.VectorStore):
         return meta
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
+        if self._read_only is not None and self._root == self.path:
+            return  # never write into a read-only store's own folder
         tmp = self.meta_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
         os.replace(tmp, self.meta_path)
@@ -221,8 +324,19 @@ class EdgeStore(st.VectorStore):
             raise StoreError(f"the Qdrant Edge store at {self.path} is closed")
         if self._shard is not None and self._meta is not None:
             if self._check_existing(dim, text_dim, encoder):
+                self._writable("record the encoder of the collection")
                 self._meta = {**self._meta, "encoder": encoder}
                 self._write_meta(self._meta)
+            return
+        self._writable("create the collection")
+        if not self._lock.held:  # a new store dir: lock it first; another first ingest may be creating it
+            if self.wait_s > 0:
+                wait_for_store(self._acquire, timeout_s=self.wait_s, what=f"the store at {self.path}")
+            else:
+                self._acquire()
+        if self.shard_path.exists():  # created by another process while this one waited
+            self._load()
+            self._ensure(dim, encoder, text_dim, text_encoder)
             return
         self.path.mkdir(parents=True, exist_ok=True)
         config = EdgeConfig(
@@ -237,11 +351,19 @@ class EdgeStore(st.VectorStore):
             optimizers=EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb),
         )
         check_store_open(self.path)
+        # built aside and renamed into place: a crash (or a racing reader) never sees a half-created shard
+        creating = self.path / f".{SHARD_DIR}.creating"
+        shutil.rmtree(creating, ignore_errors=True)
         try:
-            self._shard = EdgeShard.create(str(self.shard_path), config)
+            self._shard = EdgeShard.create(str(creating), config)
+            self._ensure_indexes()
+            shard, self._shard = self._shard, None
+            shard.flush()
+            shard.close()
+            os.rename(creating, self.shard_path)
+            self._shard = EdgeShard.load(str(self.shard_path))
         except Exception as exc:
             raise self._open_error(exc) from exc
-        self._ensure_indexes()
         self._meta = {
             "collection": self.collection,
             "layout": NAMED,
@@ -286,6 +408,8 @@ class EdgeStore(st.VectorStore):
         """Build the HNSW index and merge segments (blocking; minutes per 100k points on 2 cores)."""
         if self._shard is None:
             return
+        self._writable("optimize the store")
+        self._reserve.release()  # optimize needs the space (pir.diskspace.check_optimize checked it)
         t0 = time.perf_counter()
         changed = self._sh.optimize()
         self._sh.flush()
@@ -296,23 +420,103 @@ class EdgeStore(st.VectorStore):
             return
         self._closed = True
         shard, self._shard = self._shard, None
+        self._reserve.close()  # first: the flush may need the space
+        try:
+            if shard is not None:
+                try:
+                    shard.flush()
+                except Exception as exc:
+                    if _disk_full(exc):
+                        raise self._disk_full_error("flush its files") from None
+                    raise
+                finally:
+                    shard.close()
+        finally:
+            self._release()
+
+    def _disk_full_error(self, what: str) -> DiskSpaceError:
+        return DiskSpaceError(
+            f"the disk holding the store {self.path} is full: it could not {what}; everything already written is "
+            "in its write-ahead log and is there when the store opens again: free some space and run the same "
+            "command again to resume"
+        )
+
+    # ------------------------------------------------------------------- backups
+    def copy_to(self, dst: str | Path) -> int:
+        """A consistent copy of the collection in the new folder ``dst`` (flushed first; this store holds the lock,
+        so nothing else writes meanwhile). Returns the bytes copied.
+
+        Raises:
+            StoreError: The collection does not exist yet.
+        """
+        self._sh.flush()
+        return copy_tree_sparse(self._root, dst, skip=(f".{SHARD_DIR}.creating",))
+
+    def replace_from(self, src: str | Path) -> None:
+        """Replace this collection with the copy in ``src`` (see :meth:`copy_to`), under this store's lock.
+
+        The copy is staged beside the store first (a failure leaves the store as it was), then swapped in.
+
+        Raises:
+            StoreError: Read-only store, or the restored copy does not load.
+            DiskSpaceError: Not enough free space for the staged copy.
+        """
+        self._writable("restore into the store")
+        if not self._lock.held:
+            self._acquire()
+        src = Path(src)
+        ensure_space(self.path.parent, dir_bytes(src), margin_mb=STORE_OPEN_MB, what="restoring the snapshot")
+        staging = self.path.parent / f".{self.path.name}.restoring"
+        old = self.path.parent / f".{self.path.name}.replaced"
+        for p in (staging, old):
+            shutil.rmtree(p, ignore_errors=True)
+        copy_tree_sparse(src, staging)
+        shard, self._shard, self._meta = self._shard, None, None
         if shard is not None:
-            try:
-                shard.flush()
-            finally:
-                shard.close()
+            shard.flush()
+            shard.close()
+        if self.path.exists():
+            os.rename(self.path, old)
+        os.rename(staging, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        self._load()
+
+    def _release(self) -> None:
+        """Give back the reserve, the private copy and the lock (after the shard is closed)."""
+        self._reserve.close()
+        if self._copy_dir is not None:
+            shutil.rmtree(self._copy_dir, ignore_errors=True)
+            self._copy_dir = None
+        self._lock.release()
 
     # --------------------------------------------------------------------- writes
     def _upsert(self, batch: Batch) -> None:
+        self._writable("write to the store")
         for part in batch.chunks(self.upsert_batch):
             points = [Point(batch.ids[i], batch.vectors(i, _dense, _sparse), batch.payloads[i]) for i in part]
+            need = self._need(len(points))
+            self._reserve.hold(need)  # still there? (else one line, nothing of this chunk written)
+            self._reserve.release()  # the pages this update maps come from the space just released
             try:
                 self._sh.update(UpdateOperation.upsert_points(points))
             except Exception as exc:
+                if _disk_full(exc):
+                    raise self._disk_full_error("write the batch") from None
                 raise StoreError(f"upsert into '{self.collection}' at {self.path} failed: {exc}") from exc
+            self._reserve.hold(need)  # kept until the next write: a process filling the disk meanwhile gets ENOSPC
+
+    def _need(self, n_points: int) -> int:
+        """Bytes to keep in reserve for an update of ``n_points`` (their estimated size plus :data:`RESERVE_MB`)."""
+        dims = int((self._meta or {}).get("dim") or 512) + int((self._meta or {}).get("text_dim") or 0)
+        return batch_bytes(n_points, dims // 2 + 1) + RESERVE_MB * MB
 
     def _delete(self, ids: list[str]) -> None:
+        self._writable("delete from the store")
+        need = self._need(len(ids))
+        self._reserve.hold(need)
+        self._reserve.release()
         self._sh.update(UpdateOperation.delete_points(ids))  # type: ignore[arg-type]  # str ids
+        self._reserve.hold(need)
 
     # ---------------------------------------------------------------------- reads
     def _count(self, flt: st.SearchFilter | None, *, exact: bool) -> int:
@@ -358,6 +562,12 @@ class EdgeStore(st.VectorStore):
 
     def _location(self) -> str:
         return str(self.path)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether the engine's error is ENOSPC (it reports I/O errors as text)."""
+    text = str(exc)
+    return "No space left on device" in text or "os error 28" in text
 
 
 def _dense(v: np.ndarray) -> np.ndarray:
@@ -443,7 +653,9 @@ def to_edge_filter(flt: st.SearchFilter | None) -> Filter | None:
 
 def open_store(settings: Settings, collection: str) -> EdgeStore:
     """The registry's ``edge`` backend: ``collection`` under ``settings.store_dir`` (see :mod:`pir.search.factory`)."""
-    return EdgeStore(settings.store_dir / collection, collection, **st.index_settings(settings))  # type: ignore[arg-type]  # index keywords
+    return EdgeStore(
+        settings.store_dir / collection, collection, wait_s=settings.store_wait_s, **st.index_settings(settings)
+    )
 
 
 def reindex(
