@@ -44,6 +44,45 @@ if TYPE_CHECKING:
 #: Longest side a query drawing is kept at while searching (the encoder sees ~224 px).
 WORK_SIDE = 2048
 
+#: Rocchio weights (query, centroid of the relevant figures, centroid of the not-relevant ones): the textbook values
+#: (Salton & Buckley 1990; Manning et al., *Introduction to Information Retrieval*, 9.1.1), not tuned on any split.
+#: All vectors have unit length and ``BETA + GAMMA < ALPHA``, so however many figures are marked, the query keeps the
+#: larger share of the new query: the marks steer it, they cannot outvote it.
+ROCCHIO = (1.0, 0.75, 0.15)
+
+
+def rocchio(
+    query: np.ndarray | None,
+    relevant: np.ndarray | None,
+    not_relevant: np.ndarray | None,
+    weights: tuple[float, float, float] = ROCCHIO,
+) -> np.ndarray | None:
+    """The Rocchio query ``ALPHA * q + BETA * mean(relevant) - GAMMA * mean(not relevant)``, L2-normalised.
+
+    Without a query (feedback on marked figures alone) the relevant centroid is the anchor (weight ``ALPHA``); with
+    neither, None. Rows of ``relevant`` / ``not_relevant`` are unit vectors (the stored ``image`` vectors).
+    """
+    alpha, beta, gamma = weights
+    have_pos = relevant is not None and len(relevant) > 0
+    if query is None and not have_pos:
+        return None
+    pos = _unit(np.asarray(relevant, dtype=np.float32).mean(axis=0)) if have_pos else None
+    if query is not None:
+        v = alpha * _unit(np.asarray(query, dtype=np.float32).reshape(-1))
+        if pos is not None:
+            v = v + beta * pos
+    else:
+        v = alpha * pos  # type: ignore[operator]
+    if not_relevant is not None and len(not_relevant) > 0:
+        v = v - gamma * np.asarray(not_relevant, dtype=np.float32).mean(axis=0)
+    return _unit(v).astype(np.float32)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
 #: Turns a request's drawing reference (a path, or an uploaded drawing's hash) and its crop into an image.
 DrawingLoader = Callable[[str, tuple[float, float, float, float] | None], Image.Image]
 
@@ -238,14 +277,16 @@ class SearchRuntime:
         return resp
 
     def filter(self, request: SearchRequest) -> SearchFilter:
-        """The store filter of a request (class codes, patent ids and viewpoints normalised)."""
-        return build_filter(
+        """The store filter of a request (class codes, patent ids and viewpoints normalised; publication dates)."""
+        flt = build_filter(
             classes=request.classes,
             year_from=request.year_from,
             year_to=request.year_to,
             viewpoints=request.viewpoints,
             exclude_patents=request.exclude_patents,
         )
+        flt.published_after, flt.published_before = request.after, request.before
+        return flt
 
     def _feedback(
         self,
@@ -254,23 +295,29 @@ class SearchRuntime:
         text_encoder: TextEncoder | None,
         kw: dict[str, Any],
     ) -> SearchResponse:
-        """Relevance feedback: Qdrant's recommend query anchored on the rest of the query.
+        """Relevance feedback anchored on the rest of the query.
 
-        The current query (fused drawings, or the "more like this" figure) counts as one more positive; the words,
-        when given, stay the words side of the query; the marked figures are not results (with one hit per patent,
-        their patents are not either).
+        ``rocchio`` (the default): the image query (fused drawings, else the "more like this" figure, else the
+        relevant figures) moved by :func:`rocchio` towards the relevant figures' stored image vectors and away from
+        the others, then searched as a drawing query (with the words, when given, fused as usual). A Qdrant
+        recommend strategy: the current query counts as one more positive. Either way the marked figures are not
+        results (the page shows them in its marks tray); with one hit per patent, their patents are not either.
+
+        Raises:
+            KeyError: a marked figure is not stored.
         """
         positives = [self.point_id(p) for p in request.positives]
         negatives = [self.point_id(n) for n in request.negatives]
-        if request.like:
-            like_id = self.point_id(request.like)
-            if like_id not in positives:
-                positives.append(like_id)
+        like_id = self.point_id(request.like) if request.like else None
         if request.one_per_patent:
             marked = {str(p.payload.get("patent_id")) for p in self.store.retrieve([*positives, *negatives])}
             flt = dataclasses.replace(kw["filter"])
             flt.exclude_patents = [*(flt.exclude_patents or []), *sorted(marked)]
             kw = {**kw, "filter": flt}
+        if request.strategy == "rocchio":
+            return self._rocchio(request, query_vec, like_id, positives, negatives, text_encoder, kw)
+        if like_id and like_id not in positives:
+            positives.append(like_id)
         return search_recommend(
             self.store,
             positives,
@@ -284,6 +331,48 @@ class SearchRuntime:
             settings=self.settings,
             **kw,
         )
+
+    def _rocchio(
+        self,
+        request: SearchRequest,
+        query_vec: np.ndarray | None,
+        like_id: str | None,
+        positives: list[str],
+        negatives: list[str],
+        text_encoder: TextEncoder | None,
+        kw: dict[str, Any],
+    ) -> SearchResponse:
+        ids = [*positives, *negatives, *([like_id] if like_id else [])]
+        found = {p.id: p.vector for p in self.store.retrieve(ids, with_vectors=True)}
+        missing = [i for i in ids if i not in found or found[i] is None]
+        if missing:
+            raise KeyError(f"marked figure {missing[0]!r} is not in the store")
+        if query_vec is None and like_id:
+            query_vec = found[like_id]
+        pos = np.stack([found[i] for i in positives]) if positives else None
+        neg = np.stack([found[i] for i in negatives]) if negatives else None
+        vec = rocchio(query_vec, pos, neg)
+        flt = dataclasses.replace(kw["filter"])
+        flt.exclude_ids = [*(flt.exclude_ids or []), *negatives, *([like_id] if like_id else [])]
+        resp = search_hybrid(
+            self.store,
+            self.settings,
+            image_vector=vec,
+            text=request.words or None,
+            encoder=self._encoder,
+            text_encoder=text_encoder,
+            text_weight=request.text_weight,
+            fusion=request.fusion,
+            **{**kw, "filter": flt},
+        )
+        resp.query.update(
+            mode="rocchio",
+            positive=positives,
+            negative=negatives,
+            weights=list(ROCCHIO),
+            with_query=query_vec is not None,
+        )
+        return resp
 
     # -------------------------------------------------------------------------------------------- lookup
     def point_id(self, figure: str) -> str:
