@@ -17,7 +17,8 @@ import dataclasses
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,6 +175,7 @@ class SearchRuntime:
         self._text_encoder = text_encoder
         self._load_lock = threading.Lock()
         self._load_drawing = load_drawing or load_query_image
+        self._class_counts: tuple[int, dict[str, int]] | None = None
         if eager:
             self.encoder  # noqa: B018 - load now
             if self.store.text_encoder():
@@ -273,7 +275,9 @@ class SearchRuntime:
                 fusion=request.fusion,
                 **kw,
             )
-        resp.query = {**request.describe(), **{k: v for k, v in resp.query.items() if k in ("mode", "aliases")}}
+        kept = {k: v for k, v in resp.query.items() if k in ("mode", "aliases", "feedback")}
+        resp.query = {**request.describe(), **kept}
+        resp.query["score"] = score_legend(request, str(kept.get("mode", "")))
         return resp
 
     def filter(self, request: SearchRequest) -> SearchFilter:
@@ -407,9 +411,62 @@ class SearchRuntime:
             raise KeyError(f"figure {figure[:80]!r} is not in the store")
         return pts[0]
 
+    def class_counts(self) -> dict[str, int]:
+        """Stored figures per class code / object class over the whole collection, most frequent first.
+
+        One scroll of the payloads, cached until the number of stored points changes (the page's class pick-list).
+        """
+        n = self.store.count()
+        cached = self._class_counts
+        if cached is None or cached[0] != n:
+            counts: Counter[str] = Counter()
+            for p in self.store.scroll(batch_size=1024):
+                counts.update({str(c) for c in [*(p.payload.get("classes") or []), p.payload.get("class_label")] if c})
+            cached = self._class_counts = (n, dict(counts.most_common()))
+        return cached[1]
+
     def patent(self, patent_id: str) -> list[StoredPoint]:
         """All stored figures of a patent (patent id normalised); empty when none is stored."""
         return list(self.store.scroll(filter=build_filter(patent_ids=[patent_id[:100]])))
+
+
+def score_legend(request: SearchRequest, mode: str) -> str:
+    """What a hit's score means for this search (the page's legend; ``min_score`` applies to the same number)."""
+    from pir.search.store import RRF_K, WORDS_SCALE
+
+    fused = "text" in mode
+    if request.feedback and request.strategy != "rocchio":
+        return {
+            "average_vector": "cosine similarity (-1..1) to the recommend vector avg(relevant) + avg(relevant) - "
+            "avg(not relevant), the query counted as relevant",
+            "best_score": "Qdrant best_score: the best cosine to a relevant figure if it beats every not-relevant "
+            "one, else a negative number",
+            "sum_scores": "sum of cosines to the relevant figures (and the query) minus the sum to the not-relevant",
+        }[request.strategy]
+    if not fused:
+        what = "the feedback-moved query (Rocchio)" if request.feedback else "the query drawing(s)"
+        return f"cosine similarity (-1..1) between {what} and the figure's image vector; 1 = the same drawing"
+    if request.fusion == "weighted":
+        return (
+            "weighted sum of the parts' scores, the words' share = text weight: cosine for drawing and text vectors, "
+            f"BM25 / (BM25 + {WORDS_SCALE:g}) for the words; about 0..1"
+        )
+    return (
+        f"reciprocal-rank fusion: the sum over the image and words rankings of weight / ({RRF_K} + rank); depends "
+        f"only on ranks (at most 1 / {RRF_K + 1} = {1 / (RRF_K + 1):.3f}), so compare it within one hit list only"
+    )
+
+
+def facets(results: Iterable[Any]) -> dict[str, dict[str, int]]:
+    """Counts per class code / object class and per publication year in a hit list (most frequent first)."""
+    classes: Counter[str] = Counter()
+    years: Counter[str] = Counter()
+    for r in results:
+        p = r if isinstance(r, Mapping) else vars(r)
+        classes.update({str(c) for c in [*(p.get("classes") or []), p.get("class_label")] if c})
+        if p.get("year"):
+            years[str(p["year"])] += 1
+    return {"classes": dict(classes.most_common()), "years": dict(sorted(years.items()))}
 
 
 def _crop(request: SearchRequest, i: int) -> tuple[float, float, float, float] | None:
