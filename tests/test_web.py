@@ -491,15 +491,19 @@ def test_browser_examiner_flow(live: tuple[Live, Live]) -> None:
             page.wait_for_url("**neg=*")
             page.wait_for_selector("#grid .hit")
             after = page.locator("#grid .hit").evaluate_all("els => els.map(e => e.dataset.id)")
-            assert after != before and before[0] not in after
+            assert after != before and before[0] not in after and before[2] in after  # relevant stays, shown marked
+            assert page.locator(f'#grid .hit.pos[data-id="{before[2]}"] .mark[data-mark=pos]').get_attribute(
+                "aria-pressed"
+            ) == "true"
+            assert page.locator("#marks-tray .mark-item").count() == 2
             page.screenshot(path=str(shots / "08-feedback.png"), full_page=True)
-            # a second round adds to the first (the marked figures left the results; their ids stay in the URL)
-            page.locator("#grid .hit").nth(0).locator(".mark[data-mark=neg]").click()
+            # a second round adds to the first (the tray's marks stay in the URL)
+            page.locator("#grid .hit:not(.pos):not(.neg)").nth(0).locator(".mark[data-mark=neg]").click()
             with page.expect_navigation():
                 page.click("#feedback-btn")
             page.wait_for_selector("#grid .hit, #grid .empty")
             assert page.url.count("neg=") == 2 and page.url.count("pos=") == 1
-            assert "1 relevant, 2 not" in page.inner_text(".summary")
+            assert "1 relevant, 2 not relevant" in page.inner_text("#marks-tray")
             page.go_back()
             page.wait_for_selector("#grid .hit")
 
@@ -522,8 +526,8 @@ def test_browser_examiner_flow(live: tuple[Live, Live]) -> None:
             pdf.write_bytes(b"%PDF-1.4\n%fake\n")
             page.set_input_files("#images", [str(pdf)])
             page.click("#search-btn")
-            page.wait_for_selector("#error")
-            assert "PDF" in page.inner_text("#error") and "Traceback" not in page.content()
+            page.wait_for_selector("#upload-errors")
+            assert "PDF" in page.inner_text("#upload-errors") and "Traceback" not in page.content()
             page.screenshot(path=str(shots / "10-bad-upload.png"))
         finally:
             browser.close()
