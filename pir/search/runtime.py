@@ -370,7 +370,7 @@ class SearchRuntime:
             **{**kw, "filter": flt},
         )
         resp.query.update(
-            mode="rocchio",
+            feedback="rocchio",
             positive=positives,
             negative=negatives,
             weights=list(ROCCHIO),

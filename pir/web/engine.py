@@ -207,8 +207,9 @@ class Engine:
 
         words = " ".join([q.words, *resp.query.get("aliases", [])]) if q.words else ""
         results = [self.hit_dict(r.to_dict(), words) for r in resp.results]
+        extra = {k: resp.query[k] for k in ("mode", "feedback", "aliases") if k in resp.query}
         return {
-            "query": q.describe(),
+            "query": {**q.describe(), **extra},
             "mode": str(resp.query.get("mode", "")),
             "score": str(resp.query.get("score", "")),
             "encoder": self.encoder.id,
