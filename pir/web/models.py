@@ -114,3 +114,13 @@ class HealthOut(BaseModel):
 class DrawingsOut(BaseModel):
     drawings: list[str] = Field(description="content hashes of the uploaded drawings (use them as q=...)")
     errors: list[FileErrorOut] = Field(default_factory=list, description="uploaded files that could not be used")
+
+
+class SavedOut(BaseModel):
+    """A saved search or a history entry: reopen it at its ``url``."""
+
+    id: int
+    name: str = Field("", description="the name it was saved under ('' in the history)")
+    url: str = Field(description="the search page URL (/?...), holding the whole search")
+    hits: int | None = Field(None, description="number of hits when it ran (history)")
+    created: str = Field(description="when, UTC (YYYY-MM-DD HH:MM)")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import APIRouter, Request
@@ -22,7 +23,8 @@ from starlette.datastructures import UploadFile
 
 from pir.search.request import SearchRequest, error_line
 from pir.web.engine import Engine, WebError, export_csv
-from pir.web.models import DrawingsOut, ErrorOut, FigureOut, HealthOut, PatentOut, SearchAnswer
+from pir.web.history import History, check_url, owner_of
+from pir.web.models import DrawingsOut, ErrorOut, FigureOut, HealthOut, PatentOut, SavedOut, SearchAnswer
 from pir.web.settings import ServeSettings
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -69,12 +71,31 @@ class WebContext:
     image_limiter: Any  # pir.web.app.Limiter: thumbnails and query drawings
     templates: Jinja2Templates
     engine: Engine | None = None
+    _history: History | None = None
 
     def eng(self) -> Engine:
         """The engine (opened by the app's lifespan)."""
         if self.engine is None:
             raise RuntimeError("the app's lifespan has not started: no engine yet")
         return self.engine
+
+    def history(self) -> History:
+        """Saved searches and history (``<data_dir>/web/history.sqlite``), opened on first use."""
+        if self._history is None:
+            self._history = History(self.eng().root / "history.sqlite")
+        return self._history
+
+    def owner(self, request: Request) -> str:
+        """Whose saved searches and history: the API key the request came with (a hash of it), '' without keys."""
+        if not self.serve.api_key:
+            return ""
+        key = (
+            request.headers.get("X-API-Key")
+            or request.query_params.get("api_key")
+            or request.cookies.get("pir_api_key")
+            or ""
+        )
+        return owner_of(key)
 
     def state(self, request: Request) -> SearchRequest:
         """The search state from the URL (422 naming the parameter for a bad or unknown one)."""
@@ -248,7 +269,58 @@ def api_router(ctx: WebContext) -> APIRouter:
 
     _figure_routes(r, ctx)
     _export_routes(r, ctx)
+    _history_routes(r, ctx)
     return r
+
+
+def _history_routes(r: APIRouter, ctx: WebContext) -> None:
+    """Saved searches (named) and the search history of this API key, newest first."""
+
+    @r.get("/api/saved", summary="Saved searches (newest first)")
+    async def saved(request: Request) -> list[SavedOut]:
+        rows = await ctx.in_thread(ctx.history().list, ctx.owner(request), "saved")
+        return [SavedOut.model_validate(x) for x in rows]
+
+    @r.get("/api/history", summary="Recent searches run on the page (newest first)")
+    async def history(request: Request) -> list[SavedOut]:
+        rows = await ctx.in_thread(ctx.history().list, ctx.owner(request), "history")
+        return [SavedOut.model_validate(x) for x in rows]
+
+    @r.post(
+        "/api/saved",
+        summary="Save a search: form fields `name` and `url` (its page URL, /?...); a browser is sent to /history",
+        response_model=SavedOut,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
+                            "required": ["url"],
+                        }
+                    }
+                }
+            }
+        },
+    )
+    async def save(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10)
+        try:
+            url = check_url(str(form.get("url") or ""))
+        except ValueError as e:
+            raise WebError(422, str(e)) from None
+        ctx.parse([(k, v) for k, v in parse_qsl(url[2:], keep_blank_values=True)])  # a valid search (422 if not)
+        row = await ctx.in_thread(ctx.history().save, ctx.owner(request), str(form.get("name") or ""), url)
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/history", status_code=303)
+        return JSONResponse(SavedOut.model_validate(row).model_dump())
+
+    @r.delete("/api/saved/{search_id}", summary="Delete a saved search")
+    async def delete(request: Request, search_id: int) -> Response:
+        if not await ctx.in_thread(ctx.history().delete, ctx.owner(request), search_id):
+            raise WebError(404, f"no saved search {search_id}")
+        return Response(status_code=204)
 
 
 def _figure_routes(r: APIRouter, ctx: WebContext) -> None:
@@ -314,7 +386,16 @@ def page_router(ctx: WebContext) -> APIRouter:
                 if e.status >= 500:
                     raise
                 error = str(e)
+        if answer is not None:
+            await ctx.in_thread(ctx.history().record, ctx.owner(request), q.url("/"), len(answer["results"]))
         return await ctx.page(request, q, answer, error, [], status=400 if error else 200)
+
+    @r.get("/history", response_class=HTMLResponse)
+    async def history_page(request: Request) -> Response:
+        owner = ctx.owner(request)
+        saved = await ctx.in_thread(ctx.history().list, owner, "saved")
+        recent = await ctx.in_thread(ctx.history().list, owner, "history")
+        return render(request, "history.html", {"q": SearchRequest(), "saved": saved, "recent": recent})
 
     @r.post("/search")
     async def page_search(request: Request) -> Response:
