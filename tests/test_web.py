@@ -492,9 +492,12 @@ def test_browser_examiner_flow(live: tuple[Live, Live]) -> None:
             page.wait_for_selector("#grid .hit")
             after = page.locator("#grid .hit").evaluate_all("els => els.map(e => e.dataset.id)")
             assert after != before and before[0] not in after and before[2] in after  # relevant stays, shown marked
-            assert page.locator(f'#grid .hit.pos[data-id="{before[2]}"] .mark[data-mark=pos]').get_attribute(
-                "aria-pressed"
-            ) == "true"
+            assert (
+                page.locator(f'#grid .hit.pos[data-id="{before[2]}"] .mark[data-mark=pos]').get_attribute(
+                    "aria-pressed"
+                )
+                == "true"
+            )
             assert page.locator("#marks-tray .mark-item").count() == 2
             page.screenshot(path=str(shots / "08-feedback.png"), full_page=True)
             # a second round adds to the first (the tray's marks stay in the URL)
