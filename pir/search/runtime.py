@@ -68,12 +68,14 @@ def rocchio(
     if query is None and not have_pos:
         return None
     pos = _unit(np.asarray(relevant, dtype=np.float32).mean(axis=0)) if have_pos else None
+    v: np.ndarray
     if query is not None:
         v = alpha * _unit(np.asarray(query, dtype=np.float32).reshape(-1))
         if pos is not None:
             v = v + beta * pos
     else:
-        v = alpha * pos  # type: ignore[operator]
+        assert pos is not None
+        v = alpha * pos
     if not_relevant is not None and len(not_relevant) > 0:
         v = v - gamma * np.asarray(not_relevant, dtype=np.float32).mean(axis=0)
     return _unit(v).astype(np.float32)
@@ -347,8 +349,8 @@ class SearchRuntime:
         kw: dict[str, Any],
     ) -> SearchResponse:
         ids = [*positives, *negatives, *([like_id] if like_id else [])]
-        found = {p.id: p.vector for p in self.store.retrieve(ids, with_vectors=True)}
-        missing = [i for i in ids if i not in found or found[i] is None]
+        found = {p.id: p.vector for p in self.store.retrieve(ids, with_vectors=True) if p.vector is not None}
+        missing = [i for i in ids if i not in found]
         if missing:
             raise KeyError(f"marked figure {missing[0]!r} is not in the store")
         if query_vec is None and like_id:

@@ -167,7 +167,7 @@ def create_app(
 def _offline_docs(app: FastAPI) -> None:
     """``/docs``: Swagger UI from the installed ``swagger-ui-bundle`` package (no CDN)."""
     from fastapi.openapi.docs import get_swagger_ui_html
-    from swagger_ui_bundle import swagger_ui_path
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 

@@ -93,6 +93,7 @@ class Engine:
         limit = self.serve.max_images if max_pages is None else max_pages
         if len(data) > self.serve.max_upload_bytes:
             raise WebError(413, f"{name}: {len(data):,} bytes; at most {self.serve.max_upload_bytes:,} per drawing")
+        pages: list[bytes] | None
         if data[:5] == b"%PDF-":
             pages = _pdf_pages(data, name, limit, self.serve.max_pixels)
         else:
@@ -380,7 +381,7 @@ def _pdf_pages(data: bytes, name: str, max_pages: int, max_pixels: int) -> list[
     Raises:
         WebError: 422 unreadable or no pages, 413 more than ``max_pages`` pages.
     """
-    import pypdfium2 as pdfium  # lazy: start-up (the PDF renderer, only for PDF uploads)
+    import pypdfium2 as pdfium  # type: ignore[import-untyped]  # lazy: start-up (the PDF renderer, PDF uploads only)
 
     try:
         pdf = pdfium.PdfDocument(data)

@@ -236,7 +236,7 @@ def api_router(ctx: WebContext) -> APIRouter:
         q, errors = await ctx.form_state(request)
         if errors and not q.drawings:
             return _all_failed(errors)
-        return JSONResponse(DrawingsOut(drawings=q.drawings, errors=errors).model_dump())
+        return JSONResponse(DrawingsOut.model_validate({"drawings": q.drawings, "errors": errors}).model_dump())
 
     @r.get("/api/drawings/{digest}.png", summary="A stored query drawing as PNG")
     async def drawing(digest: str) -> Response:
