@@ -224,6 +224,15 @@ def test_date_filters_and_reversed_range(api: httpx.Client, demo: Demo) -> None:
     assert r.status_code == 422 and r.json()["detail"].startswith("before:")
 
 
+def test_exclude_patent_is_case_insensitive(api: httpx.Client, demo: Demo) -> None:
+    row = next(r for r in demo.rows if r["patent_id"].startswith("SYN"))
+    like = f"{row['patent_id']}/{row['figure_id']}"
+    base = api.get("/api/search", params={"like": like, "k": "30"}).json()["results"]
+    assert row["patent_id"] in {h["patent_id"] for h in base}  # its other figures
+    ex = api.get("/api/search", params={"like": like, "k": "30", "exclude": row["patent_id"].lower()}).json()
+    assert ex["results"] and row["patent_id"] not in {h["patent_id"] for h in ex["results"]}
+
+
 def test_unknown_parameters_are_named(api: httpx.Client) -> None:
     for path in ("/api/search", "/api/export.csv", "/"):
         r = api.get(path, params={"words": "chair", "clss": "06", "yeer": "2001"})

@@ -289,7 +289,7 @@ class SearchRuntime:
             year_from=request.year_from,
             year_to=request.year_to,
             viewpoints=request.viewpoints,
-            exclude_patents=request.exclude_patents,
+            exclude_patents=[*request.exclude_patents, *(p.upper() for p in request.exclude_patents)],  # any case
         )
         flt.published_after, flt.published_before = request.after, request.before
         return flt

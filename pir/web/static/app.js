@@ -123,6 +123,10 @@
     if ($(".layout.has-results") && window.matchMedia("(max-width: 800px)").matches) fold(true);
   }
 
+  // The error page's "back": the previous page with its query, not an empty form.
+  const back = $("#back-link");
+  if (back && window.history.length > 1) back.addEventListener("click", (e) => { e.preventDefault(); window.history.back(); });
+
   const printBtn = $("#print-btn");
   if (printBtn) printBtn.addEventListener("click", () => window.print());
 
