@@ -272,6 +272,25 @@ def test_facets_and_class_pick_list(api: httpx.Client, demo: Demo) -> None:
     assert "06 " in by_code["06"] and "Furnishing" in by_code["06"]  # Locarno title
 
 
+def test_clusters_group_look_alikes(api: httpx.Client, demo: Demo) -> None:
+    ans = api.get("/api/search", params={"words": "chair lamp", "text_weight": "1", "k": "20", "clusters": "3"}).json()
+    groups = ans["clusters"]
+    ids = [h["id"] for h in ans["results"]]
+    assert 2 <= len(groups) <= 3 and sorted(i for g in groups for i in g["ids"]) == sorted(ids)
+    by_id = {h["id"]: h for h in ans["results"]}
+    for g in groups:  # a label is a word most of the group's figures carry
+        if g["label"] != "mixed":
+            word = g["label"].split()[0]
+            have = sum(word in f"{by_id[i]['title']} {by_id[i]['class_label']}".lower() for i in g["ids"])
+            assert have * 2 >= len(g["ids"]), g
+    assert (
+        "clusters" not in api.get("/api/search", params={"words": "chair"}).json()["query"]
+        or not (api.get("/api/search", params={"words": "chair"}).json()["clusters"])
+    )
+    page = api.get("/", params={"words": "chair lamp", "k": "20", "clusters": "3"}).text
+    assert 'id="clusters-bar"' in page and 'data-cluster="0"' in page
+
+
 # --------------------------------------------------------------------------------------- routes and schema
 def test_patent_ids_are_normalised_on_figure_and_like_routes(api: httpx.Client) -> None:
     a = api.get(f"/api/figures/{REAL_ID}/FIG1")

@@ -148,6 +148,13 @@ class SearchRequest(BaseModel):
     negatives: list[str] = Field(
         default_factory=list, alias="neg", max_length=MAX_MARKS, description="figure ids marked not relevant"
     )
+    clusters: int = Field(
+        0,
+        ge=0,
+        le=12,
+        description="group the hits into this many clusters of look-alikes (k-means on their image "
+        "vectors, each labelled by the words its figures share); 0 = off",
+    )
     strategy: Strategy = Field(
         "rocchio",
         description="how marked figures steer the query: rocchio (query-anchored) or a Qdrant recommend strategy",

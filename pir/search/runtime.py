@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import threading
 import time
 from collections import Counter
@@ -277,7 +278,9 @@ class SearchRuntime:
                 fusion=request.fusion,
                 **kw,
             )
-        kept = {k: v for k, v in resp.query.items() if k in ("mode", "aliases", "feedback")}
+        if request.clusters:
+            resp.query["clusters"] = self.cluster_hits(resp.results, request.clusters)
+        kept = {k: v for k, v in resp.query.items() if k in ("mode", "aliases", "feedback", "clusters")}
         resp.query = {**request.describe(), **kept}
         resp.query["score"] = score_legend(request, str(kept.get("mode", "")))
         return resp
@@ -412,6 +415,37 @@ class SearchRuntime:
         if not pts:
             raise KeyError(f"figure {figure[:80]!r} is not in the store")
         return pts[0]
+
+    def cluster_hits(self, results: list[Any], n: int) -> list[dict[str, Any]]:
+        """Group hits into at most ``n`` clusters of look-alikes: k-means (scikit-learn) on their stored image vectors.
+
+        Each cluster: ``label`` (the title / object words shared by most of its figures), ``ids`` (its hits' point
+        ids, in rank order) and ``size``; largest first. Fewer than 3 hits, or ``n < 2``: no clusters.
+        """
+        ids = [str(r.id) for r in results]
+        vecs = {p.id: p.vector for p in self.store.retrieve(ids, with_vectors=True) if p.vector is not None}
+        ids = [i for i in ids if i in vecs]
+        k = min(n, len(ids) - 1)
+        if k < 2:
+            return []
+        from sklearn.cluster import KMeans  # lazy: start-up (scikit-learn, only when clusters are asked for)
+
+        x = np.stack([vecs[i] for i in ids]).astype(np.float64)
+        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(x)
+        by_id = {str(r.id): r for r in results}
+        out = []
+        for c in range(k):
+            members = [i for i, lab in zip(ids, labels, strict=True) if lab == c]
+            if not members:
+                continue
+            words: Counter[str] = Counter()
+            for i in members:
+                r = by_id[i]
+                text = " ".join(str(t) for t in (r.title, r.class_label) if t)
+                words.update(set(re.findall(r"[a-z]{3,}", text.lower())))
+            shared = [w for w, m in words.most_common() if m >= max(2, (len(members) + 1) // 2)][:3]
+            out.append({"label": " ".join(shared) or "mixed", "size": len(members), "ids": members})
+        return sorted(out, key=lambda g: -int(g["size"]))
 
     def class_counts(self) -> dict[str, int]:
         """Stored figures per class code / object class over the whole collection, most frequent first.

@@ -218,6 +218,7 @@ class Engine:
             "search_ms": round(resp.search_ms, 2),
             "results": results,
             "marks": self.marks(q),
+            "clusters": list(resp.query.get("clusters") or []),
             "facets": facets(results),
         }
 

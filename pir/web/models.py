@@ -79,6 +79,14 @@ class FacetsOut(BaseModel):
     years: dict[str, int] = Field(default_factory=dict, description="hits per publication year")
 
 
+class ClusterOut(BaseModel):
+    """A group of look-alike hits (k-means on their image vectors)."""
+
+    label: str = Field(description="the title / object words most of its figures share ('mixed' when none)")
+    size: int
+    ids: list[str] = Field(description="its hits' point ids, in rank order")
+
+
 class SearchAnswer(BaseModel):
     """A search's hits, the request as executed, and where the time went."""
 
@@ -91,6 +99,7 @@ class SearchAnswer(BaseModel):
     results: list[HitOut]
     marks: list[MarkOut] = Field(default_factory=list, description="the marked figures (relevance feedback)")
     facets: FacetsOut = Field(default_factory=FacetsOut)
+    clusters: list[ClusterOut] = Field(default_factory=list, description="groups of look-alike hits (clusters=N)")
     errors: list[FileErrorOut] = Field(default_factory=list, description="uploaded files that could not be used")
     url: str = Field("", description="the page URL of this search (shareable)")
 

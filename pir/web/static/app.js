@@ -123,6 +123,11 @@
     if ($(".layout.has-results") && window.matchMedia("(max-width: 800px)").matches) fold(true);
   }
 
+  // Clusters: untick one to hide its hits (a family of look-alikes skipped at once).
+  $$(".cluster-show").forEach((c) => c.addEventListener("change", () => {
+    $$(`#grid .hit[data-cluster="${c.value}"]`).forEach((h) => { h.hidden = !c.checked; });
+  }));
+
   // The error page's "back": the previous page with its query, not an empty form.
   const back = $("#back-link");
   if (back && window.history.length > 1) back.addEventListener("click", (e) => { e.preventDefault(); window.history.back(); });
