@@ -59,6 +59,7 @@ from qdrant_edge import (
     Query,
     QueryBatchRequest,
     QueryRequest,
+    RangeDateTime,
     RangeFloat,
     RecommendQuery,
     ScrollRequest,
@@ -643,6 +644,8 @@ def to_edge_filter(flt: st.SearchFilter | None) -> Filter | None:
                 ),
             )
         )
+    if flt.published_after is not None or flt.published_before is not None:
+        must.append(FieldCondition(key="publication_date", range=RangeDateTime(**flt.date_range())))
     must_not: list[Any] = []
     if flt.exclude_patents:
         must_not.append(FieldCondition(key="patent_id", match=MatchAny([str(p) for p in flt.exclude_patents])))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
+from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -21,8 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 #: Fusion methods of drawing + words (:meth:`pir.search.store.VectorStore.hybrid_search`).
 FUSIONS = ("rrf", "weighted")
-#: Relevance-feedback strategies (Qdrant's recommend query, :meth:`pir.search.store.VectorStore.recommend`).
-STRATEGIES = ("average_vector", "best_score", "sum_scores")
+#: Relevance-feedback strategies: ``rocchio`` (the default: the query moved towards the marked-relevant figures and
+#: away from the others, the query weighted so the marks cannot outvote it, :func:`pir.search.runtime.rocchio`), or
+#: one of Qdrant's recommend strategies with the query as one more positive
+#: (:meth:`pir.search.store.VectorStore.recommend`).
+RECOMMEND_STRATEGIES = ("average_vector", "best_score", "sum_scores")
+STRATEGIES = ("rocchio", *RECOMMEND_STRATEGIES)
 #: The words' share when a drawing and words are fused (``--text-weight``). Chosen on the VALIDATION patents of the
 #: 2007 USPC split (class-level, zero-shot encoder, grid 0.25 / 0.5 / 0.75 / 0.9: mAP 0.33 / 0.38 / 0.41 / 0.44), never
 #: on a split that is reported; see the README's benchmark section.
@@ -38,7 +43,7 @@ MAX_K = 1000
 MAX_MARKS = 50
 
 Fusion = Literal["rrf", "weighted"]
-Strategy = Literal["average_vector", "best_score", "sum_scores"]
+Strategy = Literal["rocchio", "average_vector", "best_score", "sum_scores"]
 assert set(Fusion.__args__) == set(FUSIONS) and set(Strategy.__args__) == set(STRATEGIES)  # type: ignore[attr-defined]
 
 _CROP_RE = re.compile(r"(\d+):([0-9.]+),([0-9.]+),([0-9.]+),([0-9.]+)")
@@ -119,6 +124,14 @@ class SearchRequest(BaseModel):
     )
     year_from: int | None = Field(None, ge=1000, le=9999, description="first publication year")
     year_to: int | None = Field(None, ge=1000, le=9999, description="last publication year")
+    after: date | None = Field(
+        None, description="published after this date (YYYY-MM-DD, exclusive; the stored publication date)"
+    )
+    before: date | None = Field(
+        None,
+        description="published before this date (YYYY-MM-DD, exclusive): the cut-off of prior art, e.g. the "
+        "application's priority or filing date",
+    )
     viewpoints: list[str] = Field(
         default_factory=list, alias="viewpoint", max_length=20, description="viewpoint filter (front, perspective, ...)"
     )
@@ -135,7 +148,17 @@ class SearchRequest(BaseModel):
     negatives: list[str] = Field(
         default_factory=list, alias="neg", max_length=MAX_MARKS, description="figure ids marked not relevant"
     )
-    strategy: Strategy = Field("average_vector", description="how marked figures steer the query (Qdrant recommend)")
+    clusters: int = Field(
+        0,
+        ge=0,
+        le=12,
+        description="group the hits into this many clusters of look-alikes (k-means on their image "
+        "vectors, each labelled by the words its figures share); 0 = off",
+    )
+    strategy: Strategy = Field(
+        "rocchio",
+        description="how marked figures steer the query: rocchio (query-anchored) or a Qdrant recommend strategy",
+    )
 
     # ------------------------------------------------------------------------------------------- validation
     @field_validator("words", "like", mode="before")
@@ -168,6 +191,8 @@ class SearchRequest(BaseModel):
     def _consistent(self) -> SearchRequest:
         if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:
             raise ValueError(f"year_from {self.year_from} is after year_to {self.year_to} (reversed range)")
+        if self.after is not None and self.before is not None and self.after >= self.before:
+            raise ValueError(f"after {self.after} is not before before {self.before} (reversed or empty date range)")
         for i in self.crops:
             if not 0 <= i < len(self.drawings):
                 raise ValueError(f"crop of drawing {i}: there is no drawing {i} (indices start at 0)")
@@ -273,6 +298,8 @@ def _fmt(value: Any) -> str:
         return "1" if value else "0"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, date):
+        return value.isoformat()
     return str(value)
 
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,47 @@ if TYPE_CHECKING:
 
 #: Longest side a query drawing is kept at while searching (the encoder sees ~224 px).
 WORK_SIDE = 2048
+
+#: Rocchio weights (query, centroid of the relevant figures, centroid of the not-relevant ones): the textbook values
+#: (Salton & Buckley 1990; Manning et al., *Introduction to Information Retrieval*, 9.1.1), not tuned on any split.
+#: All vectors have unit length and ``BETA + GAMMA < ALPHA``, so however many figures are marked, the query keeps the
+#: larger share of the new query: the marks steer it, they cannot outvote it.
+ROCCHIO = (1.0, 0.75, 0.15)
+
+
+def rocchio(
+    query: np.ndarray | None,
+    relevant: np.ndarray | None,
+    not_relevant: np.ndarray | None,
+    weights: tuple[float, float, float] = ROCCHIO,
+) -> np.ndarray | None:
+    """The Rocchio query ``ALPHA * q + BETA * mean(relevant) - GAMMA * mean(not relevant)``, L2-normalised.
+
+    Without a query (feedback on marked figures alone) the relevant centroid is the anchor (weight ``ALPHA``); with
+    neither, None. Rows of ``relevant`` / ``not_relevant`` are unit vectors (the stored ``image`` vectors).
+    """
+    alpha, beta, gamma = weights
+    have_pos = relevant is not None and len(relevant) > 0
+    if query is None and not have_pos:
+        return None
+    pos = _unit(np.asarray(relevant, dtype=np.float32).mean(axis=0)) if have_pos else None
+    v: np.ndarray
+    if query is not None:
+        v = alpha * _unit(np.asarray(query, dtype=np.float32).reshape(-1))
+        if pos is not None:
+            v = v + beta * pos
+    else:
+        assert pos is not None
+        v = alpha * pos
+    if not_relevant is not None and len(not_relevant) > 0:
+        v = v - gamma * np.asarray(not_relevant, dtype=np.float32).mean(axis=0)
+    return _unit(v).astype(np.float32)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
 
 #: Turns a request's drawing reference (a path, or an uploaded drawing's hash) and its crop into an image.
 DrawingLoader = Callable[[str, tuple[float, float, float, float] | None], Image.Image]
@@ -135,6 +178,7 @@ class SearchRuntime:
         self._text_encoder = text_encoder
         self._load_lock = threading.Lock()
         self._load_drawing = load_drawing or load_query_image
+        self._class_counts: tuple[int, dict[str, int]] | None = None
         if eager:
             self.encoder  # noqa: B018 - load now
             if self.store.text_encoder():
@@ -234,18 +278,24 @@ class SearchRuntime:
                 fusion=request.fusion,
                 **kw,
             )
-        resp.query = {**request.describe(), **{k: v for k, v in resp.query.items() if k in ("mode", "aliases")}}
+        if request.clusters:
+            resp.query["clusters"] = self.cluster_hits(resp.results, request.clusters)
+        kept = {k: v for k, v in resp.query.items() if k in ("mode", "aliases", "feedback", "clusters")}
+        resp.query = {**request.describe(), **kept}
+        resp.query["score"] = score_legend(request, str(kept.get("mode", "")))
         return resp
 
     def filter(self, request: SearchRequest) -> SearchFilter:
-        """The store filter of a request (class codes, patent ids and viewpoints normalised)."""
-        return build_filter(
+        """The store filter of a request (class codes, patent ids and viewpoints normalised; publication dates)."""
+        flt = build_filter(
             classes=request.classes,
             year_from=request.year_from,
             year_to=request.year_to,
             viewpoints=request.viewpoints,
-            exclude_patents=request.exclude_patents,
+            exclude_patents=[*request.exclude_patents, *(p.upper() for p in request.exclude_patents)],  # any case
         )
+        flt.published_after, flt.published_before = request.after, request.before
+        return flt
 
     def _feedback(
         self,
@@ -254,23 +304,29 @@ class SearchRuntime:
         text_encoder: TextEncoder | None,
         kw: dict[str, Any],
     ) -> SearchResponse:
-        """Relevance feedback: Qdrant's recommend query anchored on the rest of the query.
+        """Relevance feedback anchored on the rest of the query.
 
-        The current query (fused drawings, or the "more like this" figure) counts as one more positive; the words,
-        when given, stay the words side of the query; the marked figures are not results (with one hit per patent,
-        their patents are not either).
+        ``rocchio`` (the default): the image query (fused drawings, else the "more like this" figure, else the
+        relevant figures) moved by :func:`rocchio` towards the relevant figures' stored image vectors and away from
+        the others, then searched as a drawing query (with the words, when given, fused as usual). A Qdrant
+        recommend strategy: the current query counts as one more positive. Either way the marked figures are not
+        results (the page shows them in its marks tray); with one hit per patent, their patents are not either.
+
+        Raises:
+            KeyError: a marked figure is not stored.
         """
         positives = [self.point_id(p) for p in request.positives]
         negatives = [self.point_id(n) for n in request.negatives]
-        if request.like:
-            like_id = self.point_id(request.like)
-            if like_id not in positives:
-                positives.append(like_id)
+        like_id = self.point_id(request.like) if request.like else None
         if request.one_per_patent:
             marked = {str(p.payload.get("patent_id")) for p in self.store.retrieve([*positives, *negatives])}
             flt = dataclasses.replace(kw["filter"])
             flt.exclude_patents = [*(flt.exclude_patents or []), *sorted(marked)]
             kw = {**kw, "filter": flt}
+        if request.strategy == "rocchio":
+            return self._rocchio(request, query_vec, like_id, positives, negatives, text_encoder, kw)
+        if like_id and like_id not in positives:
+            positives.append(like_id)
         return search_recommend(
             self.store,
             positives,
@@ -284,6 +340,48 @@ class SearchRuntime:
             settings=self.settings,
             **kw,
         )
+
+    def _rocchio(
+        self,
+        request: SearchRequest,
+        query_vec: np.ndarray | None,
+        like_id: str | None,
+        positives: list[str],
+        negatives: list[str],
+        text_encoder: TextEncoder | None,
+        kw: dict[str, Any],
+    ) -> SearchResponse:
+        ids = [*positives, *negatives, *([like_id] if like_id else [])]
+        found = {p.id: p.vector for p in self.store.retrieve(ids, with_vectors=True) if p.vector is not None}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"marked figure {missing[0]!r} is not in the store")
+        if query_vec is None and like_id:
+            query_vec = found[like_id]
+        pos = np.stack([found[i] for i in positives]) if positives else None
+        neg = np.stack([found[i] for i in negatives]) if negatives else None
+        vec = rocchio(query_vec, pos, neg)
+        flt = dataclasses.replace(kw["filter"])
+        flt.exclude_ids = [*(flt.exclude_ids or []), *negatives, *([like_id] if like_id else [])]
+        resp = search_hybrid(
+            self.store,
+            self.settings,
+            image_vector=vec,
+            text=request.words or None,
+            encoder=self._encoder,
+            text_encoder=text_encoder,
+            text_weight=request.text_weight,
+            fusion=request.fusion,
+            **{**kw, "filter": flt},
+        )
+        resp.query.update(
+            feedback="rocchio",
+            positive=positives,
+            negative=negatives,
+            weights=list(ROCCHIO),
+            with_query=query_vec is not None,
+        )
+        return resp
 
     # -------------------------------------------------------------------------------------------- lookup
     def point_id(self, figure: str) -> str:
@@ -318,9 +416,93 @@ class SearchRuntime:
             raise KeyError(f"figure {figure[:80]!r} is not in the store")
         return pts[0]
 
+    def cluster_hits(self, results: list[Any], n: int) -> list[dict[str, Any]]:
+        """Group hits into at most ``n`` clusters of look-alikes: k-means (scikit-learn) on their stored image vectors.
+
+        Each cluster: ``label`` (the title / object words shared by most of its figures), ``ids`` (its hits' point
+        ids, in rank order) and ``size``; largest first. Fewer than 3 hits, or ``n < 2``: no clusters.
+        """
+        ids = [str(r.id) for r in results]
+        vecs = {p.id: p.vector for p in self.store.retrieve(ids, with_vectors=True) if p.vector is not None}
+        ids = [i for i in ids if i in vecs]
+        k = min(n, len(ids) - 1)
+        if k < 2:
+            return []
+        from sklearn.cluster import KMeans  # lazy: start-up (scikit-learn, only when clusters are asked for)
+
+        x = np.stack([vecs[i] for i in ids]).astype(np.float64)
+        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(x)
+        by_id = {str(r.id): r for r in results}
+        out = []
+        for c in range(k):
+            members = [i for i, lab in zip(ids, labels, strict=True) if lab == c]
+            if not members:
+                continue
+            words: Counter[str] = Counter()
+            for i in members:
+                r = by_id[i]
+                text = " ".join(str(t) for t in (r.title, r.class_label) if t)
+                words.update(set(re.findall(r"[a-z]{3,}", text.lower())))
+            shared = [w for w, m in words.most_common() if m >= max(2, (len(members) + 1) // 2)][:3]
+            out.append({"label": " ".join(shared) or "mixed", "size": len(members), "ids": members})
+        return sorted(out, key=lambda g: -int(g["size"]))
+
+    def class_counts(self) -> dict[str, int]:
+        """Stored figures per class code / object class over the whole collection, most frequent first.
+
+        One scroll of the payloads, cached until the number of stored points changes (the page's class pick-list).
+        """
+        n = self.store.count()
+        cached = self._class_counts
+        if cached is None or cached[0] != n:
+            counts: Counter[str] = Counter()
+            for p in self.store.scroll(batch_size=1024):
+                counts.update({str(c) for c in [*(p.payload.get("classes") or []), p.payload.get("class_label")] if c})
+            cached = self._class_counts = (n, dict(counts.most_common()))
+        return cached[1]
+
     def patent(self, patent_id: str) -> list[StoredPoint]:
         """All stored figures of a patent (patent id normalised); empty when none is stored."""
         return list(self.store.scroll(filter=build_filter(patent_ids=[patent_id[:100]])))
+
+
+def score_legend(request: SearchRequest, mode: str) -> str:
+    """What a hit's score means for this search (the page's legend; ``min_score`` applies to the same number)."""
+    from pir.search.store import RRF_K, WORDS_SCALE
+
+    fused = "text" in mode
+    if request.feedback and request.strategy != "rocchio":
+        return {
+            "average_vector": "cosine similarity (-1..1) to the recommend vector avg(relevant) + avg(relevant) - "
+            "avg(not relevant), the query counted as relevant",
+            "best_score": "Qdrant best_score: the best cosine to a relevant figure if it beats every not-relevant "
+            "one, else a negative number",
+            "sum_scores": "sum of cosines to the relevant figures (and the query) minus the sum to the not-relevant",
+        }[request.strategy]
+    if not fused:
+        what = "the feedback-moved query (Rocchio)" if request.feedback else "the query drawing(s)"
+        return f"cosine similarity (-1..1) between {what} and the figure's image vector; 1 = the same drawing"
+    if request.fusion == "weighted":
+        return (
+            "weighted sum of the parts' scores, the words' share = text weight: cosine for drawing and text vectors, "
+            f"BM25 / (BM25 + {WORDS_SCALE:g}) for the words; about 0..1"
+        )
+    return (
+        f"reciprocal-rank fusion: the sum over the image and words rankings of weight / ({RRF_K} + rank); depends "
+        f"only on ranks (at most 1 / {RRF_K + 1} = {1 / (RRF_K + 1):.3f}), so compare it within one hit list only"
+    )
+
+
+def facets(results: Iterable[Any]) -> dict[str, dict[str, int]]:
+    """Counts per class code / object class and per publication year in a hit list (most frequent first)."""
+    classes: Counter[str] = Counter()
+    years: Counter[str] = Counter()
+    for r in results:
+        p = r if isinstance(r, Mapping) else vars(r)
+        classes.update({str(c) for c in [*(p.get("classes") or []), p.get("class_label")] if c})
+        if p.get("year"):
+            years[str(p["year"])] += 1
+    return {"classes": dict(classes.most_common()), "years": dict(sorted(years.items()))}
 
 
 def _crop(request: SearchRequest, i: int) -> tuple[float, float, float, float] | None:

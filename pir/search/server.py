@@ -330,6 +330,8 @@ def to_qdrant_filter(flt: st.SearchFilter | None) -> qm.Filter | None:
     ]
     if flt.year_from is not None or flt.year_to is not None:
         must.append(qm.FieldCondition(key="year", range=qm.Range(gte=flt.year_from, lte=flt.year_to)))
+    if flt.published_after is not None or flt.published_before is not None:
+        must.append(qm.FieldCondition(key="publication_date", range=qm.DatetimeRange(**flt.date_range())))
     must_not: list[Any] = []
     if flt.exclude_patents:
         must_not.append(

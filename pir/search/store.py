@@ -31,11 +31,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import numpy as np
 
-from pir.search.request import DEFAULT_TEXT_WEIGHT, FUSIONS, STRATEGIES
+from pir.search.request import DEFAULT_TEXT_WEIGHT, FUSIONS, RECOMMEND_STRATEGIES
 from pir.search.words import SparseVector
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ class SearchFilter:
     patent_ids: list[str] | None = None
     exclude_patents: list[str] | None = None
     exclude_ids: list[str] | None = None  # point ids left out (e.g. the query figure of "more like this")
+    published_after: date | None = None  # publication_date > this (exclusive)
+    published_before: date | None = None  # publication_date < this (exclusive)
 
     def is_empty(self) -> bool:
         """True when the filter constrains nothing."""
@@ -106,7 +109,18 @@ class SearchFilter:
             or self.exclude_ids
             or self.year_from is not None
             or self.year_to is not None
+            or self.published_after is not None
+            or self.published_before is not None
         )
+
+    def date_range(self) -> dict[str, str]:
+        """The publication-date bounds as a Qdrant datetime range (``gt`` / ``lt``, ISO dates; both exclusive)."""
+        out = {}
+        if self.published_after is not None:
+            out["gt"] = self.published_after.isoformat()
+        if self.published_before is not None:
+            out["lt"] = self.published_before.isoformat()
+        return out
 
     def keyword_conditions(self) -> list[tuple[str, list[str]]]:
         """The ``must`` keyword conditions as ``(payload field, values)`` pairs (match any)."""
@@ -564,8 +578,10 @@ class VectorStore(ABC):
 
         v = leg.vector
         if isinstance(v, Recommend):
-            if v.strategy not in STRATEGIES:
-                raise StoreError(f"unknown recommend strategy {v.strategy!r}: use one of {', '.join(STRATEGIES)}")
+            if v.strategy not in RECOMMEND_STRATEGIES:
+                raise StoreError(
+                    f"unknown recommend strategy {v.strategy!r}: use one of {', '.join(RECOMMEND_STRATEGIES)}"
+                )
             if not v.positives and (v.strategy == "average_vector" or not v.negatives):
                 raise StoreError(f"recommend ({v.strategy}) needs at least one positive example")
             leg.vector = Recommend([check(x) for x in v.positives], [check(x) for x in v.negatives], v.strategy)

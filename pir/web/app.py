@@ -227,9 +227,12 @@ def create_app(
         version=_version(),
         lifespan=lifespan,
         debug=False,
+        docs_url=None,  # served below from the swagger-ui-bundle package: no CDN, works offline
+        redoc_url=None,
     )
     app.state.limiter = ctx.limiter
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    _offline_docs(app)
     max_body = serve.max_images * serve.max_upload_bytes + (1 << 20)
     app.add_middleware(BodyLimit, limit=max_body)  # bodies without Content-Length (chunked) too
     app.add_middleware(BodyTimeout, timeout=serve.body_timeout)
@@ -239,6 +242,24 @@ def create_app(
     return app
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the installed ``swagger-ui-bundle`` package (no CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="pir API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+
 def _templates() -> Jinja2Templates:
     """The page templates, with the helpers they use (viewpoints, ``drop``, ``without``)."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -246,6 +267,7 @@ def _templates() -> Jinja2Templates:
         viewpoints=VIEWPOINTS,
         drop=lambda d, i: {k: v for k, v in d.items() if k != i},
         without=lambda xs, i: [x for j, x in enumerate(xs) if j != i],
+        without_value=lambda xs, v: [x for x in xs if x != v],
     )
     return templates
 
@@ -274,7 +296,7 @@ def _add_guards(app: FastAPI, ctx: WebContext, max_body: int) -> None:
             response.set_cookie(_COOKIE, api_key, httponly=True, samesite="strict")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.url.path.startswith(("/docs", "/redoc")):  # Swagger UI loads its assets from a CDN
+        if request.url.path != "/docs":  # Swagger UI's page starts itself with an inline script
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 

@@ -12,6 +12,7 @@ runtime serialises the store's calls when its backend says it is not thread-safe
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
@@ -82,6 +83,26 @@ class Engine:
         self.runtime.close()
 
     # ---------------------------------------------------------------------------------------------- drawings
+    def store_upload(self, data: bytes, filename: str = "<upload>", max_pages: int | None = None) -> list[str]:
+        """Store an uploaded file as query drawings; their hashes. A PDF or a multi-page TIFF gives one drawing per
+        page (at most ``max_pages``, default ``max_images``), each a candidate view to keep, pick or crop.
+
+        Raises:
+            WebError: as :meth:`store_drawing`; 413 too many pages; 422 a PDF that cannot be read.
+        """
+        name = _safe_name(filename)
+        limit = self.serve.max_images if max_pages is None else max_pages
+        if len(data) > self.serve.max_upload_bytes:
+            raise WebError(413, f"{name}: {len(data):,} bytes; at most {self.serve.max_upload_bytes:,} per drawing")
+        pages: list[bytes] | None
+        if data[:5] == b"%PDF-":
+            pages = _pdf_pages(data, name, limit, self.serve.max_pixels)
+        else:
+            pages = _tiff_pages(data, name, limit, self.serve.max_pixels)
+        if pages is None:
+            return [self.store_drawing(data, filename)]
+        return [self.store_drawing(png, f"{name} page {i}") for i, png in enumerate(pages, start=1)]
+
     def store_drawing(self, data: bytes, filename: str = "<upload>") -> str:
         """Validate an uploaded drawing and keep it under its sha256; returns the hash.
 
@@ -184,15 +205,49 @@ class Engine:
             raise WebError(404, str(e.args[0]) if e.args else "not found") from None
         except (ValueError, StoreError, EncoderMismatchError) as e:
             raise WebError(400, str(e)) from None
+        from pir.search.runtime import facets  # lazy: start-up (numpy, qdrant)
+
         words = " ".join([q.words, *resp.query.get("aliases", [])]) if q.words else ""
         results = [self.hit_dict(r.to_dict(), words) for r in resp.results]
+        extra = {k: resp.query[k] for k in ("mode", "feedback", "aliases") if k in resp.query}
         return {
-            "query": q.describe(),
+            "query": {**q.describe(), **extra},
+            "mode": str(resp.query.get("mode", "")),
+            "score": str(resp.query.get("score", "")),
             "encoder": self.encoder.id,
             "encode_ms": round(resp.encode_ms, 2),
             "search_ms": round(resp.search_ms, 2),
             "results": results,
+            "marks": self.marks(q),
+            "clusters": list(resp.query.get("clusters") or []),
+            "facets": facets(results),
         }
+
+    def marks(self, q: SearchRequest) -> list[dict[str, Any]]:
+        """The figures marked relevant (``pos``) or not (``neg``), in marking order, for the marks tray."""
+        out = []
+        for mark, ids in (("pos", q.positives), ("neg", q.negatives)):
+            for given in ids:
+                try:
+                    p = self.runtime.point(given)
+                except KeyError:
+                    continue
+                out.append(
+                    {
+                        "id": given,
+                        "mark": mark,
+                        "patent_id": str(p.payload.get("patent_id", "")),
+                        "figure_id": str(p.payload.get("figure_id", "")),
+                        "title": p.payload.get("title"),
+                        "thumb_url": f"/api/figures/{p.id}/thumb",
+                    }
+                )
+        return out
+
+    def class_options(self) -> list[dict[str, Any]]:
+        """The class pick-list: every stored class code / object class with its title and number of figures."""
+        counts = self.runtime.class_counts()
+        return [{"code": c, "title": class_title(c), "count": n} for c, n in counts.items()]
 
     # ------------------------------------------------------------------------------------------------ lookup
     def point(self, figure: str) -> StoredPoint:
@@ -318,6 +373,89 @@ def export_csv(answer: Mapping[str, Any]) -> str:
     for r in answer["results"]:
         w.writerow([";".join(r[c]) if c == "classes" else ("" if r.get(c) is None else r[c]) for c in cols])
     return buf.getvalue()
+
+
+def _pdf_pages(data: bytes, name: str, max_pages: int, max_pixels: int) -> list[bytes]:
+    """Each page of a PDF rendered to a grayscale PNG (150 dpi, longest side at most 2048 px, within ``max_pixels``).
+
+    Raises:
+        WebError: 422 unreadable or no pages, 413 more than ``max_pages`` pages.
+    """
+    import pypdfium2 as pdfium  # type: ignore[import-untyped]  # lazy: start-up (the PDF renderer, PDF uploads only)
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as e:
+        raise WebError(422, f"{name}: cannot read the PDF ({e})") from None
+    try:
+        n = len(pdf)
+        if n == 0:
+            raise WebError(422, f"{name}: the PDF has no pages")
+        if n > max_pages:
+            raise WebError(413, f"{name}: {n} pages; at most {max_pages} pages per search")
+        out = []
+        for i in range(n):
+            page = pdf[i]
+            w, h = page.get_size()  # points (1/72 inch)
+            scale = min(150 / 72, 2048 / max(w, h, 1), (max_pixels / max(w * h, 1)) ** 0.5)
+            img = page.render(scale=scale, grayscale=True).to_pil()
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            out.append(buf.getvalue())
+        return out
+    except pdfium.PdfiumError as e:
+        raise WebError(422, f"{name}: cannot render the PDF ({e})") from None
+    finally:
+        pdf.close()
+
+
+def _tiff_pages(data: bytes, name: str, max_pages: int, max_pixels: int) -> list[bytes] | None:
+    """Each frame of a multi-page TIFF as a PNG; None for anything else (a single image is stored as it is).
+
+    Raises:
+        WebError: 413 more than ``max_pages`` pages or a page over ``max_pixels``; 422 a page that cannot be decoded.
+    """
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            n = int(getattr(im, "n_frames", 1))
+            if n <= 1:
+                return None
+            if n > max_pages:
+                raise WebError(413, f"{name}: {n} pages; at most {max_pages} pages per search")
+            out = []
+            for i in range(n):
+                im.seek(i)
+                if im.size[0] * im.size[1] > max_pixels:
+                    raise WebError(413, f"{name} page {i + 1}: {im.size[0]}x{im.size[1]} pixels; too large")
+                frame = im.convert("L") if im.mode not in ("L", "RGB") else im.copy()
+                buf = io.BytesIO()
+                frame.save(buf, format="PNG")
+                out.append(buf.getvalue())
+            return out
+    except (OSError, ValueError, SyntaxError) as e:
+        raise WebError(422, f"{name}: cannot decode the TIFF ({e})") from None
+
+
+def class_title(code: str) -> str:
+    """The title of a USPC design class (``D6-500`` -> its main class D6) or Locarno class (``06-01``), else ''."""
+    uspc, locarno = _class_tables()
+    if code in locarno:
+        return locarno[code]
+    main = code.split("-")[0]
+    return uspc.get(main.upper()) or locarno.get(main) or ""
+
+
+@functools.cache
+def _class_tables() -> tuple[dict[str, str], dict[str, str]]:
+    from importlib import resources
+
+    def table(name: str) -> dict[str, str]:
+        text = resources.files("pir").joinpath("data", name).read_text(encoding="utf-8")
+        return {r["code"].strip(): r["title"].strip() for r in csv.DictReader(io.StringIO(text))}
+
+    return table("uspc_design_classes.csv"), table("locarno_classes.csv")
 
 
 def _sniff(data: bytes, name: str) -> tuple[str, tuple[int, int]]:

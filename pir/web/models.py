@@ -6,6 +6,8 @@ fields); these are the answers.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -30,7 +32,7 @@ class HitOut(BaseModel):
     """One ranked prior-art figure."""
 
     rank: int
-    score: float = Field(description="cosine similarity (drawing alone) or the fused score (words, drawing + words)")
+    score: float = Field(description="see SearchAnswer.score for what it means in this search's mode")
     id: str
     patent_id: str
     figure_id: str
@@ -44,14 +46,61 @@ class HitOut(BaseModel):
     thumb_url: str = ""
 
 
+class FileErrorOut(BaseModel):
+    """An uploaded file that could not be used (the rest of the query still ran)."""
+
+    file: str = Field(description="the file name as uploaded")
+    status: int = Field(description="the HTTP status this file alone would have had (413, 415, 422)")
+    message: str = Field(description="one line: the file and the problem")
+
+
+class ErrorOut(BaseModel):
+    """An error answer: one line, plus per-file errors when uploads failed."""
+
+    detail: str
+    errors: list[FileErrorOut] = Field(default_factory=list)
+
+
+class MarkOut(BaseModel):
+    """A figure marked relevant (``pos``) or not (``neg``) in relevance feedback (the marks tray)."""
+
+    id: str = Field(description="the figure id as given in pos=/neg= (undo: drop it from the URL)")
+    mark: Literal["pos", "neg"]
+    patent_id: str
+    figure_id: str
+    title: str | None = None
+    thumb_url: str = ""
+
+
+class FacetsOut(BaseModel):
+    """Counts in the current hit list."""
+
+    classes: dict[str, int] = Field(default_factory=dict, description="hits per class code / object class")
+    years: dict[str, int] = Field(default_factory=dict, description="hits per publication year")
+
+
+class ClusterOut(BaseModel):
+    """A group of look-alike hits (k-means on their image vectors)."""
+
+    label: str = Field(description="the title / object words most of its figures share ('mixed' when none)")
+    size: int
+    ids: list[str] = Field(description="its hits' point ids, in rank order")
+
+
 class SearchAnswer(BaseModel):
     """A search's hits, the request as executed, and where the time went."""
 
     query: dict[str, object] = Field(description="the SearchRequest as executed (field names), plus mode and aliases")
+    mode: str = Field("", description="image, text, image+text (the parts of the query that ran)")
+    score: str = Field("", description="what a hit's score means in this mode (min_score applies to it)")
     encoder: str = Field(description="the image encoder, name@version")
-    encode_ms: float
+    encode_ms: float = Field(description="embedding the drawings and words (ms)")
     search_ms: float
     results: list[HitOut]
+    marks: list[MarkOut] = Field(default_factory=list, description="the marked figures (relevance feedback)")
+    facets: FacetsOut = Field(default_factory=FacetsOut)
+    clusters: list[ClusterOut] = Field(default_factory=list, description="groups of look-alike hits (clusters=N)")
+    errors: list[FileErrorOut] = Field(default_factory=list, description="uploaded files that could not be used")
     url: str = Field("", description="the page URL of this search (shareable)")
 
 
@@ -73,3 +122,14 @@ class HealthOut(BaseModel):
 
 class DrawingsOut(BaseModel):
     drawings: list[str] = Field(description="content hashes of the uploaded drawings (use them as q=...)")
+    errors: list[FileErrorOut] = Field(default_factory=list, description="uploaded files that could not be used")
+
+
+class SavedOut(BaseModel):
+    """A saved search or a history entry: reopen it at its ``url``."""
+
+    id: int
+    name: str = Field("", description="the name it was saved under ('' in the history)")
+    url: str = Field(description="the search page URL (/?...), holding the whole search")
+    hits: int | None = Field(None, description="number of hits when it ran (history)")
+    created: str = Field(description="when, UTC (YYYY-MM-DD HH:MM)")

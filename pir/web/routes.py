@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import APIRouter, Request
@@ -22,7 +23,8 @@ from starlette.datastructures import UploadFile
 
 from pir.search.request import SearchRequest, error_line
 from pir.web.engine import Engine, WebError, export_csv
-from pir.web.models import DrawingsOut, FigureOut, HealthOut, PatentOut, SearchAnswer
+from pir.web.history import History, check_url, owner_of
+from pir.web.models import DrawingsOut, ErrorOut, FigureOut, HealthOut, PatentOut, SavedOut, SearchAnswer
 from pir.web.settings import ServeSettings
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -36,6 +38,11 @@ def state_params() -> dict[str, str]:
 
 
 _IMAGE_CACHE = {"Cache-Control": "private, max-age=86400"}
+#: Every uploaded file failed (and nothing else was asked): the first file's status and every file's error.
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut, "description": d}
+    for s, d in ((413, "too large / too many"), (415, "not a drawing"), (422, "corrupt, or a bad parameter"))
+}
 
 
 def _param_docs(names: dict[str, str], where: str = "query") -> list[dict[str, Any]]:
@@ -64,12 +71,31 @@ class WebContext:
     image_limiter: Any  # pir.web.app.Limiter: thumbnails and query drawings
     templates: Jinja2Templates
     engine: Engine | None = None
+    _history: History | None = None
 
     def eng(self) -> Engine:
         """The engine (opened by the app's lifespan)."""
         if self.engine is None:
             raise RuntimeError("the app's lifespan has not started: no engine yet")
         return self.engine
+
+    def history(self) -> History:
+        """Saved searches and history (``<data_dir>/web/history.sqlite``), opened on first use."""
+        if self._history is None:
+            self._history = History(self.eng().root / "history.sqlite")
+        return self._history
+
+    def owner(self, request: Request) -> str:
+        """Whose saved searches and history: the API key the request came with (a hash of it), '' without keys."""
+        if not self.serve.api_key:
+            return ""
+        key = (
+            request.headers.get("X-API-Key")
+            or request.query_params.get("api_key")
+            or request.cookies.get("pir_api_key")
+            or ""
+        )
+        return owner_of(key)
 
     def state(self, request: Request) -> SearchRequest:
         """The search state from the URL (422 naming the parameter for a bad or unknown one)."""
@@ -99,29 +125,47 @@ class WebContext:
             request, "error.html", {"status": status, "message": message, "q": SearchRequest()}, status_code=status
         )
 
-    async def read_uploads(self, files: list[UploadFile]) -> list[str]:
-        """Store the uploaded drawings; their content hashes (413 when too many or too large)."""
+    async def read_uploads(self, files: list[UploadFile]) -> tuple[list[str], list[dict[str, Any]]]:
+        """Store the uploaded drawings (a PDF or multi-page TIFF gives one per page).
+
+        Returns:
+            The content hashes of what could be stored, and one ``{file, status, message}`` per file that could
+            not (too large, not an image, corrupt, too many): a bad file never throws the others away.
+        """
         s = self.serve
         files = [f for f in files if f.filename or (f.size or 0) > 0]
-        if len(files) > s.max_images:
-            raise WebError(413, f"{len(files)} drawings: at most {s.max_images} per search")
-        hashes = []
+        hashes: list[str] = []
+        errors: list[dict[str, Any]] = []
         for f in files:
-            data = await f.read(s.max_upload_bytes + 1)
-            if len(data) > s.max_upload_bytes:
-                raise WebError(413, f"{f.filename}: larger than {s.max_upload_bytes:,} bytes per drawing")
-            hashes.append(await self.limiter.run(self.eng().store_drawing, data, f.filename or "<upload>"))
-        return hashes
+            name = f.filename or "<upload>"
+            room = s.max_images - len(hashes)
+            try:
+                if room <= 0:
+                    raise WebError(413, f"{name}: left out, at most {s.max_images} drawings per search")
+                data = await f.read(s.max_upload_bytes + 1)
+                if len(data) > s.max_upload_bytes:
+                    raise WebError(413, f"{name}: larger than {s.max_upload_bytes:,} bytes per drawing")
+                hashes += await self.limiter.run(self.eng().store_upload, data, name, room)
+            except WebError as e:
+                if e.status == 503:
+                    raise
+                errors.append({"file": name[:200], "status": e.status, "message": str(e)})
+        return hashes, errors
 
-    async def form_state(self, request: Request) -> SearchRequest:
-        """Query state from a multipart form: uploaded files (``images``/``files``) plus the state fields."""
+    async def form_state(self, request: Request) -> tuple[SearchRequest, list[dict[str, Any]]]:
+        """Query state from a multipart form: uploaded files (``images``/``files``) plus the state fields; and the
+        per-file errors of uploads that could not be stored (the rest of the query stands)."""
         s = self.serve
-        form = await request.form(max_files=s.max_images + 1, max_fields=200)
+        form = await request.form(max_files=s.max_images * 2 + 1, max_fields=400)
         files = [v for k, v in form.multi_items() if isinstance(v, UploadFile) and k in ("images", "files")]
         fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-        new = await self.read_uploads(files)
-        fields += [("q", h) for h in new]
-        return self.parse(fields)
+        new, errors = await self.read_uploads(files)
+        kept = [v for k, v in fields if k == "q"]
+        room = max(0, s.max_images - len(kept))
+        for h in new[room:]:
+            errors.append({"file": h[:12], "status": 413, "message": f"left out: at most {s.max_images} drawings"})
+        fields += [("q", h) for h in new[:room] if h not in kept]
+        return self.parse(fields), errors
 
     async def run_search(self, q: SearchRequest) -> dict[str, Any]:
         """Search (on the limiter); the answer with its page URL and thumbnail URLs."""
@@ -131,9 +175,38 @@ class WebContext:
             r["thumb_url"] = f"/api/figures/{r['id']}/thumb"
         return answer
 
+    async def page(
+        self,
+        request: Request,
+        q: SearchRequest,
+        answer: dict[str, Any] | None,
+        error: str | None,
+        upload_errors: list[dict[str, Any]],
+        status: int,
+    ) -> Response:
+        """The search page: the form holding ``q``, the hits, the marks tray, facets and any errors in place."""
+        eng = self.eng()
+        info = await self.in_thread(eng.info)
+        class_options = await self.in_thread(eng.class_options)
+        context = {
+            "q": q,
+            "answer": answer,
+            "error": error,
+            "upload_errors": upload_errors,
+            "info": info,
+            "class_options": class_options,
+        }
+        return self.templates.TemplateResponse(request, "index.html", context, status_code=status)
+
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` on a worker thread (no limiter: cheap store reads)."""
         return await anyio.to_thread.run_sync(fn, *args)
+
+
+def _all_failed(errors: list[dict[str, Any]]) -> JSONResponse:
+    """Every uploaded file failed and nothing else was asked: the first file's status, every file's error."""
+    detail = "; ".join(str(e["message"]) for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=int(errors[0]["status"]))
 
 
 def api_router(ctx: WebContext) -> APIRouter:
@@ -154,12 +227,16 @@ def api_router(ctx: WebContext) -> APIRouter:
 
     @r.post(
         "/api/drawings",
-        summary="Upload 1-7 query drawings; returns their content hashes (use them as q=... in searches)",
+        summary="Upload 1-7 query drawings (a PDF or multi-page TIFF: one per page); their content hashes (q=...)",
         openapi_extra=_multipart_doc({}),
+        response_model=DrawingsOut,
+        responses=_UPLOAD_ERRORS,
     )
-    async def upload(request: Request) -> DrawingsOut:
-        q = await ctx.form_state(request)
-        return DrawingsOut(drawings=q.drawings)
+    async def upload(request: Request) -> Response:
+        q, errors = await ctx.form_state(request)
+        if errors and not q.drawings:
+            return _all_failed(errors)
+        return JSONResponse(DrawingsOut.model_validate({"drawings": q.drawings, "errors": errors}).model_dump())
 
     @r.get("/api/drawings/{digest}.png", summary="A stored query drawing as PNG")
     async def drawing(digest: str) -> Response:
@@ -168,11 +245,19 @@ def api_router(ctx: WebContext) -> APIRouter:
 
     @r.post(
         "/api/search",
-        summary="Search with uploaded drawings (multipart field `images`) and/or the state parameters",
+        summary="Search with uploaded drawings (multipart field `images`) and/or the state parameters; a bad file "
+        "is reported in `errors` and the rest of the query still runs (200)",
         openapi_extra=_multipart_doc(state_params()),
+        response_model=SearchAnswer,
+        responses=_UPLOAD_ERRORS,
     )
-    async def api_search_post(request: Request) -> SearchAnswer:
-        return SearchAnswer.model_validate(await ctx.run_search(await ctx.form_state(request)))
+    async def api_search_post(request: Request) -> Response:
+        q, errors = await ctx.form_state(request)
+        if errors and q.empty:
+            return _all_failed(errors)
+        answer = await ctx.run_search(q)
+        answer["errors"] = errors
+        return JSONResponse(SearchAnswer.model_validate(answer).model_dump(mode="json"))
 
     @r.get(
         "/api/search",
@@ -184,7 +269,58 @@ def api_router(ctx: WebContext) -> APIRouter:
 
     _figure_routes(r, ctx)
     _export_routes(r, ctx)
+    _history_routes(r, ctx)
     return r
+
+
+def _history_routes(r: APIRouter, ctx: WebContext) -> None:
+    """Saved searches (named) and the search history of this API key, newest first."""
+
+    @r.get("/api/saved", summary="Saved searches (newest first)")
+    async def saved(request: Request) -> list[SavedOut]:
+        rows = await ctx.in_thread(ctx.history().list, ctx.owner(request), "saved")
+        return [SavedOut.model_validate(x) for x in rows]
+
+    @r.get("/api/history", summary="Recent searches run on the page (newest first)")
+    async def history(request: Request) -> list[SavedOut]:
+        rows = await ctx.in_thread(ctx.history().list, ctx.owner(request), "history")
+        return [SavedOut.model_validate(x) for x in rows]
+
+    @r.post(
+        "/api/saved",
+        summary="Save a search: form fields `name` and `url` (its page URL, /?...); a browser is sent to /history",
+        response_model=SavedOut,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
+                            "required": ["url"],
+                        }
+                    }
+                }
+            }
+        },
+    )
+    async def save(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10)
+        try:
+            url = check_url(str(form.get("url") or ""))
+        except ValueError as e:
+            raise WebError(422, str(e)) from None
+        ctx.parse([(k, v) for k, v in parse_qsl(url[2:], keep_blank_values=True)])  # a valid search (422 if not)
+        row = await ctx.in_thread(ctx.history().save, ctx.owner(request), str(form.get("name") or ""), url)
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/history", status_code=303)
+        return JSONResponse(SavedOut.model_validate(row).model_dump())
+
+    @r.delete("/api/saved/{search_id}", summary="Delete a saved search")
+    async def delete(request: Request, search_id: int) -> Response:
+        if not await ctx.in_thread(ctx.history().delete, ctx.owner(request), search_id):
+            raise WebError(404, f"no saved search {search_id}")
+        return Response(status_code=204)
 
 
 def _figure_routes(r: APIRouter, ctx: WebContext) -> None:
@@ -250,14 +386,32 @@ def page_router(ctx: WebContext) -> APIRouter:
                 if e.status >= 500:
                     raise
                 error = str(e)
-        info = await ctx.in_thread(ctx.eng().info)
-        context = {"q": q, "answer": answer, "error": error, "info": info}
-        return render(request, "index.html", context, status_code=400 if error else 200)
+        if answer is not None:
+            await ctx.in_thread(ctx.history().record, ctx.owner(request), q.url("/"), len(answer["results"]))
+        return await ctx.page(request, q, answer, error, [], status=400 if error else 200)
+
+    @r.get("/history", response_class=HTMLResponse)
+    async def history_page(request: Request) -> Response:
+        owner = ctx.owner(request)
+        saved = await ctx.in_thread(ctx.history().list, owner, "saved")
+        recent = await ctx.in_thread(ctx.history().list, owner, "history")
+        return render(request, "history.html", {"q": SearchRequest(), "saved": saved, "recent": recent})
 
     @r.post("/search")
     async def page_search(request: Request) -> Response:
-        q = await ctx.form_state(request)
-        return RedirectResponse(q.url("/"), status_code=303)
+        q, errors = await ctx.form_state(request)
+        if not errors:
+            return RedirectResponse(q.url("/"), status_code=303)
+        # A bad file: the page again, the error next to the drawings, everything else kept, the rest searched.
+        answer, error = None, None
+        if not q.empty:
+            try:
+                answer = await ctx.run_search(q)
+            except WebError as e:
+                if e.status >= 500:
+                    raise
+                error = str(e)
+        return await ctx.page(request, q, answer, error, errors, status=200 if answer else errors[0]["status"])
 
     @r.get("/patent/{patent_id}", response_class=HTMLResponse)
     async def patent_page(request: Request, patent_id: str, fig: str = "") -> Response:
