@@ -326,6 +326,26 @@ class AliasLexicon:
                 self._cache[key] = tuple(self._compute(key))
             return list(self._cache[key][:max_aliases])
 
+    def gloss(self, name: str) -> str | None:
+        """What the object is (for): WordNet's definition of the main ``noun.artifact`` sense of ``name`` or of its
+        head phrase (``"desk lamp"`` -> the gloss of "desk lamp", ``"lamp shade holder"`` -> of "holder"); None
+        without WordNet or when no sense is an object."""
+        if self.wordnet is None:
+            return None
+        words = self.singular(normalize_name(name)).split()
+        while len(words) > 1 and words[-1] in WEAK_HEADS:
+            words = words[:-1]
+        with self._lock:
+            for i in range(len(words)):
+                senses = self._wn_senses(" ".join(words[i:]))
+                sense = next(
+                    (s for s in senses[:3] if s.lexname() == "noun.artifact" and s.name() not in BLOCKED_SYNSETS),
+                    None,
+                )
+                if sense is not None:
+                    return str(sense.definition()).strip() or None
+        return None
+
     # -- internals -------------------------------------------------------------------------------------------------
     def _compute(self, name: str) -> list[str]:
         if not name:
