@@ -23,10 +23,11 @@ from pir.cli.app import main, settings
 )
 @click.option(
     "--fusion",
-    default="rrf",
+    default="zscore",
     show_default=True,
-    type=click.Choice(["rrf", "weighted"]),
-    help="How Qdrant fuses image and words: reciprocal rank fusion or a weighted sum of scores.",
+    type=click.Choice(["zscore", "rrf", "weighted"]),
+    help="How Qdrant fuses image and words: standardised scores (each side by its own candidates), reciprocal rank "
+    "fusion, or a weighted sum of raw scores.",
 )
 @click.option("--like", default=None, metavar="PATENT/FIGURE", help="Search with a stored figure's vectors and words.")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="Number of results.")
@@ -46,7 +47,8 @@ from pir.cli.app import main, settings
     type=float,
     default=None,
     help="Drop results scoring below this: cosine similarity for a drawing alone; for words or drawing+words the "
-    "fused score (--fusion rrf: a weighted reciprocal-rank sum, at most about 0.1; weighted: a weighted sum of scores "
+    "fused score (--fusion zscore: a weighted sum of standard scores, about 1-5 for good matches; rrf: a weighted "
+    "reciprocal-rank sum, at most about 0.1; weighted: a weighted sum of scores "
     "in [0, 1]).",
 )
 @click.option(

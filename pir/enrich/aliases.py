@@ -292,6 +292,9 @@ def _naive_singular(word: str) -> str:
     return word
 
 
+_NEGATION = re.compile(r"\b(?:without|lacking|not|no|except)\b")
+
+
 class AliasLexicon:
     """Aliases of object names from an optional WordNet reader plus :data:`CURATED_ALIASES`."""
 
@@ -343,7 +346,10 @@ class AliasLexicon:
                     None,
                 )
                 if sense is not None:
-                    return str(sense.definition()).strip() or None
+                    # what it is, not what it lacks: "a straight-backed chair without arms" -> "a straight-backed
+                    # chair" (words cannot carry a negation: "arms" would match "chair with arms")
+                    gloss = _NEGATION.split(str(sense.definition()), maxsplit=1)[0].strip(" ,;")
+                    return gloss or None
         return None
 
     # -- internals -------------------------------------------------------------------------------------------------

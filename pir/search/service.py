@@ -19,8 +19,8 @@ from PIL import Image
 
 from pir.config import Settings
 from pir.ingest.schema import point_id
-from pir.search.store import DEFAULT_TEXT_WEIGHT
-from pir.search.words import SparseVector, get_text_encoder, normalize
+from pir.search.store import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT
+from pir.search.words import SparseVector, figure_words, get_text_encoder, normalize
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
@@ -53,6 +53,9 @@ class SearchResult:
     image_path: str | None
     descriptions: list[str] = field(default_factory=list)
     id: str = ""
+    #: The figure's search words (what its ``text`` and ``words`` vectors were built from; see
+    #: :func:`pir.search.words.figure_words`): the patent's own words, alias phrases, what the object is.
+    words: list[str] = field(default_factory=list)
 
     @classmethod
     def from_hit(cls, rank: int, hit: Hit) -> SearchResult:
@@ -70,6 +73,7 @@ class SearchResult:
             image_path=p.get("image_path"),
             descriptions=list(p.get("descriptions") or []),
             id=hit.id,
+            words=figure_words(p),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,7 +240,7 @@ def search_like(
     store: VectorStore,
     *,
     text_weight: float = DEFAULT_TEXT_WEIGHT,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     **options: Unpack[QueryOptions],
 ) -> SearchResponse:
     """ "More like this": query with a stored figure (``PATENT/FIGURE``): its stored image, text and words vectors.
@@ -326,7 +330,7 @@ def search_hybrid(
     encoder: ImageEncoder | None = None,
     text_encoder: TextEncoder | None = None,
     text_weight: float = DEFAULT_TEXT_WEIGHT,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     expand: bool = True,
     k: int = 10,
     filter: SearchFilter | None = None,
@@ -443,7 +447,7 @@ def search_recommend(
     group_by_patent: bool = False,
     strategy: str = "average_vector",
     text_weight: float = 0.0,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     text: str | None = None,
     text_encoder: TextEncoder | None = None,
     settings: Settings | None = None,
@@ -528,7 +532,7 @@ def run_search(
     like: str | None = None,
     encoder: ImageEncoder | None = None,
     text_weight: float = DEFAULT_TEXT_WEIGHT,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     **kw: Any,
 ) -> SearchResponse:
     """One search as the CLI (and any front end) asks for it: opens the store, checks it before loading an encoder.

@@ -116,6 +116,25 @@ def figure_words(
     return out
 
 
+def matched_words(query: str, pieces: Sequence[str], n: int = 3, *, expand: bool = True) -> list[str]:
+    """Why a hit matched the query words: the hit's search words (:func:`figure_words`) that share a term with the
+    query (Qdrant's BM25 tokenizer: stemmed, stop words out; the query expanded with its aliases as in the search),
+    most shared terms first, at most ``n``. Only words that are in the search vectors can be quoted, so never a
+    template sentence."""
+    text = query_words(query)[0] if expand else query
+    want = words_query_vector(text)
+    if want is None:
+        return []
+    terms = set(want.indices)
+    scored = []
+    for i, piece in enumerate(pieces):
+        sv = words_vector([piece])
+        overlap = len(terms & set(sv.indices)) if sv is not None else 0
+        if overlap:
+            scored.append((-overlap, i, piece))
+    return [p for *_, p in sorted(scored)[:n]]
+
+
 def words_vector(pieces: Sequence[str]) -> SparseVector | None:
     """BM25 document vector (term-frequency part) of a figure's words; None when nothing is left after tokenizing."""
     text = " ".join(pieces).strip()

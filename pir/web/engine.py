@@ -28,7 +28,8 @@ from PIL import Image, ImageOps
 
 from pir.config import Settings
 from pir.ingest.images import ImageLoadError, image_from_bytes, load_line_art
-from pir.search.store import DEFAULT_TEXT_WEIGHT
+from pir.search.store import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT
+from pir.search.words import matched_words
 from pir.web.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _ALLOWED_FORMATS = {"PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP"}
 _WORD_RE = re.compile(r"[a-z0-9]+")
 THUMB_SIZES = (128, 256, 1024)
-FUSIONS = ("rrf", "weighted")
+FUSIONS = ("zscore", "rrf", "weighted")
 STRATEGIES = ("average_vector", "best_score", "sum_scores")  # Qdrant's recommend strategies
 _WORK_SIDE = 2048  # longest side a query drawing is kept at while searching  # pir.search.service.search_hybrid
 
@@ -460,7 +461,7 @@ class Engine:
                     encoder=self.encoder,
                     text_encoder=self.text_encoder,
                     text_weight=q.text_weight,
-                    fusion=q.fusion or "rrf",
+                    fusion=q.fusion or DEFAULT_FUSION,
                     **kw,
                 )
         except ImageLoadError as e:
@@ -512,7 +513,7 @@ class Engine:
             strategy=q.strategy or "average_vector",
             text=q.words or None,
             text_weight=q.text_weight if q.words else 0.0,
-            fusion=q.fusion or "rrf",
+            fusion=q.fusion or DEFAULT_FUSION,
             text_encoder=self.text_encoder,
             settings=self.settings,
             **kw,
@@ -594,8 +595,7 @@ class Engine:
     def hit_dict(self, r: Mapping[str, Any], words: str) -> dict[str, Any]:
         out = {k: v for k, v in r.items() if k not in ("image_path",)}
         out["score"] = round(float(r["score"]), 4)
-        descs = [d for d in r.get("descriptions") or [] if d]
-        out["why"] = closest_descriptions(words, descs) if words.strip() else descs[:1]
+        out["why"] = matched_words(words, r.get("words") or []) if words.strip() else []  # words that matched
         return out
 
     # -------------------------------------------------------------------------------------------- thumbnails
