@@ -101,6 +101,8 @@ def test_backends_are_congruent_for_hybrid_queries(stores: dict[str, Any], te: T
         ("rrf", 0.7, ["lamp", "chair"]),
         ("weighted", 0.3, ["lamp", "bottle"]),
         ("weighted", 0.7, None),
+        ("zscore", DEFAULT_TEXT_WEIGHT, None),
+        ("zscore", 0.5, ["lamp", "chair"]),
     ]
     for p in probe:
         for fusion, w, classes in cases:
