@@ -108,7 +108,7 @@ def metadata_hash(figure: PatentFigure, descriptions: Sequence[str] | None = Non
 
 def words_key(text_encoder: TextEncoder, include_class: bool) -> str:
     """What the ``text`` and ``words`` vectors depend on besides the figure's words."""
-    return f"{text_encoder.name}|{WORDS_MODEL}|class={int(include_class)}"
+    return f"{text_encoder.name}|{WORDS_MODEL}|class={int(include_class)}|words=v2"
 
 
 def ensure_collection(store: VectorStore, encoder: ImageEncoder, text_encoder: TextEncoder) -> None:
@@ -172,6 +172,17 @@ def _descriptions(figure: PatentFigure, settings: Settings) -> list[str]:
         return []
 
 
+def _knowledge(figure: PatentFigure, settings: Settings) -> dict[str, list[str]]:
+    """The search words enrichment adds at ``settings.enrich.level`` (payload ``aliases`` / ``about``)."""
+    from pir.enrich.knowledge import figure_knowledge
+
+    try:
+        return figure_knowledge(figure, settings.enrich.level).payload()
+    except Exception as e:  # noqa: BLE001  (enrichment must never lose a figure)
+        log.warning("%s: no aliases (%s)", figure.key, e)
+        return {}
+
+
 def embed_and_upsert(
     figures: Sequence[PatentFigure],
     settings: Settings,
@@ -222,7 +233,11 @@ def embed_and_upsert(
         descs[fig.key] = (
             None if not with_descriptions else list(given) if given is not None else _descriptions(fig, settings)
         )
-    meta = {fig.key: metadata_hash(fig, descs[fig.key], wkey) for fig in todo}
+    know = {fig.key: _knowledge(fig, settings) if with_descriptions else {} for fig in todo}
+    meta = {
+        fig.key: metadata_hash(fig, descs[fig.key], f"{wkey}|{json.dumps(know[fig.key], sort_keys=True)}")
+        for fig in todo
+    }
     reuse: list[tuple[PatentFigure, np.ndarray]] = []
     if not force and todo:
         todo = _stored_unchanged(todo, store, encoder, hashes, meta, res, reuse)
@@ -238,7 +253,10 @@ def embed_and_upsert(
     t_text = 0.0
     if rows:
         stamp = {"encoder": encoder.name, "encoder_version": encoder.version}
-        payloads = [_payload(fig, stamp, hashes[fig.point_id], meta[fig.key], descs[fig.key]) for fig, _ in rows]
+        payloads = [
+            {**_payload(fig, stamp, hashes[fig.point_id], meta[fig.key], descs[fig.key]), **know[fig.key]}
+            for fig, _ in rows
+        ]
         matrix = np.stack([np.asarray(v, dtype=np.float32) for _, v in rows])
         t_text0 = time.perf_counter()
         text, words = _text_vectors(payloads, settings, te, include_class, text_cache)

@@ -78,6 +78,20 @@ def test_ingest_writes_image_text_and_words(stores: dict[str, Any], te: TextEnco
         assert pts[0].words == words_vector(figure_words(pts[0].payload))  # exactly the figure's own words
 
 
+def _same_ranking(a: list[Any], b: list[Any], tol: float = 1e-4) -> bool:
+    """Same ids in the same order, except that points with tied scores (figures with the same words) may come in
+    either order: where the ids differ, the score must tie a neighbour's in both lists."""
+    if len(a) != len(b):
+        return False
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x.id == y.id:
+            continue
+        tied = [abs(h[i].score - h[j].score) <= tol for h in (a, b) for j in (i - 1, i + 1) if 0 <= j < len(h)]
+        if not any(tied) or abs(x.score - y.score) > tol:
+            return False
+    return {h.id for h in a[:-1]} <= {h.id for h in b} and {h.id for h in b[:-1]} <= {h.id for h in a}
+
+
 def test_backends_are_congruent_for_hybrid_queries(stores: dict[str, Any], te: TextEncoder) -> None:
     edge, server = stores["edge"], stores["server"]
     tq = text_query("lamp with a curved arm", te)
@@ -87,13 +101,19 @@ def test_backends_are_congruent_for_hybrid_queries(stores: dict[str, Any], te: T
         ("rrf", 0.7, ["lamp", "chair"]),
         ("weighted", 0.3, ["lamp", "bottle"]),
         ("weighted", 0.7, None),
+        ("zscore", DEFAULT_TEXT_WEIGHT, None),
+        ("zscore", 0.5, ["lamp", "chair"]),
     ]
     for p in probe:
         for fusion, w, classes in cases:
             q = HybridQuery(image=p.vector, text=tq.text, words=tq.words, fusion=fusion, text_weight=w)
             flt = SearchFilter(classes=classes)
             a, b = edge.hybrid_search(q, 8, filter=flt), server.hybrid_search(q, 8, filter=flt)
-            assert len(a) == 8 and [h.id for h in a] == [h.id for h in b], (fusion, w, classes)
+            if fusion == "rrf":  # ranks of points tied in a leg (same words) may differ: near-equal, not equal
+                assert len(a) == 8 and len({h.id for h in a} & {h.id for h in b}) >= 7, (fusion, w, classes)
+                np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=0.02)
+                continue
+            assert len(a) == 8 and _same_ranking(a, b), (fusion, w, classes)
             # Fused scores may differ in the 3rd decimal: where a prefetch's candidate list ends on float ties, the two
             # engines may keep a different tied point, and a point missing from one leg scores 0 there.
             np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-2, atol=5e-3)
@@ -196,11 +216,18 @@ def test_like_uses_the_figures_stored_vectors_and_words(stores: dict[str, Any]) 
 
 
 def test_class_words_stay_out_when_asked() -> None:
-    payload = {"title": "Desk lamp", "class_label": "D26", "classes": ["D26", "D26-24"], "descriptions": ["A lamp."]}
+    payload = {
+        "title": "Desk lamp",
+        "class_label": "D26",
+        "classes": ["D26", "D26-24"],
+        "description": "A front view of the desk lamp.",
+        "descriptions": ["Line drawing of a desk lamp from a US design patent."],
+        "aliases": ["lamp", "light"],
+    }
     with_class = figure_words(payload)
     without = figure_words(payload, include_class=False)
     assert any("D26" in w for w in with_class) and any("lighting" in w.lower() for w in with_class)
-    assert without == ["Desk lamp", "A lamp."]
+    assert without == ["Desk lamp", "A front view of the desk lamp.", "lamp, light"]  # no template sentence
 
 
 # ------------------------------------------------------------------------------------------------------- migration

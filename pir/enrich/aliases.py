@@ -292,6 +292,9 @@ def _naive_singular(word: str) -> str:
     return word
 
 
+_NEGATION = re.compile(r"\b(?:without|lacking|not|no|except)\b")
+
+
 class AliasLexicon:
     """Aliases of object names from an optional WordNet reader plus :data:`CURATED_ALIASES`."""
 
@@ -325,6 +328,29 @@ class AliasLexicon:
             if key not in self._cache:
                 self._cache[key] = tuple(self._compute(key))
             return list(self._cache[key][:max_aliases])
+
+    def gloss(self, name: str) -> str | None:
+        """What the object is (for): WordNet's definition of the main ``noun.artifact`` sense of ``name`` or of its
+        head phrase (``"desk lamp"`` -> the gloss of "desk lamp", ``"lamp shade holder"`` -> of "holder"); None
+        without WordNet or when no sense is an object."""
+        if self.wordnet is None:
+            return None
+        words = self.singular(normalize_name(name)).split()
+        while len(words) > 1 and words[-1] in WEAK_HEADS:
+            words = words[:-1]
+        with self._lock:
+            for i in range(len(words)):
+                senses = self._wn_senses(" ".join(words[i:]))
+                sense = next(
+                    (s for s in senses[:3] if s.lexname() == "noun.artifact" and s.name() not in BLOCKED_SYNSETS),
+                    None,
+                )
+                if sense is not None:
+                    # what it is, not what it lacks: "a straight-backed chair without arms" -> "a straight-backed
+                    # chair" (words cannot carry a negation: "arms" would match "chair with arms")
+                    gloss = _NEGATION.split(str(sense.definition()), maxsplit=1)[0].strip(" ,;")
+                    return gloss or None
+        return None
 
     # -- internals -------------------------------------------------------------------------------------------------
     def _compute(self, name: str) -> list[str]:

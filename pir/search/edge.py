@@ -618,6 +618,14 @@ def hybrid_request(
     fused: Any
     if query.fusion == "rrf":
         fused = Fusion.Rrf(k=int(query.rrf_k), weights=[float(leg.weight) for leg in legs])
+    elif query.fusion == "zscore":
+        terms = []
+        for i, leg in enumerate(legs):
+            scale, offset = leg.standardised()
+            score = Expression.Variable(f"$score[{i}]")
+            terms += [Expression.Mult([Expression.Constant(scale), score]), Expression.Constant(offset)]
+        defaults = {f"$score[{i}]": float(leg.floor) for i, leg in enumerate(legs)}
+        fused = Formula(Expression.Sum(terms), defaults=defaults)
     else:
         terms = []
         for i, leg in enumerate(legs):

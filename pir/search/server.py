@@ -309,6 +309,14 @@ def fusion_query(legs: list[Leg], query: st.HybridQuery) -> Any:
     """Weighted RRF, or the formula ``sum(weight_i * score_i)`` with words scores squashed to ``s / (s + scale)``."""
     if query.fusion == "rrf":
         return qm.RrfQuery(rrf=qm.Rrf(k=int(query.rrf_k), weights=[float(leg.weight) for leg in legs]))
+    if query.fusion == "zscore":
+        zterms: list[Any] = []
+        for i, leg in enumerate(legs):
+            scale, offset = leg.standardised()
+            zterms += [qm.MultExpression(mult=[scale, f"$score[{i}]"]), offset]
+        return qm.FormulaQuery(
+            formula=qm.SumExpression(sum=zterms), defaults={f"$score[{i}]": leg.floor for i, leg in enumerate(legs)}
+        )
     terms: list[Any] = []
     for i, leg in enumerate(legs):
         score: Any = f"$score[{i}]"

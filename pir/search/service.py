@@ -20,9 +20,9 @@ from PIL import Image
 from pir.config import Settings, get_settings
 from pir.ingest.readers import normalize_patent_id, normalize_viewpoint
 from pir.ingest.schema import point_id
-from pir.search.request import DEFAULT_TEXT_WEIGHT
+from pir.search.request import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT
 from pir.search.store import HybridQuery, SearchFilter, StoreError, normalize_id
-from pir.search.words import SparseVector, get_text_encoder, normalize, query_words, words_query_vector
+from pir.search.words import SparseVector, figure_words, get_text_encoder, normalize, query_words, words_query_vector
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
@@ -55,6 +55,9 @@ class SearchResult:
     image_path: str | None
     descriptions: list[str] = field(default_factory=list)
     id: str = ""
+    #: The figure's search words (what its ``text`` and ``words`` vectors were built from; see
+    #: :func:`pir.search.words.figure_words`): the patent's own words, alias phrases, what the object is.
+    words: list[str] = field(default_factory=list)
 
     @classmethod
     def from_hit(cls, rank: int, hit: Hit) -> SearchResult:
@@ -72,6 +75,7 @@ class SearchResult:
             image_path=p.get("image_path"),
             descriptions=list(p.get("descriptions") or []),
             id=hit.id,
+            words=figure_words(p),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,7 +240,7 @@ def search_like(
     store: VectorStore,
     *,
     text_weight: float = DEFAULT_TEXT_WEIGHT,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     **options: Unpack[QueryOptions],
 ) -> SearchResponse:
     """ "More like this": query with a stored figure (``PATENT/FIGURE``): its stored image, text and words vectors.
@@ -322,7 +326,7 @@ def search_hybrid(
     encoder: ImageEncoder | None = None,
     text_encoder: TextEncoder | None = None,
     text_weight: float = DEFAULT_TEXT_WEIGHT,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     expand: bool = True,
     k: int = 10,
     filter: SearchFilter | None = None,
@@ -435,7 +439,7 @@ def search_recommend(
     group_by_patent: bool = False,
     strategy: str = "average_vector",
     text_weight: float | None = None,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     text: str | None = None,
     text_encoder: TextEncoder | None = None,
     settings: Settings | None = None,

@@ -43,6 +43,7 @@ WORDS_MODEL = f"bm25(k={BM25_K},b={BM25_B},avg_len={BM25_AVG_LEN:g},english)"
 log = logging.getLogger(__name__)
 
 _TOKEN_RE = re.compile(r"[a-z][a-z-]+")
+_MODIFIER_CUT = re.compile(r"\b(?:with|without|having|for|including|containing)\b")
 _STOP = frozenset(
     "a an and or the of for with without in on at to from by as is are be this that its it design view figure "
     "drawing patent ornamental shown showing".split()
@@ -71,22 +72,34 @@ def _bm25() -> Any:
     return Bm25(Bm25Config(k=BM25_K, b=BM25_B, avg_len=BM25_AVG_LEN, language="english"))
 
 
+#: Payload fields that are the patent's own words about a figure, in order of say.
+OWN_FIELDS = ("title", "description", "caption", "object_name")
+#: Payload fields enrichment adds to the search words (:mod:`pir.enrich.knowledge`): alias phrases, what it is (for).
+ADDED_FIELDS = ("aliases", "about")
+
+
 def figure_words(
     payload: Mapping[str, Any], descriptions: Sequence[str] | None = None, *, include_class: bool = True
 ) -> list[str]:
     """The pieces of text a figure's ``text`` and ``words`` vectors are built from, de-duplicated, in order.
 
+    The patent's own words first (title, figure description, caption, object name), then what enrichment added as
+    knowledge (``aliases``: ONE piece, the alias phrases joined by commas; ``about``: the gloss), then, only with
+    ``include_class=True``, the class label and the titles of the class codes. The backends' ``descriptions``
+    (template sentences, LLM paraphrases) are never search words: they stay in the payload for training and display.
+
     Args:
         payload: A figure payload (:meth:`pir.ingest.schema.PatentFigure.payload` or a stored one).
-        descriptions: Enrichment descriptions; defaults to ``payload["descriptions"]``.
+        descriptions: Ignored (kept for callers of the old signature); descriptions are not search words.
         include_class: Also the class label and the titles of the class codes. Pass False for class-level
             evaluation (no label leakage).
     """
-    pieces: list[str] = [
-        str(payload.get(k) or "") for k in ("title", "description", "object_name") if payload.get(k) is not None
-    ]
-    descs = descriptions if descriptions is not None else payload.get("descriptions") or []
-    pieces.extend(str(d) for d in descs)
+    del descriptions
+    pieces: list[str] = [str(payload.get(k) or "") for k in OWN_FIELDS]
+    aliases = [str(a) for a in payload.get("aliases") or [] if str(a).strip()]
+    if aliases:
+        pieces.append(", ".join(aliases))
+    pieces.extend(str(a) for a in payload.get("about") or [])
     if include_class:
         label = payload.get("class_label")
         if label:
@@ -103,6 +116,25 @@ def figure_words(
             seen.add(p.lower())
             out.append(p)
     return out
+
+
+def matched_words(query: str, pieces: Sequence[str], n: int = 3, *, expand: bool = True) -> list[str]:
+    """Why a hit matched the query words: the hit's search words (:func:`figure_words`) that share a term with the
+    query (Qdrant's BM25 tokenizer: stemmed, stop words out; the query expanded with its aliases as in the search),
+    most shared terms first, at most ``n``. Only words that are in the search vectors can be quoted, so never a
+    template sentence."""
+    text = query_words(query)[0] if expand else query
+    want = words_query_vector(text)
+    if want is None:
+        return []
+    terms = set(want.indices)
+    scored = []
+    for i, piece in enumerate(pieces):
+        sv = words_vector([piece])
+        overlap = len(terms & set(sv.indices)) if sv is not None else 0
+        if overlap:
+            scored.append((-overlap, i, piece))
+    return [p for *_, p in sorted(scored)[:n]]
 
 
 def words_vector(pieces: Sequence[str]) -> SparseVector | None:
@@ -169,15 +201,17 @@ def query_words(text: str, *, max_aliases: int = 3) -> tuple[str, list[str]]:
     """
     lex = load_lexicon()
     norm = normalize_name(text)
-    words = [w for w in _TOKEN_RE.findall(norm) if w not in _STOP]
-    phrases = [norm] + [" ".join(words[i : i + 2]) for i in range(len(words) - 1)] + words
+    # only the object is expanded, not what it has: "chair with arms" -> "chair" (never "weaponry" for "arms")
+    head = _MODIFIER_CUT.split(norm, maxsplit=1)[0].strip() or norm
+    words = [w for w in _TOKEN_RE.findall(head) if w not in _STOP]
+    phrases = [head] + [" ".join(words[i : i + 2]) for i in range(len(words) - 1)] + words
     added: list[str] = []
-    seen = {norm, *words}
+    seen = {norm, head, *words}
     for phrase in dict.fromkeys(phrases):
         if not phrase:
             continue
         single = lex.singular(phrase)
-        if phrase != norm and not (phrase in CURATED_ALIASES or single in CURATED_ALIASES or _is_object(lex, single)):
+        if phrase != head and not (phrase in CURATED_ALIASES or single in CURATED_ALIASES or _is_object(lex, single)):
             continue
         for alias in lex.aliases(phrase, max_aliases):
             a = normalize_name(alias)

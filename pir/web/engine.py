@@ -28,6 +28,7 @@ from pir import __version__ as pir_version
 from pir.config import Settings
 from pir.ingest.images import ImageLoadError, _sniff_vector, image_from_bytes, load_line_art
 from pir.search.request import SearchRequest
+from pir.search.words import matched_words
 from pir.web.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -298,8 +299,7 @@ class Engine:
     def hit_dict(self, r: Mapping[str, Any], words: str) -> dict[str, Any]:
         out = {k: v for k, v in r.items() if k not in ("image_path",)}
         out["score"] = round(float(r["score"]), 4)
-        descs = [d for d in r.get("descriptions") or [] if d]
-        out["why"] = closest_descriptions(words, descs) if words.strip() else descs[:1]
+        out["why"] = matched_words(words, r.get("words") or []) if words.strip() else []  # words that matched
         return out
 
     # -------------------------------------------------------------------------------------------- thumbnails
