@@ -77,14 +77,24 @@ def test_cli_web_and_library_build_equal_requests_and_get_equal_results(env: dic
     from_cli = build_request([], cli_given)
     from_web = SearchRequest.from_params(web_params)
     from_lib = SearchRequest(
-        like=like, words="chair with arms", text_weight=0.5, exclude_patents=[_records(env)[0]["patent_id"]],
+        like=like, words="chair with arms", text_weight=0.5, fusion="rrf", exclude_patents=[_records(env)[0]["patent_id"]],
         one_per_patent=True, k=5,
     )  # fmt: skip
     assert from_cli == from_web == from_lib
 
     # the CLI command (its own process-like run: opens and closes the store)
     args = ["--data-dir", str(env["data"]), "search", "--like", like, "--text", "chair with arms"]
-    args += ["--text-weight", "0.5", "--exclude-patent", _records(env)[0]["patent_id"], "--one-per-patent", "--k", "5"]
+    args += [
+        "--text-weight",
+        "0.5",
+        "--fusion",
+        "rrf",
+        "--exclude-patent",
+        _records(env)[0]["patent_id"],
+        "--one-per-patent",
+        "--k",
+        "5",
+    ]
     r = CliRunner().invoke(main, [*args, "--encoder", str(env["enc"]), "--json"])
     assert r.exit_code == 0, r.output
     cli_answer = json.loads(r.stdout)

@@ -44,14 +44,15 @@ from pir.bench.metrics import CI_SEED, N_BOOTSTRAP, metric_intervals, per_query_
 from pir.bench.results import MODES, MethodResult, Mode
 from pir.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings, split_head_tail
 from pir.search import open_store
-from pir.search.store import DEFAULT_TEXT_WEIGHT, SearchFilter
+from pir.search.request import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT, SearchRequest
+from pir.search.runtime import SearchRuntime
 from pir.search.words import get_text_encoder
 
 if TYPE_CHECKING:
     from pir.config import Settings
     from pir.encoder.model import ImageEncoder
     from pir.ingest.schema import PatentFigure
-    from pir.search.store import SearchFilter, VectorStore
+    from pir.search.store import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -261,30 +262,15 @@ def ingest_gallery(
     return n
 
 
-def query_store(
-    store: VectorStore,
-    mode: Mode,
-    vector: np.ndarray | None,
-    words: str | None,
-    k: int,
-    flt: SearchFilter | None,
-    settings: Settings,
-    text_encoder: Any | None = None,
-    **fusion: Any,
-) -> list[Any]:
-    """One query in one mode through the product's :func:`pir.search.service.search_hybrid` (image-only = the kNN
-    on the ``image`` vector; words = ``text`` + ``words`` vectors; both = one query fused inside Qdrant). A query
-    without words returns nothing in ``text`` mode and is an image query in ``image+text`` mode. ``fusion``:
-    ``text_weight`` and ``fusion`` of :func:`~pir.search.service.search_hybrid`."""
-    from pir.search.service import search_hybrid  # lazy: start-up (PIL)
-
-    text = words if mode != "image" else None
-    image = vector if mode != "text" else None
-    if image is None and not text:
-        return []
-    te = (text_encoder or get_text_encoder(settings)) if text else None
-    resp = search_hybrid(store, settings, image_vector=image, text=text, text_encoder=te, k=k, filter=flt, **fusion)
-    return list(resp.results)
+def bench_request(mode: Mode, words: str | None, k: int, exclude_patent: str | None, **fusion: Any) -> SearchRequest:
+    """The :class:`~pir.search.request.SearchRequest` of one bench query, as a searcher would send it (the image side
+    is the query's cached embedding, given to :meth:`SearchRuntime.execute` beside the request)."""
+    return SearchRequest(
+        words=(words or "") if mode != "image" else "",
+        k=k,
+        exclude_patents=[exclude_patent] if exclude_patent else [],
+        **fusion,
+    )
 
 
 def search_rankings(
@@ -300,15 +286,23 @@ def search_rankings(
     text_encoder: Any | None = None,
     **fusion: Any,
 ) -> list[list[int]]:
-    """Ranked gallery positions per query from the store, the query itself (and, for class relevance, its patent)
-    excluded by the search filter (``text_encoder``: e.g. a :class:`MemoTextEncoder`; default the settings')."""
+    """Ranked gallery positions per query through the product's :class:`~pir.search.runtime.SearchRuntime` (image
+    only = the kNN on the ``image`` vector; words = ``text`` + ``words`` vectors; both = one query fused inside
+    Qdrant). The query's own figure is dropped from its ranking and, for class relevance, its patent is excluded
+    by the request. A query without words ranks nothing in ``text`` mode (``text_encoder``: e.g. a
+    :class:`MemoTextEncoder`; default the settings')."""
+    te = text_encoder or (get_text_encoder(settings) if mode != "image" else None)
+    rt = SearchRuntime(settings, store=store, text_encoder=te)
     out: list[list[int]] = []
     for j, i in enumerate(q_idx):
         item = bench.items[i]
-        flt = SearchFilter(exclude_ids=[item.point_id])
-        if bench.exclude_same_patent:
-            flt.exclude_patents = [item.patent_id]
-        hits = query_store(store, mode, q_vecs[j], q_words[j], depth, flt, settings, text_encoder, **fusion)
+        words = q_words[j] if mode != "image" else None
+        if mode == "text" and not words:
+            out.append([])
+            continue
+        req = bench_request(mode, words, depth + 1, item.patent_id if bench.exclude_same_patent else None, **fusion)
+        image = q_vecs[j] if mode != "text" else None
+        hits = rt.execute(req, image_vector=image).results
         ranked = [g_pos[h.id] for h in hits if h.id != item.point_id and h.id in g_pos]
         out.append(ranked[:depth])
     return out
@@ -480,7 +474,7 @@ def evaluate_method(
     optimize: bool = True,
     keep_embeddings: bool = True,
     text_weight: float = DEFAULT_TEXT_WEIGHT,
-    fusion: str = "rrf",
+    fusion: str = DEFAULT_FUSION,
     words_memo: dict[tuple[Any, ...], list[list[int]]] | None = None,
     n_bootstrap: int = N_BOOTSTRAP,
     ci_seed: int = CI_SEED,
@@ -513,7 +507,7 @@ def evaluate_method(
         optimize: Build the HNSW index after upserting (as ``pir ingest`` does).
         keep_embeddings: Keep embeddings and rankings on the results for plots.
         text_weight: The words' share in ``image+text`` mode (the search's slider, 0..1).
-        fusion: ``rrf`` or ``weighted`` (score fusion inside Qdrant).
+        fusion: ``zscore``, ``rrf`` or ``weighted`` (score fusion inside Qdrant; :data:`DEFAULT_FUSION` as the product).
         words_memo: Rankings of ``text`` mode by (dataset, words variant, level, gallery): they do not depend on
             the image encoder, so a second encoder reuses them (one dict per run).
         n_bootstrap: Bootstrap resamples per interval; ci_seed: their seed.

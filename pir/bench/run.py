@@ -32,7 +32,7 @@ from pir.bench.metrics import CI_LEVEL, CI_SEED, N_BOOTSTRAP
 from pir.bench.report import write_report
 from pir.bench.results import BenchRun, Mode
 from pir.bench.splits import apply_encoder_splits, read_split
-from pir.search.store import DEFAULT_TEXT_WEIGHT
+from pir.search.request import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -105,7 +105,7 @@ def run_benchmark(
     skipped: dict[str, str] | None = None,
     allow_train_overlap: bool = False,
     text_weight: float | None = None,
-    fusion: str = "rrf",
+    fusion: str | None = None,
 ) -> BenchRun:
     """Evaluate every method in every mode on every dataset through the store; write the report when ``out`` is set.
 
@@ -129,7 +129,7 @@ def run_benchmark(
         skipped: Datasets already known to be skipped (name -> reason), carried into the report.
         allow_train_overlap: Evaluate even when queries include an encoder's training patents (see
             :mod:`pir.bench.splits`).
-        text_weight: The words' share in ``image+text`` mode (0..1); fusion: ``rrf`` or ``weighted``.
+        text_weight: The words' share in ``image+text`` mode (0..1); fusion: ``zscore``, ``rrf`` or ``weighted``.
 
     Raises:
         TrainOverlapError: Queries include an encoder's training or validation patents.
@@ -149,6 +149,7 @@ def run_benchmark(
     methods = resolve_encoders(encoders, settings)
     splits = [sp for label, spec in methods if (sp := read_split(label, spec)) is not None]
     sets = apply_encoder_splits(sets, splits, allow_overlap=allow_train_overlap)
+    fusion = fusion or DEFAULT_FUSION  # the product's fusion unless told otherwise
     run.environment.update(
         modes=list(mode_list), query_text=list(variants), enrich=list(levels), text_weight=text_weight,
         fusion=fusion, bootstrap={"n_resamples": n_bootstrap, "level": CI_LEVEL, "seed": CI_SEED, "unit": "query"},

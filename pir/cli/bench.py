@@ -51,7 +51,9 @@ _COMMON = options(
         default=None,
         help="Words' share (default 0.9).",
     ),
-    click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default=None, help="image+text fusion (rrf)."),
+    click.option(
+        "--fusion", type=click.Choice(["zscore", "rrf", "weighted"]), default=None, help="image+text fusion (zscore)."
+    ),
     click.option("--limit", type=int, default=None, help="Sample about N figures (whole patents, seeded)."),
     click.option(
         "--k",
@@ -110,7 +112,7 @@ def _opts(ctx: click.Context, given: dict[str, Any]) -> dict[str, Any]:
         "plots": not pick.get("no_plots"),
         "allow_train_overlap": bool(pick.get("allow_train_overlap")),
         "text_weight": pick.get("text_weight"),
-        "fusion": pick.get("fusion") or "rrf",
+        "fusion": pick.get("fusion"),
     }
 
 

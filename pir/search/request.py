@@ -43,7 +43,7 @@ MAX_DRAWINGS = 7
 #: Longest query words (characters): a title and a few part names; 100 KB of text took 40 s to embed.
 MAX_WORDS_CHARS = 500
 #: Most hits one search may ask for.
-MAX_K = 1000
+MAX_K = 10_000
 #: Most figures marked relevant / not relevant.
 MAX_MARKS = 50
 
