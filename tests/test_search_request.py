@@ -77,8 +77,8 @@ def test_cli_web_and_library_build_equal_requests_and_get_equal_results(env: dic
     from_cli = build_request([], cli_given)
     from_web = SearchRequest.from_params(web_params)
     from_lib = SearchRequest(
-        like=like, words="chair with arms", text_weight=0.5, fusion="rrf", exclude_patents=[_records(env)[0]["patent_id"]],
-        one_per_patent=True, k=5,
+        like=like, words="chair with arms", text_weight=0.5, fusion="rrf",
+        exclude_patents=[_records(env)[0]["patent_id"]], one_per_patent=True, k=5,
     )  # fmt: skip
     assert from_cli == from_web == from_lib
 
