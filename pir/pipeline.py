@@ -38,7 +38,7 @@ from pir.ingest.readers import ReadIssue, read_figures
 from pir.ingest.schema import PatentFigure, file_sha256
 from pir.search import open_store
 from pir.search.migrate import reindex as _reindex
-from pir.search.store import StoreError
+from pir.search.query import StoreError
 from pir.search.words import WORDS_MODEL, get_text_encoder, open_text_cache, text_and_words
 from pir.storewait import wait_for_store
 

@@ -142,7 +142,7 @@ def test_two_first_writers_into_a_new_data_dir_wait_for_each_other(tmp_path: Pat
 def test_store_lock_is_taken_before_creation_and_names_pir_serve(tmp_path: Path) -> None:
     """A process holding the lock of a not-yet-created store makes an opener wait or say who may hold it."""
     from pir.search import open_store
-    from pir.search.store import StoreError
+    from pir.search.query import StoreError
     from pir.storewait import StoreLock
 
     s = _settings(tmp_path / "pir", store_wait_s=0)
@@ -284,7 +284,7 @@ def test_store_on_a_read_only_file_system_is_searchable(tmp_path: Path) -> None:
     """A store on a read-only mount: count, search and retrieve work (from a private copy); writes are one line;
     the read-only folder is untouched and the copy is gone after close."""
     from pir.search import open_store
-    from pir.search.store import StoreError
+    from pir.search.query import StoreError
 
     with _tmpfs(tmp_path / "ro", "200m") as mnt:
         ids, x = _fill_store(mnt / "pir", 30)
@@ -320,7 +320,7 @@ def test_store_on_a_full_disk_is_searchable_and_writes_stop_with_one_line(tmp_pa
     """With ~1 MB free, opening the store in place would SIGBUS: reading works from a copy, writing is one line,
     and after space is freed the store opens in place with nothing lost."""
     from pir.search import open_store
-    from pir.search.store import StoreError
+    from pir.search.query import StoreError
 
     with _tmpfs(tmp_path / "full", "200m") as mnt:
         ids, x = _fill_store(mnt / "pir", 30)

@@ -18,9 +18,10 @@ from pir.pipeline import ensure_collection, ingest
 from pir.search import HybridQuery, LegacyLayoutError, SearchFilter, VectorStore, open_store
 from pir.search.edge import EdgeStore, hybrid_request
 from pir.search.migrate import copy_points, reindex
+from pir.search.query import IMAGE, LEGACY, NAMED, Ask
 from pir.search.request import DEFAULT_TEXT_WEIGHT
 from pir.search.service import search_hybrid, search_like, search_recommend, search_text, text_query
-from pir.search.store import IMAGE, LEGACY, NAMED, PAYLOAD_INDEXES, Ask
+from pir.search.store import PAYLOAD_INDEXES
 from pir.search.words import figure_words, query_words, words_query_vector, words_vector
 from pir.synth import synthesize_corpus
 from tests.helpers import make_tiny_encoder

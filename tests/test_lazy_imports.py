@@ -18,10 +18,7 @@ import pytest
 from tests.importgraph import HEAVY, Imp, imports, loaded_at_import
 
 # Known exceptions, by "importing module -> imported module", each with the reason it is allowed.
-ALLOWED_NEEDLESS = {
-    # removed by the SearchRequest refactor (store.py's module __getattr__ re-export of open_store)
-    "pir.search.store -> pir.search.factory": "factory <-> store loop",
-}
+ALLOWED_NEEDLESS: dict[str, str] = {}  # empty: the SearchRequest refactor removed store.py's open_store re-export
 
 
 def _guarded() -> list[Imp]:

@@ -14,8 +14,8 @@ from pir.config import get_settings
 from pir.ingest.schema import point_id
 from pir.search import Hit, SearchFilter, StoreError, VectorStore, open_store
 from pir.search.edge import EdgeStore
+from pir.search.query import Ask
 from pir.search.server import ServerStore
-from pir.search.store import Ask
 
 DIM = 32
 N = 600

@@ -40,7 +40,7 @@ import numpy as np
 from pir.ingest.readers import read_figures
 from pir.ingest.schema import point_id
 from pir.search import open_store
-from pir.search.store import SearchFilter
+from pir.search.query import SearchFilter
 from pir.search.words import get_text_encoder
 
 if TYPE_CHECKING:

@@ -15,19 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pir.search.factory import open_store
+    from pir.search.query import Hit, HybridQuery, LegacyLayoutError, SearchFilter, StoredPoint, StoreError
     from pir.search.request import SearchRequest
     from pir.search.runtime import SearchRuntime
     from pir.search.service import SearchResponse, SearchResult, search_hybrid
-    from pir.search.store import (
-        PAYLOAD_INDEXES,
-        Hit,
-        HybridQuery,
-        LegacyLayoutError,
-        SearchFilter,
-        StoredPoint,
-        StoreError,
-        VectorStore,
-    )
+    from pir.search.store import PAYLOAD_INDEXES, VectorStore
     from pir.search.words import SparseVector
 
 #: Public name -> the module that defines it (imported on first use).
@@ -39,12 +31,12 @@ _FACE = {
     "SearchResult": "pir.search.service",
     "search_hybrid": "pir.search.service",
     "PAYLOAD_INDEXES": "pir.search.store",
-    "Hit": "pir.search.store",
-    "HybridQuery": "pir.search.store",
-    "LegacyLayoutError": "pir.search.store",
-    "SearchFilter": "pir.search.store",
-    "StoredPoint": "pir.search.store",
-    "StoreError": "pir.search.store",
+    "Hit": "pir.search.query",
+    "HybridQuery": "pir.search.query",
+    "LegacyLayoutError": "pir.search.query",
+    "SearchFilter": "pir.search.query",
+    "StoredPoint": "pir.search.query",
+    "StoreError": "pir.search.query",
     "VectorStore": "pir.search.store",
     "SparseVector": "pir.search.words",
 }

@@ -82,7 +82,24 @@ from pir.diskspace import (
 )
 from pir.errors import DiskSpaceError, StoreBusyError
 from pir.search import store as st
-from pir.search.store import IMAGE, LEGACY, NAMED, TEXT, WORDS, Ask, Batch, Hit, Leg, StoreError
+from pir.search.points import to_hits, to_stored_point
+from pir.search.query import (
+    IMAGE,
+    LEGACY,
+    NAMED,
+    TEXT,
+    WORDS,
+    WORDS_SCALE,
+    Ask,
+    Batch,
+    Hit,
+    HybridQuery,
+    Leg,
+    Recommend,
+    SearchFilter,
+    StoredPoint,
+    StoreError,
+)
 from pir.search.words import WORDS_MODEL, SparseVector
 from pir.storewait import StoreLock, held_message, wait_for_store
 
@@ -520,7 +537,7 @@ class EdgeStore(st.VectorStore):
         self._reserve.hold(need)
 
     # ---------------------------------------------------------------------- reads
-    def _count(self, flt: st.SearchFilter | None, *, exact: bool) -> int:
+    def _count(self, flt: SearchFilter | None, *, exact: bool) -> int:
         return int(self._sh.count(CountRequest(exact=exact, filter=to_edge_filter(flt))))
 
     def _query(self, vectors: np.ndarray, ask: Ask) -> list[list[Hit]]:
@@ -535,18 +552,18 @@ class EdgeStore(st.VectorStore):
             results = [self._sh.query(requests[0])]
         else:
             results = self._sh.query_batch(QueryBatchRequest(queries=requests))
-        return st.to_hits(results, ask.with_vectors)
+        return to_hits(results, ask.with_vectors)
 
-    def _hybrid(self, legs: list[Leg], query: st.HybridQuery, ask: Ask) -> list[Hit]:
+    def _hybrid(self, legs: list[Leg], query: HybridQuery, ask: Ask) -> list[Hit]:
         request = hybrid_request(legs, query, ask, self.hnsw_ef, using_image=self._image_using())
-        return st.to_hits([self._sh.query(request)], ask.with_vectors)[0]
+        return to_hits([self._sh.query(request)], ask.with_vectors)[0]
 
-    def _retrieve(self, ids: list[str], with_vectors: bool) -> list[st.StoredPoint]:
+    def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]:
         records = self._sh.retrieve(ids, with_payload=True, with_vector=with_vectors)  # type: ignore[arg-type]  # str ids
-        return [st.to_stored_point(r, with_vectors) for r in records]
+        return [to_stored_point(r, with_vectors) for r in records]
 
     def _scroll_page(
-        self, offset: Any, limit: int, flt: st.SearchFilter | None, with_vectors: bool
+        self, offset: Any, limit: int, flt: SearchFilter | None, with_vectors: bool
     ) -> tuple[list[Any], Any]:
         request = ScrollRequest(
             offset=offset, limit=limit, filter=to_edge_filter(flt), with_payload=True, with_vector=with_vectors
@@ -594,7 +611,7 @@ def leg_query(leg: Leg, using: str | None) -> Query:
     """The Qdrant Edge query of one leg: nearest neighbours, or a recommend query (``average_vector`` = nearest
     neighbours of :meth:`~pir.search.store.Recommend.average`, as Qdrant computes it)."""
     v = leg.vector
-    if isinstance(v, st.Recommend):
+    if isinstance(v, Recommend):
         if v.strategy == "average_vector":
             return Query.Nearest(v.average(), using=using)  # type: ignore[arg-type]  # numpy arrays are accepted
         examples = RecommendQuery(list(v.positives), list(v.negatives))  # type: ignore[arg-type]  # numpy arrays are accepted
@@ -605,7 +622,7 @@ def leg_query(leg: Leg, using: str | None) -> Query:
 
 
 def hybrid_request(
-    legs: list[Leg], query: st.HybridQuery, ask: Ask, hnsw_ef: int, *, using_image: str | None = IMAGE
+    legs: list[Leg], query: HybridQuery, ask: Ask, hnsw_ef: int, *, using_image: str | None = IMAGE
 ) -> QueryRequest:
     """The Qdrant Edge request of a hybrid query: the filter on every prefetch (and the fused query)."""
     params = SearchParams(hnsw_ef=hnsw_ef, exact=ask.exact)
@@ -631,13 +648,13 @@ def hybrid_request(
         for i, leg in enumerate(legs):
             score = Expression.Variable(f"$score[{i}]")
             if leg.sparse:
-                score = Expression.Div(score, Expression.Sum([score, Expression.Constant(st.WORDS_SCALE)]), 0.0)
+                score = Expression.Div(score, Expression.Sum([score, Expression.Constant(WORDS_SCALE)]), 0.0)
             terms.append(Expression.Mult([Expression.Constant(float(leg.weight)), score]))
         fused = Formula(Expression.Sum(terms), defaults={f"$score[{i}]": 0.0 for i in range(len(legs))})
     return QueryRequest(query=fused, prefetches=prefetches, **common)
 
 
-def to_edge_filter(flt: st.SearchFilter | None) -> Filter | None:
+def to_edge_filter(flt: SearchFilter | None) -> Filter | None:
     """Translate a :class:`SearchFilter` into a Qdrant Edge ``Filter`` (None when empty)."""
     if flt is None or flt.is_empty():
         return None

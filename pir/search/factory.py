@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pir.search.store import StoreError, VectorStore, validate_collection_name
+from pir.search.query import StoreError
+from pir.search.store import VectorStore, validate_collection_name
 
 if TYPE_CHECKING:
     from pir.config import Settings

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pir.search.factory import REGISTRY, get_store_backend
-from pir.search.store import StoreError, VectorStore
+from pir.search.query import StoreError
+from pir.search.store import VectorStore
 from pir.search.words import get_text_encoder, open_text_cache, text_and_words
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pir.config import Settings
+from pir.search.query import SearchFilter, StoredPoint, StoreError
 from pir.search.request import SearchRequest
 from pir.search.service import (
     SearchResponse,
@@ -37,7 +38,7 @@ from pir.search.service import (
     search_hybrid,
     search_recommend,
 )
-from pir.search.store import SearchFilter, StoredPoint, StoreError, VectorStore
+from pir.search.store import VectorStore
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
@@ -468,7 +469,7 @@ class SearchRuntime:
 
 def score_legend(request: SearchRequest, mode: str) -> str:
     """What a hit's score means for this search (the page's legend; ``min_score`` applies to the same number)."""
-    from pir.search.store import RRF_K, WORDS_SCALE
+    from pir.search.query import RRF_K, WORDS_SCALE
 
     fused = "text" in mode
     if request.feedback and request.strategy != "rocchio":

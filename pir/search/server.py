@@ -19,7 +19,24 @@ from qdrant_client import models as qm
 from qdrant_client.local.qdrant_local import QdrantLocal
 
 from pir.search import store as st
-from pir.search.store import IMAGE, LEGACY, NAMED, TEXT, WORDS, Ask, Batch, Hit, Leg, StoreError
+from pir.search.points import to_hits, to_stored_point
+from pir.search.query import (
+    IMAGE,
+    LEGACY,
+    NAMED,
+    TEXT,
+    WORDS,
+    WORDS_SCALE,
+    Ask,
+    Batch,
+    Hit,
+    HybridQuery,
+    Leg,
+    Recommend,
+    SearchFilter,
+    StoredPoint,
+    StoreError,
+)
 from pir.search.words import WORDS_MODEL, SparseVector
 
 if TYPE_CHECKING:
@@ -202,7 +219,7 @@ class ServerStore(st.VectorStore):
         self.client.delete(self.collection, points_selector=qm.PointIdsList(points=ids), wait=True)
 
     # ---------------------------------------------------------------------- reads
-    def _count(self, flt: st.SearchFilter | None, *, exact: bool) -> int:
+    def _count(self, flt: SearchFilter | None, *, exact: bool) -> int:
         if self._local and not exact:  # always exact: no need to plan
             return 0
         return int(self.client.count(self.collection, count_filter=to_qdrant_filter(flt), exact=exact).count)
@@ -226,9 +243,9 @@ class ServerStore(st.VectorStore):
             for v in vectors
         ]
         rows = [r.points for r in self.client.query_batch_points(self.collection, requests=requests)]
-        return st.to_hits(rows, ask.with_vectors)
+        return to_hits(rows, ask.with_vectors)
 
-    def _hybrid(self, legs: list[Leg], query: st.HybridQuery, ask: Ask) -> list[Hit]:
+    def _hybrid(self, legs: list[Leg], query: HybridQuery, ask: Ask) -> list[Hit]:
         qfilter = to_qdrant_filter(ask.flt)
         params = self._params(ask)
         using_image = self._image_using()
@@ -243,19 +260,19 @@ class ServerStore(st.VectorStore):
         if len(legs) == 1:
             q, using = queries[0]
             res = self.client.query_points(self.collection, query=q, using=using, search_params=params, **common)
-            return st.to_hits([res.points], ask.with_vectors)[0]
+            return to_hits([res.points], ask.with_vectors)[0]
         prefetches = [
             qm.Prefetch(query=q, using=using, filter=qfilter, params=params, limit=ask.prefetch) for q, using in queries
         ]
         res = self.client.query_points(self.collection, prefetch=prefetches, query=fusion_query(legs, query), **common)
-        return st.to_hits([res.points], ask.with_vectors)[0]
+        return to_hits([res.points], ask.with_vectors)[0]
 
-    def _retrieve(self, ids: list[str], with_vectors: bool) -> list[st.StoredPoint]:
+    def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]:
         records = self.client.retrieve(self.collection, ids, with_payload=True, with_vectors=with_vectors)
-        return [st.to_stored_point(r, with_vectors) for r in records]
+        return [to_stored_point(r, with_vectors) for r in records]
 
     def _scroll_page(
-        self, offset: Any, limit: int, flt: st.SearchFilter | None, with_vectors: bool
+        self, offset: Any, limit: int, flt: SearchFilter | None, with_vectors: bool
     ) -> tuple[list[Any], Any]:
         return self.client.scroll(
             self.collection,
@@ -295,7 +312,7 @@ def _sparse(v: SparseVector) -> qm.SparseVector:
 def leg_query(leg: Leg) -> Any:
     """The qdrant-client query of one leg: a vector (nearest neighbours) or a recommend query."""
     v = leg.vector
-    if isinstance(v, st.Recommend):
+    if isinstance(v, Recommend):
         examples = qm.RecommendInput(
             positive=[_dense(x) for x in v.positives],
             negative=[_dense(x) for x in v.negatives] or None,
@@ -305,7 +322,7 @@ def leg_query(leg: Leg) -> Any:
     return _sparse(v) if isinstance(v, SparseVector) else _dense(v)
 
 
-def fusion_query(legs: list[Leg], query: st.HybridQuery) -> Any:
+def fusion_query(legs: list[Leg], query: HybridQuery) -> Any:
     """Weighted RRF, or the formula ``sum(weight_i * score_i)`` with words scores squashed to ``s / (s + scale)``."""
     if query.fusion == "rrf":
         return qm.RrfQuery(rrf=qm.Rrf(k=int(query.rrf_k), weights=[float(leg.weight) for leg in legs]))
@@ -321,7 +338,7 @@ def fusion_query(legs: list[Leg], query: st.HybridQuery) -> Any:
     for i, leg in enumerate(legs):
         score: Any = f"$score[{i}]"
         if leg.sparse:
-            squash = qm.DivParams(left=score, right=qm.SumExpression(sum=[score, st.WORDS_SCALE]), by_zero_default=0.0)
+            squash = qm.DivParams(left=score, right=qm.SumExpression(sum=[score, WORDS_SCALE]), by_zero_default=0.0)
             score = qm.DivExpression(div=squash)
         terms.append(qm.MultExpression(mult=[float(leg.weight), score]))
     return qm.FormulaQuery(
@@ -329,7 +346,7 @@ def fusion_query(legs: list[Leg], query: st.HybridQuery) -> Any:
     )
 
 
-def to_qdrant_filter(flt: st.SearchFilter | None) -> qm.Filter | None:
+def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
     """Translate a :class:`SearchFilter` into a qdrant-client ``Filter`` (None when empty)."""
     if flt is None or flt.is_empty():
         return None

@@ -20,14 +20,16 @@ from PIL import Image
 from pir.config import Settings, get_settings
 from pir.ingest.readers import normalize_patent_id, normalize_viewpoint
 from pir.ingest.schema import point_id
+from pir.search.points import normalize_id
+from pir.search.query import HybridQuery, SearchFilter, StoreError
 from pir.search.request import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT
-from pir.search.store import HybridQuery, SearchFilter, StoreError, normalize_id
 from pir.search.words import SparseVector, figure_words, get_text_encoder, normalize, query_words, words_query_vector
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
     from pir.encoder.text import TextEncoder
-    from pir.search.store import Hit, SearchFilter, StoredPoint, VectorStore
+    from pir.search.query import Hit, SearchFilter, StoredPoint
+    from pir.search.store import VectorStore
 
 
 class QueryOptions(TypedDict, total=False):

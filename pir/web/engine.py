@@ -33,8 +33,9 @@ from pir.web.settings import ServeSettings
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
+    from pir.search.query import StoredPoint
     from pir.search.runtime import SearchRuntime
-    from pir.search.store import StoredPoint, VectorStore
+    from pir.search.store import VectorStore
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _ALLOWED_FORMATS = {"PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP"}
@@ -195,8 +196,8 @@ class Engine:
         Raises:
             WebError: 400 an empty or impossible query, 404 unknown figures/drawings, 413/415/422 bad drawings.
         """
+        from pir.search.query import StoreError
         from pir.search.service import EncoderMismatchError
-        from pir.search.store import StoreError
 
         try:
             resp = self.runtime.execute(q)

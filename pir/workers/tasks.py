@@ -81,7 +81,7 @@ def server_errors_as_transient() -> Iterator[None]:
 
 def _open_store(resources: Any, collection: str, encoder: Any) -> Any:
     """The worker's store; an embedded store held by another process is retried (it is usually released soon)."""
-    from pir.search.store import StoreError  # lazy: start-up (numpy)
+    from pir.search.query import StoreError  # lazy: start-up (numpy)
 
     try:
         return resources.store(collection, encoder)
