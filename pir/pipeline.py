@@ -174,7 +174,7 @@ def _descriptions(figure: PatentFigure, settings: Settings) -> list[str]:
 
 def _knowledge(figure: PatentFigure, settings: Settings) -> dict[str, list[str]]:
     """The search words enrichment adds at ``settings.enrich.level`` (payload ``aliases`` / ``about``)."""
-    from pir.enrich.knowledge import figure_knowledge
+    from pir.enrich.knowledge import figure_knowledge  # lazy: WordNet glosses, only with enrich.level=full
 
     try:
         return figure_knowledge(figure, settings.enrich.level).payload()

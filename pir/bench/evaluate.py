@@ -46,7 +46,7 @@ from pir.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings,
 from pir.search import open_store
 from pir.search.request import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT, SearchRequest
 from pir.search.runtime import SearchRuntime
-from pir.search.words import get_text_encoder
+from pir.search.words import get_text_encoder, open_text_cache
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -187,7 +187,7 @@ def query_words(figure: PatentFigure, how: QueryText, relevance: Relevance) -> s
     The caption is the figure's own text (``FIG. 1 is a perspective view of ...``). Never the class label.
     """
     if how == "paraphrase":
-        from pir.bench.paraphrase import paraphrase_title
+        from pir.bench.paraphrase import paraphrase_title  # lazy: only the paraphrase query variant needs WordNet
 
         return paraphrase_title(figure.title) or (figure.title.strip() if figure.title else None)
     if how == "auto":
@@ -242,7 +242,7 @@ def ingest_gallery(
     batch function (payloads; image, text and words vectors). Image vectors already in ``vectors`` (figure key ->
     vector, from the bench cache) are handed over instead of embedding the image again. ``include_class=False``
     keeps class labels and class titles out of the text and words vectors. Returns the number of points stored."""
-    from pir.pipeline import batched, embed_and_upsert, enrich_batch, ensure_collection  # lazy: start-up (PIL, tqdm)
+    from pir.pipeline import batched, embed_and_upsert, enrich_batch, ensure_collection  # lazy: start-up (tqdm)
 
     text_encoder = get_text_encoder(settings)
     ensure_collection(store, encoder, text_encoder)
@@ -352,7 +352,6 @@ def title_only_rankings(
     encoder (through the text-embedding cache), exact ranking in numpy; no store, no fusion, no enrichment and
     no class information. The same exclusions as the store queries (the query itself; its patent for class
     relevance); a gallery figure without a title ranks last, a query without words ranks nothing."""
-    from pir.search.words import get_text_encoder, open_text_cache
 
     te = get_text_encoder(settings)
     titles = [" ".join((bench.items[i].title or "").split()) for i in g_idx]
@@ -547,8 +546,6 @@ def evaluate_method(
     if warnings is not None:
         warnings.extend(w for w in labelling_warnings(bench, q_idx, words) if w not in warnings)
     if word_modes:
-        from pir.search.words import get_text_encoder
-
         text_encoder = text_encoder or MemoTextEncoder(get_text_encoder(settings))
         text_encoder.encode(list(dict.fromkeys(w for ws in words.values() for w in ws if w)))  # one batched pass
     g_pos = {bench.items[i].point_id: p for p, i in enumerate(g_idx)}

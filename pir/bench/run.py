@@ -33,6 +33,7 @@ from pir.bench.report import write_report
 from pir.bench.results import BenchRun, Mode
 from pir.bench.splits import apply_encoder_splits, read_split
 from pir.search.request import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT
+from pir.search.words import get_text_encoder
 
 if TYPE_CHECKING:
     from pir.config import Settings
@@ -136,7 +137,7 @@ def run_benchmark(
     """
     if text_weight is None:
         text_weight = DEFAULT_TEXT_WEIGHT
-    from pir.encoder.model import encoder_for  # lazy: start-up (torch, timm, PIL)
+    from pir.encoder.model import encoder_for  # lazy: start-up (torch, timm)
 
     mode_list = parse_modes(modes)
     variants = parse_choices(query_text, QUERY_TEXTS, "query words")
@@ -157,8 +158,6 @@ def run_benchmark(
     words_memo: dict[tuple[Any, ...], list[list[int]]] = {}
     text_encoder = None
     if any(m != "image" for m in mode_list):
-        from pir.search.words import get_text_encoder
-
         text_encoder = MemoTextEncoder(get_text_encoder(settings))
     with_baseline: set[str] = set()
     t_run = time.perf_counter()
@@ -211,7 +210,7 @@ def default_sets(
     Returns:
         The sets, and name -> reason for datasets that were absent or unusable.
     """
-    from pir.synth import synthesize_corpus  # lazy: start-up (PIL)
+    from pir.synth import synthesize_corpus  # lazy: only this path needs it
 
     sets: list[BenchSet] = []
     skipped: dict[str, str] = {}

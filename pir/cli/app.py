@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from pir.config import Settings, get_settings
+from pir.errors import install_log_redaction, redact_text, redact_url, settings_secrets
 
 log = logging.getLogger("pir.cli")
 
@@ -59,8 +60,6 @@ class PirGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as e:
-            from pir.errors import redact_text
-
             secrets = _secrets(ctx)
             server = _server_error(e, ctx)
             if server:
@@ -78,7 +77,6 @@ class PirGroup(click.Group):
 def _server_error(exc: BaseException, ctx: click.Context) -> str | None:
     """One line for a Qdrant server that cannot be reached or refuses a request (qdrant-client, gRPC), naming the
     URL with its password redacted; None for any other error. Looked up by module name: nothing is imported."""
-    from pir.errors import redact_url
 
     module = type(exc).__module__ or ""
     s = (ctx.obj or {}).get("settings")
@@ -97,7 +95,6 @@ def _server_error(exc: BaseException, ctx: click.Context) -> str | None:
 
 
 def _secrets(ctx: click.Context) -> set[str]:
-    from pir.errors import settings_secrets
 
     s = (ctx.obj or {}).get("settings")
     return settings_secrets(s) if s is not None else set()
@@ -109,7 +106,6 @@ NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack", "kombu", "amqp")
 
 def setup_logging(verbose: int, secrets: set[str] | frozenset[str] = frozenset()) -> None:
     """Root logging for ``-v`` / ``-vv``, with every record redacted (URL passwords, ``secrets``) at every level."""
-    from pir.errors import install_log_redaction
 
     install_log_redaction(secrets)
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
@@ -128,7 +124,6 @@ def setup_logging(verbose: int, secrets: set[str] | frozenset[str] = frozenset()
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, device: str | None, verbose: int) -> None:
     """pir: find prior-art patent drawings similar to a new one."""
-    from pir.errors import install_log_redaction, settings_secrets
 
     setup_logging(verbose)  # URL passwords redacted from the very first record; the settings' secrets below
     overrides: dict[str, Any] = {}

@@ -80,7 +80,7 @@ _COMMON = options(
 
 def _opts(ctx: click.Context, given: dict[str, Any]) -> dict[str, Any]:
     """Subcommand options, falling back to the ones given to the ``bench`` group, then to defaults."""
-    from pir.bench.evaluate import ENRICH_LEVELS, QUERY_TEXTS, parse_choices  # light: no torch
+    from pir.bench.evaluate import ENRICH_LEVELS, QUERY_TEXTS, parse_choices  # lazy: start-up (numpy, PIL)
 
     s = _settings(ctx)
     group = ctx.obj.get("bench", {})

@@ -28,7 +28,7 @@ def request_options(skip: tuple[str, ...] = ("drawings",)) -> Any:
     repeatable; every option defaults to None, so the request's own defaults apply (shown in the help)."""
     from typing import Literal, get_args, get_origin
 
-    from pir.search.request import SearchRequest
+    from pir.search.request import SearchRequest  # lazy: start-up (pydantic models built only for search)
 
     decorators = []
     for name, field in SearchRequest.model_fields.items():
@@ -58,7 +58,11 @@ def build_request(drawings: list[str], given: dict[str, Any]) -> Any:
     """The :class:`~pir.search.request.SearchRequest` of the command line (a bad value is a usage error)."""
     from pydantic import ValidationError
 
-    from pir.search.request import Crop, SearchRequest, error_line
+    from pir.search.request import (  # lazy: start-up (pydantic models built only for search)
+        Crop,
+        SearchRequest,
+        error_line,
+    )
 
     data: dict[str, Any] = {"drawings": drawings}
     for name, value in given.items():

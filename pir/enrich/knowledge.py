@@ -46,8 +46,8 @@ def figure_knowledge(figure: PatentFigure, level: str, *, max_aliases: int = MAX
         raise ValueError(f"unknown enrichment level {level!r}: use one of {', '.join(LEVELS)}")
     if level == "none":
         return FigureKnowledge()
-    from pir.enrich.aliases import load_lexicon
-    from pir.enrich.inputs import object_name_of
+    from pir.enrich.aliases import load_lexicon  # lazy: WordNet lexicon, loaded only when knowledge is asked for
+    from pir.enrich.inputs import object_name_of  # lazy: only the knowledge path needs it
 
     obj = object_name_of(figure)
     if not obj or obj == "design":

@@ -100,6 +100,7 @@ from pir.search.query import (
     StoredPoint,
     StoreError,
 )
+from pir.search.store import index_settings, validate_collection_name
 from pir.search.words import WORDS_MODEL, SparseVector
 from pir.storewait import StoreLock, held_message, wait_for_store
 
@@ -693,8 +694,12 @@ def reindex(
     the old one and swapped in by two renames after the check; an interrupted swap is finished first."""
     import shutil
 
-    from pir.search.migrate import DONE_MARKER, ReindexSummary, check_same, copy_points
-    from pir.search.store import index_settings, validate_collection_name
+    from pir.search.migrate import (  # lazy: cycle: pir.search.migrate uses this backend's store class
+        DONE_MARKER,
+        ReindexSummary,
+        check_same,
+        copy_points,
+    )
 
     if store is not None:
         raise StoreError("reindex: close the Qdrant Edge store first (its directory is swapped)")

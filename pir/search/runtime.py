@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pir.config import Settings
-from pir.search.query import SearchFilter, StoredPoint, StoreError
+from pir.search.query import RRF_K, WORDS_SCALE, SearchFilter, StoredPoint, StoreError
 from pir.search.request import SearchRequest
 from pir.search.service import (
     SearchResponse,
@@ -39,6 +39,7 @@ from pir.search.service import (
     search_recommend,
 )
 from pir.search.store import VectorStore
+from pir.search.words import get_text_encoder
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder
@@ -127,7 +128,7 @@ def load_query_image(path: str | Path, crop: tuple[float, float, float, float] |
     Raises:
         pir.ingest.images.ImageLoadError: the file cannot be decoded.
     """
-    from pir.ingest.images import ImageLoadError
+    from pir.ingest.images import ImageLoadError  # lazy: start-up (PIL decoders, only for file drawings)
 
     try:
         data = Path(path).read_bytes()
@@ -170,7 +171,7 @@ class SearchRuntime:
         load_drawing: DrawingLoader | None = None,
         eager: bool = False,
     ) -> None:
-        from pir.search.factory import open_store
+        from pir.search.factory import open_store  # lazy: cycle: the factory imports the backends
 
         self.settings = settings
         self._own_store = store is None
@@ -215,8 +216,6 @@ class SearchRuntime:
         """The frozen text encoder of the store's text vectors (loaded once, on first use)."""
         with self._load_lock:
             if self._text_encoder is None:
-                from pir.search.words import get_text_encoder
-
                 self._text_encoder = get_text_encoder(self.settings)
             return self._text_encoder
 
@@ -469,7 +468,6 @@ class SearchRuntime:
 
 def score_legend(request: SearchRequest, mode: str) -> str:
     """What a hit's score means for this search (the page's legend; ``min_score`` applies to the same number)."""
-    from pir.search.query import RRF_K, WORDS_SCALE
 
     fused = "text" in mode
     if request.feedback and request.strategy != "rocchio":

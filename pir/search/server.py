@@ -391,7 +391,7 @@ def reindex(
     """Upgrade a server collection to the named layout (see :mod:`pir.search.migrate`): copy into ``<name>__reindex``,
     check, drop and re-create the original, copy back, check again."""
     if store is None:
-        from pir.search.factory import open_store as open_any
+        from pir.search.factory import open_store as open_any  # lazy: cycle: the factory imports the backends
 
         with open_any(settings, collection=collection) as opened:
             return reindex(settings, collection, opened, te, opts)
@@ -399,7 +399,12 @@ def reindex(
 
 
 def _reindex_server(store: st.VectorStore, te: TextEncoder, opts: dict[str, Any]) -> ReindexSummary:
-    from pir.search.migrate import TMP_SUFFIX, ReindexSummary, check_same, copy_points
+    from pir.search.migrate import (  # lazy: cycle: pir.search.migrate uses this backend's store class
+        TMP_SUFFIX,
+        ReindexSummary,
+        check_same,
+        copy_points,
+    )
 
     if not isinstance(store, ServerStore):
         raise StoreError(f"reindex: unexpected store backend {store.backend!r}")

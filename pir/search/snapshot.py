@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pir.errors import PirUserError
+from pir.errors import PirUserError, redact_url
 from pir.search.factory import get_store_backend, open_store
 from pir.search.store import validate_collection_name
 from pir.storewait import wait_for_store
@@ -197,8 +197,6 @@ def _server_snapshot(store: Any, settings: Settings, folder: Path) -> tuple[str,
     """Make a snapshot on the server and download it into ``folder``; returns (file name, bytes)."""
     import httpx  # lazy: start-up
 
-    from pir.errors import redact_url
-
     base, headers = _server(store, settings)
     desc = store.client.create_snapshot(store.collection, wait=True)
     if desc is None:
@@ -223,8 +221,6 @@ def _server_snapshot(store: Any, settings: Settings, folder: Path) -> tuple[str,
 def _server_restore(store: Any, settings: Settings, file: Path, name: str) -> int:
     """Upload the snapshot ``file`` into collection ``name`` on the server (replacing it); returns its bytes."""
     import httpx  # lazy: start-up
-
-    from pir.errors import redact_url
 
     base, headers = _server(store, settings)
     if not file.is_file():

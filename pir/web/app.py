@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -28,6 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from pir import __version__
 from pir.config import Settings, get_settings
+from pir.errors import install_log_redaction, settings_secrets
 from pir.web.engine import Engine, WebError
 from pir.web.routes import WebContext, api_router, page_router
 from pir.web.settings import ServeSettings, check_bind, get_serve_settings
@@ -244,7 +246,6 @@ def create_app(
 
 def _offline_docs(app: FastAPI) -> None:
     """``/docs``: Swagger UI from the installed ``swagger-ui-bundle`` package (no CDN)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
     from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
@@ -327,8 +328,6 @@ def serve(settings: Settings, serve: ServeSettings | None = None) -> None:
         ValueError: binding beyond loopback without an API key.
     """
     import uvicorn  # lazy: start-up (uvicorn)
-
-    from pir.errors import install_log_redaction, settings_secrets
 
     serve = serve or get_serve_settings()
     host = bind_host(serve.host)

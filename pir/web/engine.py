@@ -64,7 +64,7 @@ class Engine:
         store: VectorStore | None = None,
     ) -> None:
         from pir.encoder.backbone import set_threads  # lazy: start-up (torch)
-        from pir.search.runtime import SearchRuntime  # lazy: start-up (numpy, qdrant)
+        from pir.search.runtime import SearchRuntime  # lazy: start-up (qdrant)
 
         self.settings = settings
         self.serve = serve
@@ -170,7 +170,7 @@ class Engine:
 
     def load_drawing(self, digest: str, crop: tuple[float, float, float, float] | None = None) -> Image.Image:
         """A stored query drawing as a PIL image, cropped to ``crop`` (fractions) when given."""
-        from pir.search.runtime import load_query_image  # lazy: start-up (numpy, qdrant)
+        from pir.search.runtime import load_query_image  # lazy: start-up (qdrant)
 
         path = self.drawing_path(digest)
         path.touch()
@@ -196,8 +196,8 @@ class Engine:
         Raises:
             WebError: 400 an empty or impossible query, 404 unknown figures/drawings, 413/415/422 bad drawings.
         """
-        from pir.search.query import StoreError
-        from pir.search.service import EncoderMismatchError
+        from pir.search.query import StoreError  # lazy: only the error path needs it
+        from pir.search.service import EncoderMismatchError  # lazy: only the error path needs it
 
         try:
             resp = self.runtime.execute(q)
@@ -207,7 +207,7 @@ class Engine:
             raise WebError(404, str(e.args[0]) if e.args else "not found") from None
         except (ValueError, StoreError, EncoderMismatchError) as e:
             raise WebError(400, str(e)) from None
-        from pir.search.runtime import facets  # lazy: start-up (numpy, qdrant)
+        from pir.search.runtime import facets  # lazy: start-up (qdrant)
 
         words = " ".join([q.words, *resp.query.get("aliases", [])]) if q.words else ""
         results = [self.hit_dict(r.to_dict(), words) for r in resp.results]

@@ -154,12 +154,12 @@ def consumes_embed(app: Celery) -> bool:
 
 def _reconcile_loop(app: Celery, period: float, stop: threading.Event) -> None:
     """Every ``period`` seconds: restore the jobs of this worker's data dir that Redis lost, submit their batches
-    not stored (:func:`pir.workers.jobs.reconcile_lost_jobs`); errors are logged and tried again later."""
-    from pir.workers.jobs import reconcile_lost_jobs
-
+    not stored (``app.pir_reconcile``: :func:`pir.workers.jobs.reconcile_lost_jobs`, set by
+    :func:`pir.workers.worker.run_worker`); errors are logged and tried again later."""
+    reconcile = app.pir_reconcile  # type: ignore[attr-defined]
     while not stop.wait(period):
         try:
-            for r in reconcile_lost_jobs(app.pir_settings, app=app):  # type: ignore[attr-defined]
+            for r in reconcile(app.pir_settings, app=app):  # type: ignore[attr-defined]
                 log.warning("%s", r.line())
         except Exception as e:  # noqa: BLE001  (Redis down, manifest busy: next round)
             log.debug("reconciling lost jobs: %s", e)
@@ -188,7 +188,7 @@ def _connect_signals(app: Celery) -> None:
         app.pir_heartbeat = beat  # type: ignore[attr-defined]
 
         period = float(app.pir_settings.worker.reconcile_s)  # type: ignore[attr-defined]
-        if period > 0:
+        if period > 0 and getattr(app, "pir_reconcile", None) is not None:
             stop = threading.Event()
             app.pir_reconciler_stop = stop  # type: ignore[attr-defined]
             loop = threading.Thread(target=_reconcile_loop, args=(app, period, stop), name="pir-reconcile", daemon=True)

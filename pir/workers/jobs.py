@@ -347,7 +347,10 @@ def reconcile(
     Raises:
         JobError: Redis unreachable, or the job is not in this data dir's manifest.
     """
-    from pir.workers.app import WorkerConfigError, create_app
+    from pir.workers.app import (  # lazy: cycle: pir.workers.app builds tasks that import this module
+        WorkerConfigError,
+        create_app,
+    )
 
     own = manifest is None
     if own:

@@ -191,7 +191,7 @@ def open_manifest(path: str | Path, *, create: bool = False) -> Manifest | None:
     Raises:
         pir.errors.DiskSpaceError: Creating it with less than a few MB free.
     """
-    from pir.sqlite_cache import open_sqlite
+    from pir.sqlite_cache import open_sqlite  # lazy: only opening the manifest needs it
 
     p = Path(path)
     if not create:

@@ -87,7 +87,7 @@ class WorkerResources:
             return None
         with self._lock:
             if self._manifests.get(path) is None:
-                from pir.workers.manifest import open_manifest
+                from pir.workers.manifest import open_manifest  # lazy: only workers that record batches need it
 
                 try:
                     self._manifests[path] = open_manifest(path)

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, Task
+from kombu.exceptions import OperationalError
 
 from pir.config import Settings
 from pir.diskspace import check_batch, check_data_dir, check_optimize
 from pir.errors import JobError
 from pir.ingest.schema import PatentFigure
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
-from pir.workers.state import claim_once, read_status, record_batch, record_enriched
+from pir.workers.state import _now, claim_once, read_status, record_batch, record_enriched
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,6 @@ def _state_lost(exc: BaseException) -> bool:
     """Whether ``exc`` is Redis (the job state or the broker) being unreachable."""
     try:
         import redis.exceptions  # lazy: start-up (redis)
-        from kombu.exceptions import OperationalError
 
         return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OperationalError)
     except ImportError:  # pragma: no cover
@@ -161,7 +161,6 @@ def _state_lost(exc: BaseException) -> bool:
 
 def _record_in_manifest(res: Any, options: Any, job_id: str, batch: int, result: dict[str, Any]) -> None:
     """Record a batch's result in the job manifest, when this worker sees it (first record wins)."""
-    from pir.workers.state import _now
 
     man = res.manifest(options.get("manifest")) if isinstance(options, dict) else None
     if man is None:

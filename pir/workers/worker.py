@@ -17,8 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from pir.config import Settings
+from pir.errors import install_log_redaction, settings_secrets
 from pir.workers import EMBED_QUEUE, QUEUES
 from pir.workers.app import WorkerConfigError, check_worker_settings, create_app
+from pir.workers.jobs import reconcile_lost_jobs
+from pir.workers.state import redis_persistence
 
 POOLS = ("solo", "threads", "prefork")
 log = logging.getLogger(__name__)
@@ -27,7 +30,6 @@ log = logging.getLogger(__name__)
 def persistence_warnings(settings: Settings) -> list[str]:
     """One line per Redis this worker uses (broker, result backend) that keeps nothing on disk or could not be
     checked (see :func:`pir.workers.state.redis_persistence`)."""
-    from pir.workers.state import redis_persistence
 
     w = settings.worker
     urls = [u for u in dict.fromkeys((w.broker_url, w.result_backend)) if u and u.split("://", 1)[0] in
@@ -113,6 +115,7 @@ def run_worker(settings: Settings, **options: Any) -> None:
     for line in persistence_warnings(settings):
         log.warning(line)
     app = create_app(settings)
+    app.pir_reconcile = reconcile_lost_jobs  # type: ignore[attr-defined]  # the lost-jobs loop (jobs imports app)
     app.worker_main(argv=argv)
 
 
@@ -120,8 +123,6 @@ def _redact_logs(settings: Settings, loglevel: str) -> None:
     """Every log record of the worker (and its forked children) without URL passwords or API keys; the loggers
     that print request URLs stay at WARNING below DEBUG."""
     import logging
-
-    from pir.errors import install_log_redaction, settings_secrets
 
     install_log_redaction(settings_secrets(settings))
     for name in ("httpx", "httpcore", "urllib3"):
