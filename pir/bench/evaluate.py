@@ -544,7 +544,7 @@ def evaluate_method(
         if how == "paraphrase"
     }
     if warnings is not None:
-        warnings.extend(w for w in labelling_warnings(bench, q_idx, words) if w not in warnings)
+        warnings.extend(w for w in labelling_warnings(bench, q_idx, words) if w not in warnings)  # type: ignore[arg-type]  # lists are sequences
     if word_modes:
         text_encoder = text_encoder or MemoTextEncoder(get_text_encoder(settings))
         text_encoder.encode(list(dict.fromkeys(w for ws in words.values() for w in ws if w)))  # one batched pass
@@ -554,7 +554,7 @@ def evaluate_method(
     results: list[MethodResult] = []
 
     def add(res: MethodResult, rankings: list[list[int]], per_query: dict[str, np.ndarray], t: float) -> None:
-        res.intervals = metric_intervals(per_query, **boot)
+        res.intervals = metric_intervals(per_query, **boot)  # type: ignore[arg-type]  # keyword options
         res.query_keys = [bench.items[i].key for i in q_idx]
         res.seconds = {**seconds, "search": round(time.perf_counter() - t, 3)}
         if keep_embeddings:
@@ -591,7 +591,7 @@ def evaluate_method(
             seconds[f"ingest_{level}"] = round(time.perf_counter() - t1, 3)
             base["store_backend"] = f"{store.backend}{'-memory' if store_kind == 'memory' else ''}"
             for mode in level_modes:
-                for how in variants if mode != "image" else (None,):
+                for how in variants if mode != "image" else (None,):  # type: ignore[assignment]  # set just above when None
                     t2 = time.perf_counter()
                     memo_key = (bench.name, how, level, tuple(g_idx), tuple(q_idx))
                     if mode == "text" and words_memo is not None and memo_key in words_memo:

@@ -49,7 +49,7 @@ def request_options(skip: tuple[str, ...] = ("drawings",)) -> Any:
         elif get_origin(ann) in (list, dict):
             kw.update(multiple=True, type=str)
         else:
-            kw["type"] = {int: int, float: float}.get(ann, str)
+            kw["type"] = {int: int, float: float}.get(ann, str)  # type: ignore[arg-type]  # a field annotation
         decorators.append(click.option(*flags, name, **kw))
     return options(*decorators)
 

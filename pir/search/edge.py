@@ -683,7 +683,10 @@ def to_edge_filter(flt: SearchFilter | None) -> Filter | None:
 def open_store(settings: Settings, collection: str) -> EdgeStore:
     """The registry's ``edge`` backend: ``collection`` under ``settings.store_dir`` (see :mod:`pir.search.factory`)."""
     return EdgeStore(
-        settings.store_dir / collection, collection, wait_s=settings.store_wait_s, **st.index_settings(settings)
+        settings.store_dir / collection,
+        collection,
+        wait_s=settings.store_wait_s,
+        **st.index_settings(settings),  # type: ignore[arg-type]  # index keywords
     )
 
 

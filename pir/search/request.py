@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 #: (weighted reciprocal rank fusion), ``weighted`` (weighted sum of raw scores).
 FUSIONS = ("zscore", "rrf", "weighted")
 #: The fusion every front end uses unless told otherwise.
-DEFAULT_FUSION = "zscore"
+DEFAULT_FUSION: Final = "zscore"
 #: Relevance-feedback strategies: ``rocchio`` (the default: the query moved towards the marked-relevant figures and
 #: away from the others, the query weighted so the marks cannot outvote it, :func:`pir.search.runtime.rocchio`), or
 #: one of Qdrant's recommend strategies with the query as one more positive

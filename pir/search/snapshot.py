@@ -107,7 +107,7 @@ def snapshot(settings: Settings, dest: str | Path, *, collection: str | None = N
         partial.rename(dest)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return SnapshotSummary(str(dest), backend, name, int(manifest["count"]), size, time.perf_counter() - t0)
+    return SnapshotSummary(str(dest), backend, name, int(manifest["count"]), size, time.perf_counter() - t0)  # type: ignore[call-overload]  # a JSON number
 
 
 def read_manifest(src: str | Path) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def open_manifest(path: str | Path, *, create: bool = False) -> Manifest | None:
         if not p.is_file():
             return None
         # an existing manifest: no free-space check (reading must work on a full disk; a write then fails alone)
-        conn = sqlite3.connect(str(p), timeout=30.0, isolation_level="", check_same_thread=False)
+        conn = sqlite3.connect(str(p), timeout=30.0, isolation_level="", check_same_thread=False)  # type: ignore[call-overload]  # "" (deferred) is a valid isolation level
         conn.execute("PRAGMA busy_timeout = 30000")
         return Manifest(p, conn)
     conn = open_sqlite(p, timeout=30.0, isolation_level="")

@@ -188,7 +188,7 @@ def record_batch(client: redis.Redis, job_id: str, batch: int | str, result: dic
     """
     failed = [
         json.dumps({"key": str(f.get("key", "")), "path": str(f.get("path", "")), "reason": str(f.get("reason", ""))})
-        for f in (result.get("failed") if isinstance(result.get("failed"), list) else [])
+        for f in (result.get("failed") if isinstance(result.get("failed"), list) else [])  # type: ignore[union-attr]  # redis returns a list here
         if isinstance(f, dict)
     ]
     ingested, skipped = _n(result.get("ingested", 0)), _n(result.get("skipped", 0))
