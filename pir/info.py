@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pir.config import Settings
-from pir.errors import DataDirError, redact_url
+from pir.core.config import Settings
+from pir.core.errors import DataDirError, redact_url
 
 
 def describe(settings: Settings, *, collection: str | None = None) -> dict[str, Any]:

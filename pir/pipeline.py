@@ -30,8 +30,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from pir.config import Settings
-from pir.diskspace import check_batch, check_data_dir, check_optimize
+from pir.core.config import Settings
+from pir.core.diskspace import check_batch, check_data_dir, check_optimize
+from pir.core.storewait import wait_for_store
 from pir.ingest.conflicts import stored_conflicts
 from pir.ingest.images import ImageLoadError
 from pir.ingest.readers import ReadIssue, read_figures
@@ -40,7 +41,6 @@ from pir.search import open_store
 from pir.search.migrate import reindex as _reindex
 from pir.search.query import StoreError
 from pir.search.words import WORDS_MODEL, get_text_encoder, open_text_cache, text_and_words
-from pir.storewait import wait_for_store
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder

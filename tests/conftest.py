@@ -54,6 +54,6 @@ def shared_data() -> Path:
 @pytest.fixture()
 def settings(tmp_path: Path):
     """Settings with a throw-away data directory and the embedded store."""
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     return get_settings(data_dir=tmp_path / "pir", qdrant={"url": None}, worker={"broker_url": None})

@@ -395,7 +395,7 @@ def test_leak_free_gallery_stores_no_class_code_or_title(settings, synth_dir: Pa
 
 def _chance_map(bench, rng: np.random.Generator, trials: int = 400) -> tuple[float, float]:
     """Mean and standard deviation of mAP over random rankings of the gallery (query's own patent excluded)."""
-    from pir.metrics import average_precision
+    from pir.core.metrics import average_precision
 
     shapes = []
     for q in bench.queries:
@@ -494,7 +494,7 @@ def test_embedding_cache_keys_on_device_and_dtype(settings, tmp_path: Path, tiny
 
 def test_bench_metrics_is_the_shared_module() -> None:
     import pir.bench.metrics as bm
-    import pir.metrics as m
+    import pir.core.metrics as m
 
     assert bm.evaluate_embeddings is m.evaluate_embeddings and bm.RetrievalReport is m.RetrievalReport
 

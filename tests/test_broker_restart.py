@@ -47,7 +47,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _settings(data_dir: Path, encoder: Path, broker: str, backend: str | None) -> Any:
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     return get_settings(
         data_dir=data_dir,

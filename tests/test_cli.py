@@ -242,7 +242,7 @@ def test_text_search_with_a_text_aligned_encoder(tmp_path: Path) -> None:
     assert scores == sorted(scores, reverse=True) and len({(x["patent_id"], x["figure_id"]) for x in d["results"]}) == 4
     # the aligned encoder matters for drawing + words: it adds the drawing's projection on the stored text vectors
     # (the cross-modal leg); without it (encoder=None, same image vector) the fused scores differ
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.encoder.model import load_encoder
     from pir.search import open_store
     from pir.search.service import search_hybrid

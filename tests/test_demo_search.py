@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pir.config import get_settings
+from pir.core.config import get_settings
 from pir.encoder.model import ImageEncoder, load_encoder
 from pir.encoder.text import TextEncoder, load_text_encoder
 from pir.enrich.template import OBJECT_PATTERNS

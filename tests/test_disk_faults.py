@@ -59,7 +59,7 @@ def _remount(path: Path, mode: str) -> None:
 
 
 def _settings(data_dir: Path, **kw: Any) -> Any:
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     return get_settings(data_dir=data_dir, qdrant={"url": None}, **kw)
 
@@ -88,9 +88,9 @@ _CREATE = textwrap.dedent(
     """
     import sys, time, uuid
     import numpy as np
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.search import open_store
-    from pir.storewait import wait_for_store
+    from pir.core.storewait import wait_for_store
     data, tag, start_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     s = get_settings(data_dir=data, qdrant={"url": None}, store_wait_s=60)
     time.sleep(max(0.0, start_at - time.time()))  # both processes reach the store at the same moment
@@ -141,9 +141,9 @@ def test_two_first_writers_into_a_new_data_dir_wait_for_each_other(tmp_path: Pat
 
 def test_store_lock_is_taken_before_creation_and_names_pir_serve(tmp_path: Path) -> None:
     """A process holding the lock of a not-yet-created store makes an opener wait or say who may hold it."""
+    from pir.core.storewait import StoreLock
     from pir.search import open_store
     from pir.search.query import StoreError
-    from pir.storewait import StoreLock
 
     s = _settings(tmp_path / "pir", store_wait_s=0)
     lock = StoreLock(s.store_dir / s.qdrant.collection)
@@ -177,7 +177,7 @@ def test_info_on_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
 _INGEST = textwrap.dedent(
     """
     import json, sys, time
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.pipeline import ingest
     data, corpus, enc = sys.argv[1:4]
     s = get_settings(data_dir=data, qdrant={"url": None}, encoder={"name": enc, "device": "cpu", "num_threads": 1},

@@ -286,7 +286,7 @@ def test_one_bad_figure_is_reported_and_the_batch_goes_on(settings) -> None:
 
 
 def _enrich_in_process(data_dir: str, start: int) -> tuple[int, int, int]:
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     s = get_settings(data_dir=data_dir)
     figures = [fig(patent=f"USD{i:07d}", title=f"Lamp model {i}", description=None) for i in range(start, start + 40)]
@@ -302,7 +302,7 @@ def test_cache_is_safe_for_parallel_processes(tmp_path: Path) -> None:
     # overlap: generated once or twice
     assert all(gen + hit == 40 and failed == 0 for gen, hit, failed, _ in done), done
     assert sum(d[0] for d in done) >= 60
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     s = get_settings(data_dir=tmp_path)
     assert all(figure_descriptions(f"USD{i:07d}/D00001", s) for i in range(60))

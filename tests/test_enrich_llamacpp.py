@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pir.config import get_settings
+from pir.core.config import get_settings
 from pir.enrich import (
     LlamaCppEnricher,
     clear_shared_enrichers,

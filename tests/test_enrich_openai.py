@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pir.config import get_settings
+from pir.core.config import get_settings
 from pir.enrich import (
     OpenAIEnricher,
     clear_shared_enrichers,

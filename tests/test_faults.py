@@ -186,7 +186,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _settings(data_dir: Path, encoder: Path, broker: str | None = None, backend: str | None = None, **kw: Any) -> Any:
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     worker = {"broker_url": broker, "result_backend": backend, "batch_size": 2, "heartbeat_s": 0.5}
     worker.update(kw.pop("worker", {}))
@@ -199,7 +199,7 @@ def _settings(data_dir: Path, encoder: Path, broker: str | None = None, backend:
     )
 
 
-_WORKER = "from pir.config import get_settings; from pir.workers.worker import run_worker; import sys; "
+_WORKER = "from pir.core.config import get_settings; from pir.workers.worker import run_worker; import sys; "
 _WORKER += "run_worker(get_settings(), queues=sys.argv[1].split(','), loglevel='INFO')"
 
 
@@ -306,7 +306,7 @@ def test_sigkill_mid_batch_redis(redis_db: str, tiny_encoder: Path, corpus: Path
 
 def test_redis_visibility_timeout_derived_from_time_limit() -> None:
     """Minutes, not hours: the default batch limit gives an 11-minute redelivery on Redis."""
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.workers.app import restore_period, transport_options
     from pir.workers.jobs import redelivery_bound_s
 
@@ -358,7 +358,7 @@ def test_redis_lost_while_following_is_one_line(
     from click.testing import CliRunner
 
     from pir.cli import main
-    from pir.errors import JobError
+    from pir.core.errors import JobError
     from pir.workers.jobs import follow_job, submit_ingest
 
     s = _settings(tmp_path / "pir", tiny_encoder, own_redis.url)
@@ -440,7 +440,7 @@ def _tmpfs(path: Path, size: str, *, ro: bool = False) -> Iterator[Path]:
 _INGEST = textwrap.dedent(
     """
     import json, sys
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.pipeline import ingest
     data, corpus, enc, free = sys.argv[1:5]
     s = get_settings(data_dir=data, qdrant={"url": None}, encoder={"name": enc, "device": "cpu"},
@@ -497,7 +497,7 @@ def test_disk_full_stop_then_resume_nothing_lost(tmp_path: Path, tiny_encoder: P
         assert out == {"ok": True, "ingested": 6, "skipped": 0, "count": 12}, out
         out = _ingest_subprocess(data, first, tiny_encoder, margin)  # nothing lost, nothing duplicated
         assert out == {"ok": True, "ingested": 0, "skipped": 6, "count": 12}, out
-        from pir.config import get_settings
+        from pir.core.config import get_settings
 
         got = _points(get_settings(data_dir=data, qdrant={"url": None}, worker={"broker_url": None}))
         unique_figures = len({(p["patent_id"], p["figure_id"]) for p in got.values()})  # measured in the store
@@ -539,7 +539,7 @@ def test_read_only_data_dir_is_one_line(tmp_path: Path, tiny_encoder: Path, corp
     from click.testing import CliRunner
 
     from pir.cli import main
-    from pir.errors import DataDirError
+    from pir.core.errors import DataDirError
     from pir.pipeline import ingest
 
     with _tmpfs(tmp_path / "ro", "1m", ro=True) as mnt:
@@ -718,7 +718,7 @@ def test_info_json_and_public_settings_hide_broker_password(tmp_path: Path) -> N
     from click.testing import CliRunner
 
     from pir.cli import main
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     url = f"redis://:{SECRET}@127.0.0.1:6379/8"
     s = get_settings(worker={"broker_url": url}, enrich={"openai_base_url": f"http://u:{SECRET}@127.0.0.1:9/v1"})
@@ -756,7 +756,8 @@ def test_k_must_be_at_least_one() -> None:
 
 def test_light_modules_import_no_heavy_packages() -> None:
     code = (
-        "import sys; import pir.errors, pir.diskspace, pir.storewait, pir.ingest.registry, pir.ingest.formats; "
+        "import sys; import pir.core.errors, pir.core.diskspace, pir.core.storewait; "
+        "import pir.ingest.registry, pir.ingest.formats; "
         "print(sorted(m for m in ('torch', 'timm', 'celery', 'qdrant_edge', 'PIL') if m in sys.modules))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -766,7 +767,7 @@ def test_light_modules_import_no_heavy_packages() -> None:
 _HOLD = textwrap.dedent(
     """
     import sys, time
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.search import open_store
     s = get_settings(data_dir=sys.argv[1], qdrant={"url": None})
     st = open_store(s)
@@ -780,7 +781,7 @@ _HOLD = textwrap.dedent(
 def test_in_process_ingest_waits_for_held_store(
     tmp_path: Path, tiny_encoder: Path, corpus: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pir.errors import StoreBusyError
+    from pir.core.errors import StoreBusyError
     from pir.pipeline import ingest
 
     s = _settings(tmp_path / "pir", tiny_encoder)
@@ -796,7 +797,7 @@ def test_in_process_ingest_waits_for_held_store(
     holder = hold(3)
     try:
         t0 = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="pir.storewait"):
+        with caplog.at_level(logging.WARNING, logger="pir.core.storewait"):
             out = ingest(corpus, s.model_copy(update={"store_wait_s": 60}), enrich=False, show_progress=False)
         waited = time.monotonic() - t0
     finally:

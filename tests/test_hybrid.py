@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pir.config import Settings, get_settings
+from pir.core.config import Settings, get_settings
 from pir.encoder.model import ImageEncoder, load_encoder
 from pir.encoder.text import TextEmbeddingCache, TextEncoder, load_text_encoder, text_cache_path
 from pir.pipeline import ensure_collection, ingest

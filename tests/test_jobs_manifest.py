@@ -58,7 +58,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _settings(data_dir: Path, encoder: Path, broker: str) -> Any:
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     return get_settings(
         data_dir=data_dir,
@@ -281,7 +281,7 @@ def man_figures(path: str, job_id: str, batch: int) -> list[dict[str, Any]]:
 def test_worker_warns_when_redis_keeps_nothing_on_disk(
     volatile_redis: PrivateRedis, aof_redis: PrivateRedis, tmp_path: Path
 ) -> None:
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.workers.state import redis_persistence
     from pir.workers.worker import persistence_warnings
 

@@ -1,4 +1,4 @@
-"""Tests of pir.metrics (re-exported by pir.bench): hand values, exclusions, head/tail and a naive-loop reference."""
+"""Tests of pir.core.metrics (re-exported by pir.bench): hand values, exclusions, head/tail, a naive-loop reference."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from pir.metrics import (
+from pir.core.metrics import (
     average_precision,
     evaluate_embeddings,
     evaluate_rankings,

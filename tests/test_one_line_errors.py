@@ -99,10 +99,10 @@ def test_corrupt_enrich_cache_is_moved_aside_and_rebuilt_on_enrich_and_ingest(
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(b"this is not a database\n" * 100)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="pir.sqlite_cache"):
+        with caplog.at_level(logging.WARNING, logger="pir.core.sqlite_cache"):
             res = _run(args)
         assert res.exit_code == 0, (args, res.output, res.exception)
-        warnings = [r.getMessage() for r in caplog.records if r.name == "pir.sqlite_cache"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "pir.core.sqlite_cache"]
         assert len(warnings) == 1 and "moved aside" in warnings[0] and str(cache) in warnings[0], warnings
         with sqlite3.connect(cache) as conn:  # rebuilt: a real cache holding this run's descriptions
             assert conn.execute("SELECT COUNT(*) FROM figures").fetchone()[0] == 3

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pir.config import Settings
+from pir.core.config import Settings
 from pir.encoder.model import load_encoder
 from pir.ingest.schema import point_id
 from pir.pipeline import ingest

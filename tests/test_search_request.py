@@ -59,7 +59,7 @@ def test_cli_web_and_library_build_equal_requests_and_get_equal_results(env: dic
     from fastapi.testclient import TestClient
 
     from pir.cli.search import build_request
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.search.runtime import SearchRuntime
     from pir.web.app import create_app
     from pir.web.settings import ServeSettings

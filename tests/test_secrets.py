@@ -54,8 +54,8 @@ def _with_userinfo(url: str, user: str, password: str) -> str:
 def test_url_credentials_are_sent_as_basic_auth_and_never_logged(
     chat: ChatServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from pir.core.errors import install_log_redaction
     from pir.enrich.http import ChatClient
-    from pir.errors import install_log_redaction
 
     install_log_redaction()
     client = ChatClient(_with_userinfo(chat.url, "user", PASSWORD), "m", timeout=5, max_retries=0)
@@ -88,7 +88,7 @@ def test_url_credentials_and_api_key_together_are_refused_in_one_line(chat: Chat
 
 
 def test_record_redaction_covers_messages_args_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
-    from pir.errors import install_log_redaction
+    from pir.core.errors import install_log_redaction
 
     install_log_redaction({API_KEY})
     log = logging.getLogger("pir.test_secrets")

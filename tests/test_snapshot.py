@@ -18,7 +18,7 @@ DIM, TEXT_DIM = 16, 8
 
 
 def _settings(data_dir: Path, **kw: Any) -> Any:
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     kw.setdefault("qdrant", {"url": None})
     return get_settings(data_dir=data_dir, **kw)

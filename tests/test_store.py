@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from pir.config import get_settings
+from pir.core.config import get_settings
 from pir.ingest.schema import point_id
 from pir.search import Hit, SearchFilter, StoreError, VectorStore, open_store
 from pir.search.edge import EdgeStore

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from pir.cli import main
-from pir.config import Settings, get_settings
+from pir.core.config import Settings, get_settings
 from pir.encoder.data import (
     AugmentConfig,
     ClassBalancedSampler,
@@ -132,7 +132,7 @@ def test_one_epoch_recipe_saves_a_loadable_text_aligned_encoder(corpus, run_sett
 
 
 def test_validation_metric_is_reproduced_by_the_saved_encoder(corpus, run_settings, text_encoder, tmp_path) -> None:
-    from pir.metrics import evaluate_embeddings, split_head_tail
+    from pir.core.metrics import evaluate_embeddings, split_head_tail
 
     _, figures = corpus
     out = tmp_path / "enc"

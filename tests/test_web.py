@@ -67,7 +67,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Live]
 
     Two enrichment descriptions per figure keep the ingest's text embedding (MiniLM on CPU) to a few seconds.
     """
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.encoder.model import load_encoder
     from pir.pipeline import ingest
     from pir.search import open_store
@@ -572,7 +572,7 @@ def test_cli_serve_refuses_a_public_bind_without_a_key(tmp_path: Path, monkeypat
 
 def test_server_backend_in_memory(tmp_path: Path) -> None:
     """The same app over the qdrant-client store (``:memory:`` here, a server in production), six searches at once."""
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.encoder.model import load_encoder
     from pir.pipeline import ingest
     from pir.search import open_store

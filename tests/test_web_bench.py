@@ -10,7 +10,7 @@ import pytest
 @pytest.mark.slow
 def test_bench_serve_reports_latency_errors_rss_and_cold_cli(tmp_path: Path) -> None:
     from pir.bench.serve import bench_serve
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.encoder.model import load_encoder
     from pir.pipeline import ingest
     from pir.synth import synthesize_corpus

@@ -57,7 +57,7 @@ def _armed_chairs(seed: int, patents: int) -> dict[str, tuple[str, bool, str]]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """`pir serve` over the demo corpus: zero-shot encoder at 96 px, the patent's own words only (enrich none)."""
-    from pir.config import get_settings
+    from pir.core.config import get_settings
     from pir.pipeline import ingest
     from pir.synth import synthesize_corpus
     from pir.web.app import create_app

@@ -116,7 +116,7 @@ def _uspto_subset(shared_data: Path, dest: Path, n: int) -> Path:
 
 
 def _settings(data_dir: Path, broker: str | None, encoder: Path, **worker: Any) -> Any:
-    from pir.config import get_settings
+    from pir.core.config import get_settings
 
     return get_settings(
         data_dir=data_dir,
@@ -510,7 +510,7 @@ def test_docker_compose_file_wiring() -> None:
         env = svc[name]["environment"]
         assert env["PIR_QDRANT__URL"] == "http://qdrant:6333" and "redis://redis:6379" in env["PIR_WORKER__BROKER_URL"]
         assert svc[name]["depends_on"]["qdrant"]["condition"] == "service_healthy"
-    from pir.config import Settings
+    from pir.core.config import Settings
 
     fields = {f"PIR_QDRANT__{k.upper()}" for k in Settings.model_fields["qdrant"].annotation.model_fields}
     fields |= {f"PIR_WORKER__{k.upper()}" for k in Settings.model_fields["worker"].annotation.model_fields}

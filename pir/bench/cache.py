@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pir.core.sqlite_cache import open_sqlite
 from pir.ingest.schema import file_sha256
-from pir.sqlite_cache import open_sqlite
 
 if TYPE_CHECKING:
     from pir.encoder.model import ImageEncoder

@@ -42,14 +42,14 @@ from pir.bench.cache import EmbeddingCache, cache_key, embed_paths
 from pir.bench.datasets import BenchSet, Relevance
 from pir.bench.metrics import CI_SEED, N_BOOTSTRAP, metric_intervals, per_query_metrics
 from pir.bench.results import MODES, MethodResult, Mode
-from pir.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings, split_head_tail
+from pir.core.metrics import RetrievalReport, evaluate_embeddings, evaluate_rankings, split_head_tail
 from pir.search import open_store
 from pir.search.request import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT, SearchRequest
 from pir.search.runtime import SearchRuntime
 from pir.search.words import get_text_encoder, open_text_cache
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
     from pir.encoder.model import ImageEncoder
     from pir.ingest.schema import PatentFigure
     from pir.search.store import VectorStore

@@ -1,4 +1,4 @@
-"""Retrieval metrics for the benchmarks: a re-export of :mod:`pir.metrics` (shared with training; one copy), plus
+"""Retrieval metrics for the benchmarks: a re-export of :mod:`pir.core.metrics` (shared with training; one copy), plus
 per-query values and their bootstrap confidence intervals (the bench's own)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pir.metrics import (
+from pir.core.metrics import (
     DEFAULT_KS,
     RetrievalReport,
     average_precision,
@@ -46,7 +46,7 @@ def per_query_metrics(
     ranked_relevance: Sequence[Sequence[bool]], n_relevant: Sequence[int], ks: Sequence[int] = DEFAULT_KS
 ) -> dict[str, np.ndarray]:
     """Per-query ``map`` (AP), ``recall@k`` (hit), ``recall_all@k`` and ``mrr@k`` of ranked lists, as
-    :func:`~pir.metrics.evaluate_rankings` defines them; NaN for a query without a relevant item (it is skipped
+    :func:`~pir.core.metrics.evaluate_rankings` defines them; NaN for a query without a relevant item (it is skipped
     there). Their mean over the non-NaN queries is that function's ``overall``."""
     ks = tuple(sorted({int(k) for k in ks}))
     n_q = len(ranked_relevance)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pir.metrics import RetrievalReport
+from pir.core.metrics import RetrievalReport
 
 if TYPE_CHECKING:
     from pir.bench.datasets import BenchSet

@@ -36,7 +36,7 @@ from pir.search.request import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT
 from pir.search.words import get_text_encoder
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
 
 log = logging.getLogger(__name__)
 

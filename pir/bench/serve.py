@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pir.config import Settings
+from pir.core.config import Settings
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -44,7 +44,7 @@ from pir.search.query import SearchFilter
 from pir.search.words import get_text_encoder
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
     from pir.encoder.model import ImageEncoder
 
 log = logging.getLogger(__name__)

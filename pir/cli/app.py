@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from pir.config import Settings, get_settings
-from pir.errors import install_log_redaction, redact_text, redact_url, settings_secrets
+from pir.core.config import Settings, get_settings
+from pir.core.errors import install_log_redaction, redact_text, redact_url, settings_secrets
 
 log = logging.getLogger("pir.cli")
 
@@ -22,7 +22,7 @@ log = logging.getLogger("pir.cli")
 # only: an exception can only be an instance of a class whose module was imported, so mapping an error never imports
 # a heavy module (evaluating an ``except`` clause that imported them made every usage error take 20 s).
 USER_ERRORS: tuple[tuple[str, str], ...] = (
-    ("pir.errors", "PirUserError"),
+    ("pir.core.errors", "PirUserError"),
     ("pir.encoder.device", "DeviceError"),
     ("pir.encoder.model", "ZeroShotTextError"),
     ("pir.encoder.train", "TrainError"),

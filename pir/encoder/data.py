@@ -37,7 +37,7 @@ from pir.ingest.images import ImageLoadError, load_line_art
 from pir.ingest.schema import PatentFigure
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
 
 log = logging.getLogger(__name__)
 

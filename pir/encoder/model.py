@@ -31,14 +31,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import pir.encoder._tvshim  # noqa: F401  (before timm)
+from pir.core.errors import EncoderLoadError
 from pir.encoder.backbone import create_backbone, default_norm, has_offline_weights
 from pir.encoder.device import resolve_device
 from pir.encoder.text import load_text_encoder
-from pir.errors import EncoderLoadError
 from pir.ingest.images import load_line_art, to_line_art
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ def load_encoder(
         FileNotFoundError: a directory without ``config.json``/``model.safetensors``.
         ValueError: an unknown backbone name.
         pir.encoder.device.DeviceError: CUDA asked for but not available.
-        pir.errors.EncoderLoadError: weights that are corrupt, empty or of another shape (one line naming the file).
+        pir.core.errors.EncoderLoadError: weights that are corrupt, empty or of another shape (one line, the file).
     """
     dev = resolve_device(device)
     path = Path(spec)

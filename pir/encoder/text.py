@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 import pir.encoder._tvshim  # noqa: F401  (before transformers / sentence-transformers)
+from pir.core.sqlite_cache import open_sqlite
 from pir.encoder.device import resolve_device
-from pir.sqlite_cache import open_sqlite
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
 
 log = logging.getLogger(__name__)
 

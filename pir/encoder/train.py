@@ -55,7 +55,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import pir.encoder._tvshim  # noqa: F401  (before timm)
-from pir.config import Settings
+from pir.core.config import Settings
+from pir.core.metrics import evaluate_embeddings, split_head_tail
 from pir.encoder.backbone import default_norm, set_threads
 from pir.encoder.data import (
     LineArtAugment,
@@ -84,7 +85,6 @@ from pir.encoder.text import TextEmbeddingCache, load_text_encoder, text_cache_p
 from pir.encoder.train_config import BASELINES, AugmentConfig, TrainConfig, cli_fields
 from pir.ingest.readers import read_figures
 from pir.ingest.schema import PatentFigure
-from pir.metrics import evaluate_embeddings, split_head_tail
 
 __all__ = [
     "BASELINES",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pir.config import Settings
+from pir.core.config import Settings
 from pir.enrich.base import PROMPT_VERSION, Enricher, EnrichError, Generation, MalformedAnswer
 from pir.enrich.http import ChatClient, message_text
 from pir.enrich.inputs import FigureInputs

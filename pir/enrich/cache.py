@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pir.core.sqlite_cache import open_sqlite
 from pir.enrich.base import PROMPT_VERSION
 from pir.enrich.inputs import FigureInputs
-from pir.sqlite_cache import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS descriptions (

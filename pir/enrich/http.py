@@ -25,8 +25,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 from pydantic import SecretStr
 
+from pir.core.errors import redact_url
 from pir.enrich.base import EnrichError, MalformedAnswer
-from pir.errors import redact_url
 
 logger = logging.getLogger(__name__)
 

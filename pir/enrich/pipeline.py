@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pir.config import Settings
+from pir.core.config import Settings
 from pir.enrich.aliases import lexicon_signature
 from pir.enrich.backends import backend_identity, make_enricher, sampling, shared_enricher
 from pir.enrich.base import Enricher, EnrichError, Generation

@@ -10,13 +10,13 @@ A collection holds the named vectors ``image`` and ``text`` (cosine) and the spa
 shard with one unnamed vector is the legacy layout (see :class:`pir.search.store.LegacyLayoutError`).
 
 Only one process (and one :class:`EdgeStore`) may open a directory at a time; use a Qdrant server for several
-processes. pir's own lock (:class:`pir.storewait.StoreLock`, ``.<collection>.lock`` beside the directory) is taken
+processes. pir's own lock (:class:`pir.core.storewait.StoreLock`, ``.<collection>.lock`` beside the directory) is taken
 before the store is loaded or created, and a new shard is built in a temporary folder and renamed into place, so
 two first ingests into a new data dir wait for each other instead of racing on a half-created directory.
 
 A store on a read-only file system or a full disk (the engine cannot even load it in place: it maps new pages at
 load) is opened from a private copy in the temporary folder, for reading only: writes are refused with one line.
-Writes keep a :class:`pir.diskspace.Reserve` (a ballast file beside the directory), released right before each
+Writes keep a :class:`pir.core.diskspace.Reserve` (a ballast file beside the directory), released right before each
 update, so another process filling the disk makes pir stop with one line instead of a SIGBUS.
 
 The HNSW index is built only by :meth:`EdgeStore.optimize` (blocking); until then searches are exact brute force.
@@ -68,7 +68,7 @@ from qdrant_edge import (
 )
 from qdrant_edge import SparseVector as EdgeSparseVector
 
-from pir.diskspace import (
+from pir.core.diskspace import (
     MB,
     RESERVE_MB,
     STORE_OPEN_MB,
@@ -80,7 +80,8 @@ from pir.diskspace import (
     ensure_space,
     free_bytes,
 )
-from pir.errors import DiskSpaceError, StoreBusyError
+from pir.core.errors import DiskSpaceError, StoreBusyError
+from pir.core.storewait import StoreLock, held_message, wait_for_store
 from pir.search import store as st
 from pir.search.points import to_hits, to_stored_point
 from pir.search.query import (
@@ -102,10 +103,9 @@ from pir.search.query import (
 )
 from pir.search.store import index_settings, validate_collection_name
 from pir.search.words import WORDS_MODEL, SparseVector
-from pir.storewait import StoreLock, held_message, wait_for_store
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
     from pir.encoder.text import TextEncoder
     from pir.search.migrate import ReindexSummary
 
@@ -428,7 +428,7 @@ class EdgeStore(st.VectorStore):
         if self._shard is None:
             return
         self._writable("optimize the store")
-        self._reserve.release()  # optimize needs the space (pir.diskspace.check_optimize checked it)
+        self._reserve.release()  # optimize needs the space (pir.core.diskspace.check_optimize checked it)
         t0 = time.perf_counter()
         changed = self._sh.optimize()
         self._sh.flush()

@@ -29,7 +29,7 @@ from pir.search.query import StoreError
 from pir.search.store import VectorStore, validate_collection_name
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
 
 __all__ = ["REGISTRY", "StoreSpec", "get_store_backend", "open_store", "register_store"]
 

@@ -28,7 +28,7 @@ from pir.search.store import VectorStore
 from pir.search.words import get_text_encoder, open_text_cache, text_and_words
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
     from pir.encoder.text import TextEmbeddingCache, TextEncoder
 
 TMP_SUFFIX = "__reindex"

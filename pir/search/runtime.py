@@ -1,6 +1,6 @@
 """One runtime for searches: :class:`SearchRuntime` executes a :class:`~pir.search.request.SearchRequest`.
 
-Built once from :class:`~pir.config.Settings` (the CLI per command, ``pir serve`` per process, the bench per run):
+Built once from :class:`~pir.core.config.Settings` (the CLI per command, ``pir serve`` per process, the bench per run):
 the store (serialised by a lock when the backend is not thread-safe), the image encoder (loaded on the first image
 query, once) and the frozen text encoder. Every front end calls :meth:`SearchRuntime.execute`; relevance feedback,
 "more like this", patent-id normalisation of figure keys and the query drawings' crops all live here, not in a
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from pir.config import Settings
+from pir.core.config import Settings
 from pir.search.query import RRF_K, WORDS_SCALE, SearchFilter, StoredPoint, StoreError
 from pir.search.request import SearchRequest
 from pir.search.service import (

@@ -40,7 +40,7 @@ from pir.search.query import (
 from pir.search.words import WORDS_MODEL, SparseVector
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
     from pir.encoder.text import TextEncoder
     from pir.search.migrate import ReindexSummary
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 import numpy as np
 from PIL import Image
 
-from pir.config import Settings, get_settings
+from pir.core.config import Settings, get_settings
 from pir.ingest.readers import normalize_patent_id, normalize_viewpoint
 from pir.ingest.schema import point_id
 from pir.search.points import normalize_id
@@ -350,7 +350,7 @@ def search_hybrid(
 
     Args:
         store: The open store.
-        settings: Settings (text model, batch size); defaults to :func:`pir.config.get_settings`.
+        settings: Settings (text model, batch size); defaults to :func:`pir.core.config.get_settings`.
         images: Query drawings (paths or PIL images), several views fused into one query.
         image_vector: A ready image query vector (instead of ``images``).
         text: Query words.

@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pir.errors import PirUserError, redact_url
+from pir.core.errors import PirUserError, redact_url
+from pir.core.storewait import wait_for_store
 from pir.search.factory import get_store_backend, open_store
 from pir.search.store import validate_collection_name
-from pir.storewait import wait_for_store
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
 
 __all__ = ["MANIFEST", "SnapshotError", "SnapshotSummary", "restore", "snapshot"]
 

@@ -30,7 +30,7 @@ from pir.enrich.aliases import CURATED_ALIASES, load_lexicon, normalize_name
 from pir.enrich.classes import title_for_class_name
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
     from pir.encoder.text import TextEmbeddingCache, TextEncoder
 
 #: BM25 parameters of the ``words`` vector (recorded with the collection; changing them needs ``pir reindex``).

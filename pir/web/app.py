@@ -28,8 +28,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import ClientDisconnect
 
 from pir import __version__
-from pir.config import Settings, get_settings
-from pir.errors import install_log_redaction, settings_secrets
+from pir.core.config import Settings, get_settings
+from pir.core.errors import install_log_redaction, settings_secrets
 from pir.web.engine import Engine, WebError
 from pir.web.routes import WebContext, api_router, page_router
 from pir.web.settings import ServeSettings, check_bind, get_serve_settings

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from pir import __version__ as pir_version
-from pir.config import Settings
+from pir.core.config import Settings
 from pir.ingest.images import ImageLoadError, _sniff_vector, image_from_bytes, load_line_art
 from pir.search.request import SearchRequest
 from pir.search.words import matched_words

@@ -1,4 +1,4 @@
-"""Settings of ``pir serve``: env ``PIR_SERVE__HOST``, ``PIR_SERVE__API_KEY``, ... (the ``PIR_`` tree of pir.config)."""
+"""Settings of ``pir serve``: env ``PIR_SERVE__HOST``, ``PIR_SERVE__API_KEY``, ... (``PIR_`` tree, pir.core.config)."""
 
 from __future__ import annotations
 

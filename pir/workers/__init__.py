@@ -5,7 +5,7 @@ Each job's manifest (its batches as figure ids and paths) is kept in ``<data_dir
 
 The same batch functions as the in-process path (:mod:`pir.pipeline`) run inside the tasks, so a queued ingest
 stores exactly the points ``pir ingest`` would. Nothing here builds a Celery app at import time: use
-:func:`pir.workers.app.create_app` with a :class:`~pir.config.Settings` (``celery -A pir.workers.entry`` does that
+:func:`pir.workers.app.create_app` with a :class:`~pir.core.config.Settings` (``celery -A pir.workers.entry`` does that
 from the environment).
 
 Example:

@@ -1,4 +1,4 @@
-"""The Celery app, built from :class:`~pir.config.Settings` (never at import time).
+"""The Celery app, built from :class:`~pir.core.config.Settings` (never at import time).
 
 Brokers: Redis (``redis://``) and RabbitMQ (``amqp://``); job state and worker heartbeats always live in Redis (the
 broker, or ``worker.result_backend`` when the broker is RabbitMQ). Reliability settings (see
@@ -28,8 +28,8 @@ from typing import Any
 from celery import Celery, signals
 from kombu import Queue
 
-from pir.config import Settings, WorkerSettings
-from pir.errors import WorkerConfigError, redact_url
+from pir.core.config import Settings, WorkerSettings
+from pir.core.errors import WorkerConfigError, redact_url
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
 from pir.workers.resources import WorkerResources
 from pir.workers.state import Heartbeat

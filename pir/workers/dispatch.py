@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pir.config import Settings
+from pir.core.config import Settings
 
 
 def ingest_or_submit(

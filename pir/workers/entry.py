@@ -6,7 +6,7 @@ Prefer ``pir worker``, which also checks the pool against the store (one process
 
 from __future__ import annotations
 
-from pir.config import get_settings
+from pir.core.config import get_settings
 from pir.workers.app import create_app
 
 app = create_app(get_settings())

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pir.config import Settings
-from pir.errors import JobError, redact_url
+from pir.core.config import Settings
+from pir.core.errors import JobError, redact_url
 from pir.workers import state as _state
 from pir.workers.manifest import Manifest, manifest_path, open_manifest
 from pir.workers.state import *  # noqa: F403 - re-exports the job-state API (pir.workers.state.__all__)

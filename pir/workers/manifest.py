@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pir.config import Settings
+from pir.core.config import Settings
 
 MANIFEST_NAME = "jobs.sqlite"
 
@@ -189,9 +189,9 @@ def open_manifest(path: str | Path, *, create: bool = False) -> Manifest | None:
     """Open the manifest at ``path``; None when it does not exist (and ``create`` is false).
 
     Raises:
-        pir.errors.DiskSpaceError: Creating it with less than a few MB free.
+        pir.core.errors.DiskSpaceError: Creating it with less than a few MB free.
     """
-    from pir.sqlite_cache import open_sqlite  # lazy: only opening the manifest needs it
+    from pir.core.sqlite_cache import open_sqlite  # lazy: only opening the manifest needs it
 
     p = Path(path)
     if not create:

@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from pir.config import Settings
+from pir.core.config import Settings
 from pir.workers.state import state_client
 
 if TYPE_CHECKING:

@@ -33,8 +33,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pir.config import Settings
-from pir.errors import JobError, redact_url
+from pir.core.config import Settings
+from pir.core.errors import JobError, redact_url
 
 if TYPE_CHECKING:
     import redis

@@ -21,9 +21,9 @@ from typing import Any
 from celery import Celery, Task
 from kombu.exceptions import OperationalError
 
-from pir.config import Settings
-from pir.diskspace import check_batch, check_data_dir, check_optimize
-from pir.errors import JobError
+from pir.core.config import Settings
+from pir.core.diskspace import check_batch, check_data_dir, check_optimize
+from pir.core.errors import JobError
 from pir.ingest.schema import PatentFigure
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
 from pir.workers.state import _now, claim_once, read_status, record_batch, record_enriched

@@ -16,8 +16,8 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from pir.config import Settings
-from pir.errors import install_log_redaction, settings_secrets
+from pir.core.config import Settings
+from pir.core.errors import install_log_redaction, settings_secrets
 from pir.workers import EMBED_QUEUE, QUEUES
 from pir.workers.app import WorkerConfigError, check_worker_settings, create_app
 from pir.workers.jobs import reconcile_lost_jobs

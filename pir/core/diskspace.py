@@ -2,7 +2,7 @@
 
 The embedded Qdrant Edge store writes through memory-mapped files: on a full disk (tmpfs in particular) a write to
 such a page kills the process with SIGBUS, with no message and possibly half a batch in the segment. So every writer
-checks first and stops with one line (:class:`~pir.errors.DiskSpaceError` / :class:`~pir.errors.DataDirError`)
+checks first and stops with one line (:class:`~pir.core.errors.DiskSpaceError` / :class:`~pir.core.errors.DataDirError`)
 before anything is written:
 
 * :func:`ensure_writable`: the data dir can be created and written (a read-only mount or missing permission);
@@ -29,10 +29,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pir.errors import DataDirError, DiskSpaceError
+from pir.core.errors import DataDirError, DiskSpaceError
 
 if TYPE_CHECKING:
-    from pir.config import Settings
+    from pir.core.config import Settings
 
 __all__ = [
     "MB",

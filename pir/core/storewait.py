@@ -2,7 +2,7 @@
 
 Qdrant Edge allows one process per store directory; a second ``open`` fails at once ("in use by another process").
 An in-process ``pir ingest`` started while e.g. a ``pir search``, a running ``pir serve`` or a worker holds the store
-waits up to ``Settings.store_wait_s`` seconds, saying so once, then stops with :class:`~pir.errors.StoreBusyError`.
+waits up to ``Settings.store_wait_s`` seconds, saying so once, then stops with :class:`~pir.core.errors.StoreBusyError`.
 
 :class:`StoreLock` is pir's own lock beside a store directory (``.<name>.lock``, ``fcntl.flock``): held from before
 the store is created (or loaded) until it is closed, so two first ingests into a new data dir, a snapshot and a
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pir.errors import StoreBusyError
+from pir.core.errors import StoreBusyError
 
 __all__ = ["HOLDERS", "StoreLock", "held_message", "is_busy", "lock_path", "wait_for_store"]
 

@@ -2,7 +2,7 @@
 
 Caches are derivable, so a file that is not a database (or a malformed one) is moved aside, renamed
 ``NAME.corrupt-YYYYmmdd-HHMMSS``, and rebuilt empty with a WARNING; a cache that cannot be written (read-only file
-system, permission denied) is one line naming the folder (:class:`~pir.errors.DataDirError`).
+system, permission denied) is one line naming the folder (:class:`~pir.core.errors.DataDirError`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from pir.diskspace import ensure_space, ensure_writable
+from pir.core.diskspace import ensure_space, ensure_writable
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ _CORRUPT = ("file is not a database", "malformed", "corrupt")
 def open_sqlite(path: str | Path, *, timeout: float = 60.0, isolation_level: str | None = "") -> sqlite3.Connection:
     """Open ``path`` in WAL mode with a busy timeout, creating its folder.
 
-    Raises :class:`~pir.errors.DiskSpaceError` (one line) when less than :data:`CACHE_MIN_FREE_MB` is free there,
-    :class:`~pir.errors.DataDirError` when its folder cannot be written. A corrupt file is moved aside and rebuilt.
+    Raises :class:`~pir.core.errors.DiskSpaceError` (one line) when less than :data:`CACHE_MIN_FREE_MB` is free there,
+    :class:`~pir.core.errors.DataDirError` when its folder cannot be written. A corrupt file is moved aside and rebuilt.
     Switching a new database to WAL needs an exclusive lock that SQLite's busy handler does not wait for, so two
     processes creating the same cache at once can get "database is locked"; that step is retried until ``timeout``.
     """

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pir.errors import redact_url
+from pir.core.errors import redact_url
 
 
 class QdrantSettings(BaseModel):
