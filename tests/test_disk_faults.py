@@ -311,6 +311,18 @@ def test_store_on_a_read_only_file_system_is_searchable(tmp_path: Path) -> None:
             args = ["--data-dir", str(mnt / "pir"), "info", "--json"]
             res = CliRunner().invoke(main, args, env={"PIR_QDRANT__URL": ""})
             assert res.exit_code == 0 and json.loads(res.stdout)["count"] == 30, res.output
+            # `pir serve` on the read-only store: health and a "more like this" search answer
+            from fastapi.testclient import TestClient
+
+            from pir.web.app import create_app
+            from pir.web.settings import ServeSettings
+
+            with TestClient(create_app(s, ServeSettings())) as client:
+                assert client.get("/api/health").json()["count"] == 30
+                ans = client.get("/api/search", params={"like": ids[3], "k": "5"}).json()
+                hits = ans.get("results") or []
+                assert hits, ans
+                assert len(hits) == 5 and ids[3] not in [h["id"] for h in hits]
             assert _tree(mnt) == before  # nothing written on the read-only mount
         finally:
             _remount(mnt, "rw")

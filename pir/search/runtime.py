@@ -271,7 +271,7 @@ class SearchRuntime:
                 images=images,
                 image_vector=image_vector,
                 text=words,
-                like=self.figure_key(request.like) if request.like else None,
+                like=request.like,
                 encoder=self.encoder if images else self._encoder,
                 text_encoder=te,
                 text_weight=request.text_weight,
@@ -391,16 +391,6 @@ class SearchRuntime:
             ValueError: neither form.
         """
         return figure_point_id(figure)
-
-    def figure_key(self, figure: str) -> str:
-        """``PATENT/FIGURE`` of a figure given as a point id or ``PATENT/FIGURE``.
-
-        Raises:
-            KeyError: a point id that is not stored.
-        """
-        if "/" in figure:
-            return figure
-        return "{patent_id}/{figure_id}".format(**self.point(figure).payload)
 
     def point(self, figure: str) -> StoredPoint:
         """A stored figure by point id or ``PATENT/FIGURE``.

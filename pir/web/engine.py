@@ -15,7 +15,10 @@ import csv
 import functools
 import hashlib
 import io
+import logging
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -41,6 +44,7 @@ _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _ALLOWED_FORMATS = {"PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP"}
 _WORD_RE = re.compile(r"[a-z0-9]+")
 THUMB_SIZES = (128, 256, 1024)
+log = logging.getLogger(__name__)
 
 
 class WebError(Exception):
@@ -74,7 +78,7 @@ class Engine:
         )
         self.store: VectorStore = self.runtime.store
         self.encoder: ImageEncoder = self.runtime.encoder
-        self.root = Path(settings.data_dir) / "web"
+        self.root = _web_dir(Path(settings.data_dir) / "web")
         self.drawings_dir = self.root / "drawings"
         self.thumbs_dir = self.root / "thumbs"
         self.drawings_dir.mkdir(parents=True, exist_ok=True)
@@ -489,3 +493,18 @@ def _safe_name(filename: str) -> str:
 
 def _natural(s: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def _web_dir(root: Path) -> Path:
+    """``<data_dir>/web`` for query drawings, thumbnails and history, or, when the data dir cannot be written (a
+    store on a read-only file system or a full disk), a private temporary folder, said once in the log."""
+    try:
+        (root / "drawings").mkdir(parents=True, exist_ok=True)
+        probe = root / f".probe-{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+        return root
+    except OSError as e:
+        tmp = Path(tempfile.mkdtemp(prefix="pir-web-"))
+        log.warning("%s is not writable (%s): query drawings, thumbnails and history go to %s", root, e.strerror, tmp)
+        return tmp
