@@ -10,6 +10,7 @@ import click
 
 from pir.cli.app import main, options
 from pir.cli.app import settings as _settings
+from pir.search.request import DEFAULT_FUSION, FUSIONS
 
 MODES_HELP = "Query modes, comma-separated: image, text (the query's words), image+text (fused inside Qdrant)."
 
@@ -51,9 +52,7 @@ _COMMON = options(
         default=None,
         help="Words' share (default 0.9).",
     ),
-    click.option(
-        "--fusion", type=click.Choice(["zscore", "rrf", "weighted"]), default=None, help="image+text fusion (zscore)."
-    ),
+    click.option("--fusion", type=click.Choice(FUSIONS), default=None, help=f"image+text fusion ({DEFAULT_FUSION})."),
     click.option("--limit", type=int, default=None, help="Sample about N figures (whole patents, seeded)."),
     click.option(
         "--k",
