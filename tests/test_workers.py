@@ -237,6 +237,7 @@ def queued(
     }
 
 
+@pytest.mark.slow  # ~20 s (a real worker and a queued ingest); the default tier stays under 4 minutes
 def test_queued_synthetic_equals_in_process(queued: dict[str, Any], tmp_path: Path, tiny_encoder: Path) -> None:
     path, coll, enrich = queued["jobs"]["synth"]
     status = queued["status"]["synth"]
@@ -301,6 +302,7 @@ def test_requeue_via_cli_wait_skips_unchanged(queued: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- fault tests
+@pytest.mark.slow  # ~20 s; the fault suite's SIGKILL tests per broker are in the slow tier too
 def test_sigkill_mid_batch_then_restart_stores_each_figure_once(
     redis_url: str, tiny_encoder: Path, synth_corpus: Path, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ import click
 
 from pir.cli import output
 from pir.cli.app import main, options, settings
+from pir.search.request import Crop, SearchRequest, error_line
 
 #: Extra (older, shorter) flag names of some request fields on the command line.
 _FLAG_ALIASES = {
@@ -27,8 +28,6 @@ def request_options(skip: tuple[str, ...] = ("drawings",)) -> Any:
     names in :data:`_FLAG_ALIASES`): help from the field descriptions, choices from ``Literal`` fields, lists
     repeatable; every option defaults to None, so the request's own defaults apply (shown in the help)."""
     from typing import Literal, get_args, get_origin
-
-    from pir.search.request import SearchRequest  # lazy: start-up (pydantic models built only for search)
 
     decorators = []
     for name, field in SearchRequest.model_fields.items():
@@ -57,12 +56,6 @@ def request_options(skip: tuple[str, ...] = ("drawings",)) -> Any:
 def build_request(drawings: list[str], given: dict[str, Any]) -> Any:
     """The :class:`~pir.search.request.SearchRequest` of the command line (a bad value is a usage error)."""
     from pydantic import ValidationError
-
-    from pir.search.request import (  # lazy: start-up (pydantic models built only for search)
-        Crop,
-        SearchRequest,
-        error_line,
-    )
 
     data: dict[str, Any] = {"drawings": drawings}
     for name, value in given.items():
