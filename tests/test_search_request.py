@@ -115,6 +115,28 @@ def test_cli_web_and_library_build_equal_requests_and_get_equal_results(env: dic
     assert {k: cli_answer["query"][k] for k in same} == {k: web_answer["query"][k] for k in same}
 
 
+def test_the_bench_builds_the_same_request_as_the_cli_and_the_web() -> None:
+    from pir.bench.evaluate import bench_request
+    from pir.cli.search import build_request
+
+    bench = bench_request("image+text", "chair with arms", 50, "USD0907292", text_weight=0.5, fusion="rrf")
+    cli = build_request(
+        [],
+        {"words": "chair with arms", "k": 50, "exclude_patents": ("USD0907292",), "text_weight": 0.5, "fusion": "rrf"},
+    )
+    web = SearchRequest.from_params(
+        [
+            ("words", "chair with arms"),
+            ("k", "50"),
+            ("exclude", "USD0907292"),
+            ("text_weight", "0.5"),
+            ("fusion", "rrf"),
+        ]
+    )
+    assert bench == cli == web
+    assert bench_request("image", "chair with arms", 5, None).words == ""  # image mode sends no words
+
+
 def test_one_default_and_one_meaning_of_text_weight() -> None:
     assert SearchRequest().text_weight == DEFAULT_TEXT_WEIGHT
     assert SearchRequest(text_weight=0).text_weight == 0.0  # an explicit 0 is 0, never the default
