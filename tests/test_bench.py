@@ -262,7 +262,7 @@ def test_bare_bench_writes_report_and_second_run_hits_the_cache(
     with Image.open(out / "recall_synthetic.png") as im:
         assert im.format == "PNG" and im.width > 100
     md = (out / "results.md").read_text()
-    assert "## synthetic" in md and "| tiny-a | image | tail |" in md and "mAP" in md
+    assert "## synthetic" in md and "| tiny-a | image | - |" in md and "| tail |" in md and "mAP [95% CI]" in md
     data = json.loads((out / "results.json").read_text())
     r0 = data["results"]["synthetic"][0]
     assert set(r0["metrics"]["overall"]) >= {"map", "recall@1", "recall@5", "recall@10", "mrr@10"}
