@@ -56,7 +56,10 @@ demo: venv wordnet
 serve: venv
 	PIR_DATA_DIR=$(DEMO)/store $(PIR) serve --host 127.0.0.1 --port 8000
 
+# the type check (mypy, ~1 min cold) runs first as its own step, so the pytest default tier stays under 4 minutes;
+# tests/test_types.py (slow tier) runs it again, warm.
 test: venv wordnet browser
+	$(PY) -m mypy pir
 	$(PY) -m pytest -q --durations=15
 
 test-slow: venv wordnet browser

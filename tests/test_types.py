@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import REPO
 
 
+@pytest.mark.slow  # `make test` runs `mypy pir` as its own first step (about a minute cold); this re-run is warm
 @pytest.mark.timeout(300)
 def test_mypy_finds_no_type_error() -> None:
     pytest.importorskip("mypy", reason="mypy is not installed (pip install -e '.[dev]')")
