@@ -167,6 +167,17 @@ class WebContext:
         fields += [("q", h) for h in new[:room] if h not in kept]
         return self.parse(fields), errors
 
+    async def try_search(self, q: SearchRequest) -> tuple[dict[str, Any] | None, str | None]:
+        """For the pages: ``(answer, None)``, or ``(None, message)`` for a client error (an empty query: neither)."""
+        if q.empty:
+            return None, None
+        try:
+            return await self.run_search(q), None
+        except WebError as e:
+            if e.status >= 500:
+                raise
+            return None, str(e)
+
     async def run_search(self, q: SearchRequest) -> dict[str, Any]:
         """Search (on the limiter); the answer with its page URL and thumbnail URLs."""
         answer = await self.limiter.run(self.eng().search, q)
@@ -378,14 +389,7 @@ def page_router(ctx: WebContext) -> APIRouter:
     @r.get("/", response_class=HTMLResponse)
     async def page(request: Request) -> Response:
         q = ctx.state(request)
-        answer, error = None, None
-        if not q.empty:
-            try:
-                answer = await ctx.run_search(q)
-            except WebError as e:
-                if e.status >= 500:
-                    raise
-                error = str(e)
+        answer, error = await ctx.try_search(q)
         if answer is not None:
             await ctx.in_thread(ctx.history().record, ctx.owner(request), q.url("/"), len(answer["results"]))
         return await ctx.page(request, q, answer, error, [], status=400 if error else 200)
@@ -403,14 +407,7 @@ def page_router(ctx: WebContext) -> APIRouter:
         if not errors:
             return RedirectResponse(q.url("/"), status_code=303)
         # A bad file: the page again, the error next to the drawings, everything else kept, the rest searched.
-        answer, error = None, None
-        if not q.empty:
-            try:
-                answer = await ctx.run_search(q)
-            except WebError as e:
-                if e.status >= 500:
-                    raise
-                error = str(e)
+        answer, error = await ctx.try_search(q)
         return await ctx.page(request, q, answer, error, errors, status=200 if answer else errors[0]["status"])
 
     @r.get("/patent/{patent_id}", response_class=HTMLResponse)
