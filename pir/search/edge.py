@@ -642,6 +642,13 @@ def hybrid_request(
             scale, offset = leg.standardised()
             score = Expression.Variable(f"$score[{i}]")
             terms += [Expression.Mult([Expression.Constant(scale), score]), Expression.Constant(offset)]
+            if (g := leg.gate_terms()) is not None:
+                z_over = Expression.Sum(
+                    [Expression.Mult([Expression.Constant(g[1]), score]), Expression.Constant(g[2])]
+                )
+                terms.append(
+                    Expression.Mult([Expression.Constant(g[0]), Expression.Max([z_over, Expression.Constant(0.0)])])
+                )
         defaults = {f"$score[{i}]": float(leg.floor) for i, leg in enumerate(legs)}
         fused = Formula(Expression.Sum(terms), defaults=defaults)
     else:

@@ -331,6 +331,9 @@ def fusion_query(legs: list[Leg], query: HybridQuery) -> Any:
         for i, leg in enumerate(legs):
             scale, offset = leg.standardised()
             zterms += [qm.MultExpression(mult=[scale, f"$score[{i}]"]), offset]
+            if (g := leg.gate_terms()) is not None:
+                z_over = qm.SumExpression(sum=[qm.MultExpression(mult=[g[1], f"$score[{i}]"]), g[2]])
+                zterms.append(qm.MultExpression(mult=[g[0], qm.MaxExpression(max=[z_over, 0.0])]))
         return qm.FormulaQuery(
             formula=qm.SumExpression(sum=zterms), defaults={f"$score[{i}]": leg.floor for i, leg in enumerate(legs)}
         )
