@@ -636,7 +636,7 @@ class VectorStore(ABC):
 
         Setting ``exact_filter_threshold = 0`` and ``acorn_max_selectivity = 0`` turns the planner off (always
         ``hnsw`` unless asked ``exact``). Measured at 100k points (``tests/test_collection_settings.py``, slow tier):
-        recall@10 at ef 256 of 0.83 (14% filter) and 0.89 (8% two-field filter) with HNSW, 1.0 with exact and ACORN.
+        recall@10 at ef 256 of 0.83 (14% filter) and 0.88 (8% two-field filter) with HNSW, 1.0 with exact and ACORN.
         An exact scan scores the original vectors (a quantized collection's originals may be on disk); ACORN scores
         the quantized copy and rescores. The shared notes found an exact scan cheaper than ACORN in RAM at every
         measured size (1.7 vs 10 ms at 100k, 39 vs 60 ms for 143k matches at 1M).
