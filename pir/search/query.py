@@ -259,7 +259,8 @@ class SearchOptions(TypedDict, total=False):
 
 @dataclass
 class Ask:
-    """What one backend query asks for: how many hits, the filter (None = none), exactness, vectors, prefetch size."""
+    """What one backend query asks for: how many hits, the filter (None = none), exactness, vectors, prefetch size,
+    and the filter planner's choice (``plan``: ``hnsw``, ``exact`` or ``acorn``; see ``VectorStore.plan_for``)."""
 
     limit: int
     flt: SearchFilter | None = None
@@ -267,6 +268,7 @@ class Ask:
     exact: bool = False
     with_vectors: bool = False
     prefetch: int = 0
+    plan: str = "hnsw"
 
 
 @dataclass
