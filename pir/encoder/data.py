@@ -293,6 +293,22 @@ def _enrich_funcs() -> tuple[Callable[..., list[str]] | None, Callable[[str], li
     return get_descriptions, class_aliases
 
 
+def _search_words(fig: PatentFigure, settings: Settings) -> list[str]:
+    """The words a figure is searched by (:func:`pir.search.words.figure_word_parts`, no class): its own title,
+    figure text and object name, then what enrichment adds at ``settings.enrich.level`` (aliases, gloss)."""
+    try:
+        from pir.enrich.knowledge import figure_knowledge  # lazy: WordNet, only for enriched targets
+    except ImportError:  # the enrichment package is optional at this layer
+        return []
+    own = [str(v) for v in (fig.title, fig.description, fig.object_name) if v and str(v).strip()]
+    try:
+        known = figure_knowledge(fig, settings.enrich.level)
+    except (OSError, ValueError, LookupError) as e:
+        log.debug("no enrichment knowledge for %s: %s", fig.key, e)
+        return own
+    return [*own, *([", ".join(known.aliases)] if known.aliases else []), *known.about]
+
+
 def build_descriptions(
     figures: Sequence[PatentFigure],
     settings: Settings,
@@ -333,6 +349,8 @@ def build_descriptions(
         if not texts:
             n_fallback += 1
             texts = figure_texts(fig, max_chars=settings.enrich.max_chars)
+        texts = [*_search_words(fig, settings), *texts]  # the figure's search words lead, as in its ``text`` vector
+        texts = list(dict.fromkeys(t for t in texts if t.strip()))
         if not texts:
             texts = [class_text(fig.class_label or "patent drawing")]
         out.append(texts[:max_descriptions] if max_descriptions else texts)
