@@ -7,7 +7,8 @@
   sense): ``"lamp"`` -> ``["a piece of furniture holding one or more electric light bulbs"]``.
 
 The backends' descriptions (templates, LLM output) stay in the payload for training targets and for showing; they
-are not search words (``tests/test_search_words.py`` checks that no template sentence reaches a search vector).
+are not search words (``tests/test_fusion_gate.py`` and ``tests/test_demo_search.py`` check that no template
+sentence reaches a search vector).
 """
 
 from __future__ import annotations
