@@ -53,6 +53,9 @@ def test_report_has_every_measure(run: dict[str, Any]) -> None:
     pf = cell["per_figure"]
     assert pf["disk_bytes"] > 0 and pf["ram_peak_bytes"] > 0 and pf["raw_bytes"] == 4 * (48 + 24) + 132 + 2000
     assert cell["memory"]["peak_rss_mb"] > cell["memory"]["baseline_rss_mb"]
+    assert set(cell["memory"]["peak_by_phase"]) == {"upsert", "optimize", "serving"}
+    assert cell["memory"]["peak_by_phase"]["serving"]["rss_mb"] >= cell["memory"]["serving"]["rss_mb"]
+    assert pf["ram_needed_bytes"] >= pf["ram_peak_anon_bytes"] and cell["optimize_cpu_s"] >= 0
     assert cell["config"] == {**cell["config"], "dim": 48, "text_dim": 24, "n_queries": 20, "k": 10}
     ext = data["extrapolated"]["10000000/none"]
     assert ext["extrapolated"] is True and ext["from_size"] == 2000 and ext["disk_gb"] > 0

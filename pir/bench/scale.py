@@ -40,7 +40,9 @@ import logging
 import math
 import os
 import re
+import resource
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -392,6 +394,57 @@ def _status() -> dict[str, int]:
     return out
 
 
+_SAMPLER = """
+import json, os, sys, time
+pid, path, every = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+best = {}
+while True:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            now = {k: int(v.split()[0]) * 1024 for k, _, v in (line.partition(":") for line in f)
+                   if k in ("VmRSS", "RssAnon", "RssFile")}
+    except OSError:
+        break
+    if any(v > best.get(k, -1) for k, v in now.items()):
+        best = {k: max(v, best.get(k, -1)) for k, v in now.items()}
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps(best))
+        os.replace(path + ".tmp", path)
+    time.sleep(every)
+"""
+
+
+class PeakSampler:
+    """Highest VmRSS, RssAnon and RssFile of this process during a ``with`` block, each on its own, sampled every
+    ``every`` seconds by a small child process (the engine's blocking calls may hold the GIL, so no thread)."""
+
+    def __init__(self, work: Path, every: float = 0.25) -> None:
+        self.path = work / f".peak-{os.getpid()}-{time.monotonic_ns()}.json"
+        self.every = every
+        self.peak: dict[str, int] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PeakSampler:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if Path(f"/proc/{os.getpid()}/status").exists():
+            cmd = [sys.executable, "-c", _SAMPLER, str(os.getpid()), str(self.path), str(self.every)]
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        last = _status()
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+        try:
+            got = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            got = {}
+        self.path.unlink(missing_ok=True)
+        keys = ("VmRSS", "RssAnon", "RssFile")
+        self.peak = {k: max(int(got.get(k, 0)), last.get(k, 0)) for k in keys}
+
+
 def _reset_peak() -> bool:
     """Reset this process's peak RSS (``VmHWM``; Linux ``clear_refs`` 5). False where that is not possible."""
     try:
@@ -426,14 +479,16 @@ def raw_bytes_per_figure(dim: int, text_dim: int) -> int:
 
 def estimate(size: int, dim: int, text_dim: int, quant: str, done: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Estimated peak RAM and disk of a cell: from the measured per-figure costs of the largest finished cell of the
-    same quantization and shapes when there is one, else from the raw bytes (:data:`PEAK_FACTOR`, :data:`DISK_FACTOR`).
+    same quantization and shapes when there is one (RAM: ``ram_needed_bytes``, the anonymous peak plus the serving
+    file pages), else from the raw bytes (:data:`PEAK_FACTOR`, :data:`DISK_FACTOR`).
     """
     same = [c for c in done if c.get("quantization") == quant and c["config"]["dim"] == dim
             and c["config"]["text_dim"] == text_dim]  # fmt: skip
     generator = (size // POINTS_PER_CENTRE) * dim * 4 + size * 32
     if same:
         ref = max(same, key=lambda c: c["size"])
-        ram = ref["per_figure"]["ram_peak_bytes"] * size * 1.15 + BASE_BYTES + generator
+        pf = ref["per_figure"]
+        ram = pf.get("ram_needed_bytes", pf["ram_peak_bytes"]) * size * 1.15 + BASE_BYTES + generator
         disk = ref["per_figure"]["disk_peak_bytes"] * size * 1.15
         basis = f"measured at {ref['size']}"
     else:
@@ -538,28 +593,35 @@ def measure_cell(
     gc.collect()
     base = _status()
     peak_reset = _reset_peak()
-    out: dict[str, Any] = {"size": size, "quantization": quant, "collection": name}
+    out: dict[str, Any] = {"size": size, "quantization": quant, "collection": name, "load_avg_start": _load_avg()}
     t_all = time.perf_counter()
+    samplers = {phase: PeakSampler(work) for phase in ("upsert", "optimize", "serving")}
     store = open_store(s2, collection=name)
     try:
         store.ensure_collection(corpus.dim, encoder="synthetic", text_dim=corpus.text_dim, text_encoder="synthetic")
-        upsert_s = 0.0
+        upsert_s = upsert_cpu = 0.0
         say(f"[{tag}] upserting {size:,} figures in {corpus.n_chunks()} chunks")
         bar = _bar(size, f"{tag} upsert", progress)
-        for ch in corpus.chunks():
-            t = time.perf_counter()
-            store.upsert(ch.ids, ch.image, ch.payloads, text=ch.text, words=ch.words)
-            upsert_s += time.perf_counter() - t
-            gt.update(ch.start, ch.image)
-            bar(len(ch.ids))
+        with samplers["upsert"]:
+            for ch in corpus.chunks():
+                t, c = time.perf_counter(), _cpu()
+                store.upsert(ch.ids, ch.image, ch.payloads, text=ch.text, words=ch.words)
+                upsert_s += time.perf_counter() - t
+                upsert_cpu += _cpu() - c
+                gt.update(ch.start, ch.image)
+                bar(len(ch.ids))
         bar(0, close=True)
         out["upsert_s"] = round(upsert_s, 2)
+        out["upsert_cpu_s"] = round(upsert_cpu, 2)
         out["exact_truth_s"] = round(gt.seconds, 2)
         mem_upsert, disk_upsert = _status(), dir_bytes(coll)
         say(f"[{tag}] upsert {upsert_s:.1f} s; optimize (HNSW build, blocking) ...")
-        t = time.perf_counter()
-        store.optimize()
+        t, c = time.perf_counter(), _cpu()
+        with samplers["optimize"]:
+            store.optimize()
         out["optimize_s"] = round(time.perf_counter() - t, 2)
+        out["optimize_cpu_s"] = round(_cpu() - c, 2)  # all threads: the wall time on an idle machine is about this
+        # divided by the cores the build keeps busy
         mem_built, disk_built = _status(), dir_bytes(coll)
         say(f"[{tag}] optimize {out['optimize_s']:.1f} s")
         out["collection_settings"] = _collection_settings(store)
@@ -570,11 +632,12 @@ def measure_cell(
         disk_closed = dir_bytes(coll)
         _evict(coll)
         gc.collect()
-        t = time.perf_counter()
-        store = open_store(s2, collection=name)
-        out["reopen_s"] = round(time.perf_counter() - t, 3)
-        out.update(_queries(store, corpus, filters, gt, k, say=say, tag=tag))
-        mem_serving = _status()
+        with samplers["serving"]:
+            t = time.perf_counter()
+            store = open_store(s2, collection=name)
+            out["reopen_s"] = round(time.perf_counter() - t, 3)
+            out.update(_queries(store, corpus, filters, gt, k, say=say, tag=tag))
+            mem_serving = _status()
     finally:
         store.close()
         if not keep:
@@ -586,6 +649,7 @@ def measure_cell(
         "after_upsert": _mem_delta(mem_upsert, base),
         "after_optimize": _mem_delta(mem_built, base),
         "serving": _mem_delta(mem_serving, base),
+        "peak_by_phase": {phase: _mem_delta(sm.peak, base) for phase, sm in samplers.items()},
         "peak_rss_mb": round(peak / mb, 1),
         "peak_above_baseline_mb": round((peak - base.get("VmRSS", 0)) / mb, 1),
         "peak_source": "VmHWM reset before the cell" if peak_reset else "ru_maxrss of the process",
@@ -600,16 +664,25 @@ def measure_cell(
         "ram_serving_bytes": round(m["serving"]["rss_mb"] * mb / size),
         "ram_after_optimize_bytes": round(m["after_optimize"]["rss_mb"] * mb / size),
         "ram_peak_bytes": round(m["peak_above_baseline_mb"] * mb / size),
+        "ram_peak_anon_bytes": round(max(p["anon_mb"] for p in m["peak_by_phase"].values()) * mb / size),
+        # what must fit: the anonymous peak (no swap) + the file pages the queries keep resident; the rest of the
+        # file-backed peak is page cache the kernel can write back and drop
+        "ram_needed_bytes": round(
+            (max(p["anon_mb"] for p in m["peak_by_phase"].values()) + max(0.0, m["serving"]["file_mb"])) * mb / size
+        ),
         "disk_bytes": round(disk_closed / size),
         "disk_peak_bytes": round(max(disk_upsert, disk_built, disk_closed) / size),
         "raw_bytes": raw_bytes_per_figure(corpus.dim, corpus.text_dim),
         "upsert_us": round(out["upsert_s"] / size * 1e6, 2),
         "optimize_us": round(out["optimize_s"] / size * 1e6, 2),
+        "upsert_cpu_us": round(out["upsert_cpu_s"] / size * 1e6, 2),
+        "optimize_cpu_us": round(out["optimize_cpu_s"] / size * 1e6, 2),
         "reopen_us": round(out["reopen_s"] / size * 1e6, 4),
     }
     out["upsert_points_per_s"] = round(size / out["upsert_s"], 1) if out["upsert_s"] > 0 else None
     out["optimize_points_per_s"] = round(size / out["optimize_s"], 1) if out["optimize_s"] > 0 else None
     out["cell_s"] = round(time.perf_counter() - t_all, 1)
+    out["load_avg_end"] = _load_avg()  # other processes on the machine slow every timing here
     out["config"] = _config(corpus, k)
     out["status"] = "done"
     return out
@@ -939,6 +1012,17 @@ def bench_scale(
     return result
 
 
+def _cpu() -> float:
+    """CPU seconds of this process so far (user + system, every thread)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _load_avg() -> list[float] | None:
+    """1, 5 and 15-minute load averages (None where the system has none)."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def _same(a: dict[str, Any], want: dict[str, Any]) -> bool:
     return all(a.get(k) == v for k, v in want.items())
 
@@ -954,7 +1038,7 @@ def _environment(settings: Settings, mem: dict[str, int]) -> dict[str, Any]:
         "mem_total_gb": round(mem.get("MemTotal", 0) / 1e9, 1),
         "mem_available_gb": round(mem.get("MemAvailable", 0) / 1e9, 1),
         "nice": os.nice(0) if hasattr(os, "nice") else None,
-        "load_avg": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_avg": _load_avg(),
         "qdrant_edge_py": edge,
         "hnsw_m": q.hnsw_m,
         "hnsw_ef_construct": q.hnsw_ef_construct,
@@ -995,10 +1079,12 @@ def scale_markdown(result: dict[str, Any]) -> str:
         "",
         "Latency: p50 / p95 ms after a reopen and one cold pass; R = recall@10 against exact numpy; plan = the "
         "planner's choice for the filter. RAM: RSS above the baseline, bytes per figure (serving = after reopen and "
-        "the queries; peak = highest during the cell, optimize included).",
+        "the queries; needed = the anonymous peak + the serving file pages, what must fit; peak = highest RSS during "
+        "the cell, optimize included, page cache the kernel could drop counted). cpu s: all threads of the process.",
         "",
-        "| figures | quant | upsert s | optimize s | RAM B/fig serving / peak | disk B/fig | reopen s | 1st query ms "
-        "| image p50/p95, R | hybrid p50/p95 | class ~2% p50/p95, R, plan | viewpoint ~14% | class x year ~3% |",
+        "| figures | quant | upsert s (cpu s) | optimize s (cpu s) | RAM B/fig serving / needed / peak | disk B/fig "
+        "| reopen s | 1st query ms | image p50/p95, R | hybrid p50/p95 | class ~2% p50/p95, R, plan | viewpoint ~14% "
+        "| class x year ~3% |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|",
     ]
     for c in cells:
@@ -1008,9 +1094,9 @@ def scale_markdown(result: dict[str, Any]) -> str:
         row = [
             f"{c['size']:,}",
             c["quantization"] + ("" if _applied(c) == c["quantization"] else f" (applied: {_applied(c)})"),
-            f"{c['upsert_s']}",
-            f"{c['optimize_s']}",
-            f"{pf['ram_serving_bytes']:,} / {pf['ram_peak_bytes']:,}",
+            f"{c['upsert_s']} ({c.get('upsert_cpu_s', '?')})",
+            f"{c['optimize_s']} ({c.get('optimize_cpu_s', '?')})",
+            f"{pf['ram_serving_bytes']:,} / {pf.get('ram_needed_bytes', '?'):,} / {pf['ram_peak_bytes']:,}",
             f"{pf['disk_bytes']:,}",
             f"{c['reopen_s']}",
             f"{c['first_query_ms']}",
@@ -1021,6 +1107,12 @@ def scale_markdown(result: dict[str, Any]) -> str:
             e = q[name]
             row.append(f"{e['p50_ms']} / {e['p95_ms']}, {e['recall@10']}, {_plan(e)} ({e['share']:.1%})")
         lines.append("| " + " | ".join(row) + " |")
+    lines += [""] + [
+        f"- {c['size']:,}/{c['quantization']}: cell {c.get('cell_s')} s (exact numpy truth {c.get('exact_truth_s')} s "
+        f"of it); load average {c.get('load_avg_start')} at the start, {c.get('load_avg_end')} at the end"
+        for c in cells
+        if c.get("status") == "done"
+    ]
     ext = result.get("extrapolated") or {}
     if ext:
         lines += [
@@ -1078,6 +1170,7 @@ def plot_scale(result: dict[str, Any], path: Path) -> Path:
         a_t.plot([e["size"] for e in es], [e["optimize_s"] for e in es], "o", mfc="none", label="extrapolated")
         a_b.plot(x, [c["per_figure"]["ram_serving_bytes"] for c in cs], "o-", label=f"RAM serving ({quant})")
         a_b.plot(x, [c["per_figure"]["ram_peak_bytes"] for c in cs], "^:", label=f"RAM peak ({quant})")
+        a_b.plot(x, [c["per_figure"].get("ram_needed_bytes") for c in cs], "v-.", label=f"RAM needed ({quant})")
         a_b.plot(x, [c["per_figure"]["disk_bytes"] for c in cs], "s--", label=f"disk ({quant})")
         for kind in ("image", "hybrid", *FILTER_NAMES):
             a_l.plot(x, [c["queries"][kind]["p95_ms"] for c in cs], "o-", label=f"{kind} ({quant})")
