@@ -1,4 +1,5 @@
-"""What ``pir info`` shows: the store, collection, point count, encoder and queue, with credentials redacted."""
+"""What ``pir info`` shows: the store, collection, point count, encoder, queue and the collection's effective
+settings (quantization, on-disk vectors, HNSW, payload indexes, distribution, filter planner), credentials redacted."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def describe(settings: Settings, *, collection: str | None = None) -> dict[str, 
 
     with open_store(settings, collection=collection) as store:
         d = store.info()
+        d["collection_settings"] = store.collection_settings()
     d.update(
         data_dir=str(settings.data_dir),
         default_encoder=settings.encoder.name,

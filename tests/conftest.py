@@ -23,6 +23,7 @@ INTEGRATION_MODULES = {
     "test_web.py": "a live uvicorn server, httpx and Chromium",
     "test_web_bench.py": "a live server subprocess",
     "test_workers.py": "Celery worker processes on Redis and RabbitMQ",
+    "test_qdrant_container.py": "a Qdrant server in a container (testcontainers; skips without Docker)",
     "test_faults.py": "worker processes killed and restarted, private Redis and RabbitMQ servers",
     "test_enrich_openai.py": "a real chat-completions HTTP server",
     "test_enrich_llamacpp.py": "a llama.cpp server",

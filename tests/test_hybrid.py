@@ -256,7 +256,8 @@ def _legacy_edge(path: Path, name: str, dim: int, points: list[Any]) -> None:
     )
     kinds = {"keyword": PayloadSchemaType.Keyword, "integer": PayloadSchemaType.Integer}
     for field, kind in PAYLOAD_INDEXES.items():
-        sh.update(UpdateOperation.create_field_index(field, kinds[kind]))
+        if kind in kinds:  # the indexes of those days (the datetime one came later; opening the store adds it)
+            sh.update(UpdateOperation.create_field_index(field, kinds[kind]))
     sh.update(UpdateOperation.upsert_points([Point(p.id, p.vector, p.payload) for p in points]))
     sh.flush()
     sh.close()

@@ -80,12 +80,18 @@ def print_search(resp: Any, as_json: bool, details: bool = False) -> None:
     click.echo(f"(encode {resp.encode_ms:.0f} ms, search {resp.search_ms:.1f} ms)")
 
 
-def print_mapping(d: dict[str, Any], as_json: bool) -> None:
+def print_mapping(d: dict[str, Any], as_json: bool, indent: int = 0) -> None:
+    """``key: value`` lines (a nested mapping indented under its key), or JSON."""
     if as_json:
         echo_json(d)
-    else:
-        for k, v in d.items():
-            click.echo(f"{k:>16}: {v}")
+        return
+    pad = " " * indent
+    for k, v in d.items():
+        if isinstance(v, dict) and v and all(isinstance(x, str) for x in v):
+            click.echo(f"{pad}{k:>16}:")
+            print_mapping(v, False, indent + 4)
+        else:
+            click.echo(f"{pad}{k:>16}: {v}")
 
 
 def fmt_metric(v: Any) -> str:

@@ -38,12 +38,29 @@ class QdrantSettings(BaseModel):
     replication_factor: int = 1
     write_consistency_factor: int = 1
     on_disk_payload: bool = True
-    # Search-time tuning.
+    # Index and vector storage, applied when pir creates a collection (an existing one keeps its own; `pir info`
+    # shows what it has). See pir.search.store.collection_plan for the "auto" rule.
     hnsw_m: int = 16
     hnsw_ef_construct: int = 128
+    #: ``auto`` (int8 from AUTO_QUANTIZE_POINTS expected points up, else none), ``none``, ``int8`` or ``binary``:
+    #: quantization of the ``image`` and ``text`` vectors (the quantized copy is kept in RAM).
+    quantization: Literal["auto", "none", "int8", "binary"] = "auto"
+    #: Keep the original float32 vectors on disk (mmap) instead of RAM; None = auto (on disk when quantized).
+    vectors_on_disk: bool | None = None
+    #: Number of figures the collection is planned for (ingest may pass the number it is about to store); it
+    #: decides ``auto`` quantization. None = unknown (planned as small).
+    expected_points: int | None = None
+    #: Quantized search: re-score the best ``oversampling * k`` candidates with the original vectors.
+    quantization_rescore: bool = True
+    quantization_oversampling: float = 2.0
+    # Search-time tuning.
     hnsw_ef: int = 256
-    # Filtered queries whose filter matches fewer points than this are answered exactly (recall 1.0).
+    # Filter planner (pir.search.store.VectorStore.plan_for), from the filter's estimated match count: below
+    # exact_filter_threshold points an exact scan (recall 1.0); else ACORN while the filter keeps less than
+    # acorn_max_selectivity of the points (graph search with such a filter loses recall); else plain HNSW.
+    # 0 and 0.0 turn each off.
     exact_filter_threshold: int = 20_000
+    acorn_max_selectivity: float = 0.4
 
 
 class EncoderSettings(BaseModel):

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qdrant_edge import (
+    AcornSearchParams,
+    BinaryQuantizationConfig,
     CountRequest,
     Distance,
     EdgeConfig,
@@ -56,12 +58,15 @@ from qdrant_edge import (
     PayloadSchemaType,
     Point,
     Prefetch,
+    QuantizationSearchParams,
     Query,
     QueryBatchRequest,
     QueryRequest,
     RangeDateTime,
     RangeFloat,
     RecommendQuery,
+    ScalarQuantizationConfig,
+    ScalarType,
     ScrollRequest,
     SearchParams,
     UpdateOperation,
@@ -113,7 +118,11 @@ log = logging.getLogger(__name__)
 
 META_FILE = "pir_collection.json"
 SHARD_DIR = "shard"
-_SCHEMA_TYPES = {"keyword": PayloadSchemaType.Keyword, "integer": PayloadSchemaType.Integer}
+_SCHEMA_TYPES = {
+    "keyword": PayloadSchemaType.Keyword,
+    "integer": PayloadSchemaType.Integer,
+    "datetime": PayloadSchemaType.Datetime,
+}
 _LOCK_MARKERS = ("WouldBlock", "Can't init WAL", "failed to open WAL")
 
 
@@ -148,7 +157,7 @@ class EdgeStore(st.VectorStore):
         upsert_batch: int = 1000,
         warmup: bool = True,
         wait_s: float = 0.0,
-        **index: int,
+        **index: Any,
     ) -> None:
         super().__init__(collection, **index)
         self.path = Path(path)
@@ -158,6 +167,7 @@ class EdgeStore(st.VectorStore):
         self.wait_s = wait_s
         self._shard: EdgeShard | None = None
         self._meta: dict[str, Any] | None = None
+        self._config: dict[str, Any] = {}  # the shard's own edge_config.json (the effective settings)
         self._closed = False
         self._root = self.path  # where the shard is read from: the store itself, or a private read-only copy
         self._read_only: str | None = None  # why the store is open read-only (None: writable)
@@ -275,7 +285,8 @@ class EdgeStore(st.VectorStore):
         cfg_path = self.shard_path / "edge_config.json"
         shard_layout: dict[str, Any] = {}
         try:
-            vectors = json.loads(cfg_path.read_text())["vectors"]
+            self._config = json.loads(cfg_path.read_text())
+            vectors = self._config["vectors"]
             if IMAGE in vectors:
                 shard_layout = {"layout": NAMED, "dim": int(vectors[IMAGE]["size"])}
                 if TEXT in vectors:
@@ -337,8 +348,11 @@ class EdgeStore(st.VectorStore):
             )
         return self._shard
 
-    def _ensure(self, dim: int, encoder: str | None, text_dim: int, text_encoder: str | None) -> None:
-        """Create the shard (named vectors, payload indexes) or check the existing one's layout, sizes and encoder."""
+    def _ensure(
+        self, dim: int, encoder: str | None, text_dim: int, text_encoder: str | None, plan: st.VectorPlan
+    ) -> None:
+        """Create the shard (named vectors stored as ``plan`` says, payload indexes before any point) or check the
+        existing one's layout, sizes and encoder."""
         if self._closed:
             raise StoreError(f"the Qdrant Edge store at {self.path} is closed")
         if self._shard is not None and self._meta is not None:
@@ -355,14 +369,11 @@ class EdgeStore(st.VectorStore):
                 self._acquire()
         if self.shard_path.exists():  # created by another process while this one waited
             self._load()
-            self._ensure(dim, encoder, text_dim, text_encoder)
+            self._ensure(dim, encoder, text_dim, text_encoder, plan)
             return
         self.path.mkdir(parents=True, exist_ok=True)
         config = EdgeConfig(
-            vectors={
-                IMAGE: EdgeVectorParams(size=int(dim), distance=Distance.Cosine),
-                TEXT: EdgeVectorParams(size=int(text_dim), distance=Distance.Cosine),
-            },
+            vectors={IMAGE: _vector_params(int(dim), plan), TEXT: _vector_params(int(text_dim), plan)},
             sparse_vectors={WORDS: EdgeSparseVectorParams(modifier=Modifier.Idf)},
             hnsw_config=HnswIndexConfig(
                 m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, full_scan_threshold=self.full_scan_threshold_kb
@@ -392,15 +403,19 @@ class EdgeStore(st.VectorStore):
             "encoder": encoder,
             "text_encoder": text_encoder,
             "words": WORDS_MODEL,
+            "storage_plan": plan.reason,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        self._config = json.loads((self.shard_path / "edge_config.json").read_text())
         self._write_meta(self._meta)
         self._sh.flush()
         log.info(
-            "created Qdrant Edge collection '%s' (%d-d image, %d-d text, words) at %s",
+            "created Qdrant Edge collection '%s' (%d-d image, %d-d text, words; quantization %s, %s) at %s",
             self.collection,
             dim,
             text_dim,
+            plan.quantization,
+            plan.reason,
             self.path,
         )
 
@@ -541,9 +556,17 @@ class EdgeStore(st.VectorStore):
     def _count(self, flt: SearchFilter | None, *, exact: bool) -> int:
         return int(self._sh.count(CountRequest(exact=exact, filter=to_edge_filter(flt))))
 
+    def _search_params(self, ask: Ask) -> SearchParams:
+        quant = None
+        if self.quantized():
+            quant = QuantizationSearchParams(
+                rescore=self.quantization_rescore, oversampling=float(self.quantization_oversampling)
+            )
+        return search_params(ask, self.hnsw_ef, quant)
+
     def _query(self, vectors: np.ndarray, ask: Ask) -> list[list[Hit]]:
         edge_filter = to_edge_filter(ask.flt)
-        params = SearchParams(hnsw_ef=self.hnsw_ef, exact=ask.exact)
+        params = self._search_params(ask)
         using = self._image_using()
         requests = [
             QueryRequest(query=Query.Nearest(v, using=using), params=params, **_common(ask, edge_filter))
@@ -556,7 +579,9 @@ class EdgeStore(st.VectorStore):
         return to_hits(results, ask.with_vectors)
 
     def _hybrid(self, legs: list[Leg], query: HybridQuery, ask: Ask) -> list[Hit]:
-        request = hybrid_request(legs, query, ask, self.hnsw_ef, using_image=self._image_using())
+        request = hybrid_request(
+            legs, query, ask, self.hnsw_ef, using_image=self._image_using(), params=self._search_params(ask)
+        )
         return to_hits([self._sh.query(request)], ask.with_vectors)[0]
 
     def _retrieve(self, ids: list[str], with_vectors: bool) -> list[StoredPoint]:
@@ -571,6 +596,45 @@ class EdgeStore(st.VectorStore):
         )
         return self._sh.scroll(request)
 
+    def quantized(self) -> bool:
+        v = self._vector_config(IMAGE)
+        return (
+            self._meta is not None and _quantization_name(v if v.get("quantization_config") else self._config) != "none"
+        )
+
+    def _vector_config(self, name: str) -> dict[str, Any]:
+        """The shard's stored config of one dense vector (the unnamed one for ``image`` in a legacy layout)."""
+        vectors = self._config.get("vectors") or {}
+        if name == IMAGE and IMAGE not in vectors:
+            return vectors.get("", next(iter(vectors.values()), {})) if vectors else {}
+        return vectors.get(name) or {}
+
+    def _creation_options(self) -> dict[str, Any]:
+        return {"full_scan_threshold_kb": self.full_scan_threshold_kb, "on_disk_payload": True}
+
+    def _stored_settings(self) -> dict[str, Any]:
+        cfg = self._config
+        hnsw = cfg.get("hnsw_config") or {}
+        vectors: dict[str, Any] = {}
+        for name in (IMAGE, TEXT):
+            v = self._vector_config(name)
+            if v:
+                q = _quantization_name(v) if v.get("quantization_config") else _quantization_name(cfg)
+                vectors[name] = {"size": v.get("size"), "quantization": q, "on_disk": bool(v.get("on_disk"))}
+        image = vectors.get(IMAGE, {})
+        schema = self._sh.info().payload_schema
+        return {
+            "quantization": image.get("quantization", "none"),
+            "vectors_on_disk": image.get("on_disk", False),
+            "storage_plan": (self._meta or {}).get("storage_plan"),
+            "vectors": vectors,
+            "hnsw_m": hnsw.get("m"),
+            "hnsw_ef_construct": hnsw.get("ef_construct"),
+            "full_scan_threshold_kb": hnsw.get("full_scan_threshold"),
+            "on_disk_payload": cfg.get("on_disk_payload") is not False,  # the engine's default is on disk
+            "payload_indexes": {k: _schema_name(v.data_type) for k, v in sorted(schema.items())},
+        }
+
     def _index_info(self) -> dict[str, Any]:
         si = self._sh.info()
         return {
@@ -581,6 +645,45 @@ class EdgeStore(st.VectorStore):
 
     def _location(self) -> str:
         return str(self.path)
+
+
+def _vector_params(size: int, plan: st.VectorPlan) -> EdgeVectorParams:
+    """One dense vector of a new shard: cosine, stored and quantized as ``plan`` says."""
+    quant: Any = None
+    if plan.quantization == "int8":
+        quant = ScalarQuantizationConfig(type=ScalarType.Int8, quantile=st.INT8_QUANTILE, always_ram=True)
+    elif plan.quantization == "binary":
+        quant = BinaryQuantizationConfig(always_ram=True)
+    return EdgeVectorParams(
+        size=size, distance=Distance.Cosine, on_disk=True if plan.on_disk else None, quantization_config=quant
+    )
+
+
+def _quantization_name(config: dict[str, Any]) -> str:
+    """``none``, ``int8``, ``binary`` (or another engine kind) of a stored ``quantization_config``."""
+    q = config.get("quantization_config")
+    if not q:
+        return "none"
+    kind = next(iter(q))
+    if kind == "scalar":
+        return str(q[kind].get("type", "int8"))
+    return str(kind)
+
+
+def _schema_name(data_type: Any) -> str:
+    """The payload index type as pir names it (``keyword``, ``integer``, ``datetime``, ...)."""
+    for name, t in _SCHEMA_TYPES.items():
+        if t == data_type:
+            return name
+    return str(data_type).rsplit(".", 1)[-1].lower()
+
+
+def search_params(ask: Ask, hnsw_ef: int, quantization: QuantizationSearchParams | None = None) -> SearchParams:
+    """The Qdrant Edge search params of ``ask``'s plan: ``exact``, or HNSW at ``hnsw_ef`` (with ACORN for the
+    ``acorn`` plan: pir already decided, so ACORN is used whatever the engine's own selectivity estimate), with the
+    quantized collection's rescoring options."""
+    acorn = AcornSearchParams(enable=True, max_selectivity=1.0) if ask.plan == "acorn" else None
+    return SearchParams(hnsw_ef=hnsw_ef, exact=ask.exact, quantization=quantization, acorn=acorn)
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -623,10 +726,17 @@ def leg_query(leg: Leg, using: str | None) -> Query:
 
 
 def hybrid_request(
-    legs: list[Leg], query: HybridQuery, ask: Ask, hnsw_ef: int, *, using_image: str | None = IMAGE
+    legs: list[Leg],
+    query: HybridQuery,
+    ask: Ask,
+    hnsw_ef: int,
+    *,
+    using_image: str | None = IMAGE,
+    params: SearchParams | None = None,
 ) -> QueryRequest:
-    """The Qdrant Edge request of a hybrid query: the filter on every prefetch (and the fused query)."""
-    params = SearchParams(hnsw_ef=hnsw_ef, exact=ask.exact)
+    """The Qdrant Edge request of a hybrid query: the filter (and ``params``, default :func:`search_params`) on every
+    prefetch (and the fused query)."""
+    params = params if params is not None else search_params(ask, hnsw_ef)
     edge_filter = to_edge_filter(ask.flt)
     common = _common(ask, edge_filter, with_vector=[IMAGE] if ask.with_vectors and using_image else None)
     queries = [leg_query(leg, using_image if leg.using == IMAGE else leg.using) for leg in legs]
@@ -642,6 +752,13 @@ def hybrid_request(
             scale, offset = leg.standardised()
             score = Expression.Variable(f"$score[{i}]")
             terms += [Expression.Mult([Expression.Constant(scale), score]), Expression.Constant(offset)]
+            if (g := leg.gate_terms()) is not None:
+                z_over = Expression.Sum(
+                    [Expression.Mult([Expression.Constant(g[1]), score]), Expression.Constant(g[2])]
+                )
+                terms.append(
+                    Expression.Mult([Expression.Constant(g[0]), Expression.Max([z_over, Expression.Constant(0.0)])])
+                )
         defaults = {f"$score[{i}]": float(leg.floor) for i, leg in enumerate(legs)}
         fused = Formula(Expression.Sum(terms), defaults=defaults)
     else:
@@ -686,7 +803,7 @@ def open_store(settings: Settings, collection: str) -> EdgeStore:
         settings.store_dir / collection,
         collection,
         wait_s=settings.store_wait_s,
-        **st.index_settings(settings),  # type: ignore[arg-type]  # index keywords
+        **st.index_settings(settings),
     )
 
 
@@ -734,7 +851,13 @@ def reindex(
         if tmp.exists():  # a copy left by an interrupted run: start it again from the intact original
             shutil.rmtree(tmp)
         with edge(tmp) as dst:
-            dst.ensure_collection(int(src.dim() or 0), encoder=src.encoder(), text_dim=te.dim, text_encoder=te.name)
+            dst.ensure_collection(
+                int(src.dim() or 0),
+                encoder=src.encoder(),
+                text_dim=te.dim,
+                text_encoder=te.name,
+                expected_points=summary.points,  # sized for what it is about to hold
+            )
             copy_points(src, dst, summary=summary, **opts)
             check_same(src, dst)
             dst.optimize()

@@ -48,7 +48,11 @@ log = logging.getLogger(__name__)
 
 #: Collection distribution keywords of :class:`ServerStore` (as in the settings' ``qdrant`` section).
 DISTRIBUTION = ("shard_number", "replication_factor", "write_consistency_factor", "on_disk_payload")
-_SCHEMA_TYPES = {"keyword": qm.PayloadSchemaType.KEYWORD, "integer": qm.PayloadSchemaType.INTEGER}
+_SCHEMA_TYPES = {
+    "keyword": qm.PayloadSchemaType.KEYWORD,
+    "integer": qm.PayloadSchemaType.INTEGER,
+    "datetime": qm.PayloadSchemaType.DATETIME,
+}
 
 
 class ServerStore(st.VectorStore):
@@ -89,6 +93,7 @@ class ServerStore(st.VectorStore):
         self._layout: str | None = None
         self._encoder: str | None = None
         self._text_encoder: str | None = None
+        self._quantization: str = "none"  # of the image vectors, read with the collection's config
         self._closed = False
         # qdrant-client's local mode (":memory:" / path) is always exact and warns about search params.
         self._local = isinstance(getattr(client, "_client", None), QdrantLocal)
@@ -129,21 +134,22 @@ class ServerStore(st.VectorStore):
                 "cosine: use another collection"
             )
         self._dim = int(vectors.size)
+        self._quantization = _quantization_name(vectors.quantization_config or cfg.quantization_config)
         meta = getattr(cfg, "metadata", None) or {}
         self._encoder = meta.get("encoder")
         self._text_encoder = meta.get("text_encoder")
         return True
 
-    def _ensure(self, dim: int, encoder: str | None, text_dim: int, text_encoder: str | None) -> None:
-        """Create the collection (named vectors, payload indexes, distribution from settings) or validate it."""
+    def _ensure(
+        self, dim: int, encoder: str | None, text_dim: int, text_encoder: str | None, plan: st.VectorPlan
+    ) -> None:
+        """Create the collection (named vectors stored as ``plan`` says, distribution from settings, payload indexes
+        before any point) or validate it."""
         if not self._load_config():
             try:
                 self.client.create_collection(
                     self.collection,
-                    vectors_config={
-                        IMAGE: qm.VectorParams(size=int(dim), distance=qm.Distance.COSINE),
-                        TEXT: qm.VectorParams(size=int(text_dim), distance=qm.Distance.COSINE),
-                    },
+                    vectors_config={IMAGE: _vector_params(int(dim), plan), TEXT: _vector_params(int(text_dim), plan)},
                     sparse_vectors_config={WORDS: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
                     **self.distribution,
                     hnsw_config=qm.HnswConfigDiff(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct),
@@ -154,10 +160,18 @@ class ServerStore(st.VectorStore):
                         "text_encoder": text_encoder,
                         "words": WORDS_MODEL,
                         "layout": NAMED,
+                        "storage_plan": plan.reason,
                         "created_by": "pir",
                     },
                 )
-                log.info("created collection '%s' (%d-d, cosine) at %s", self.collection, dim, self.location)
+                log.info(
+                    "created collection '%s' (%d-d, cosine; quantization %s, %s) at %s",
+                    self.collection,
+                    dim,
+                    plan.quantization,
+                    plan.reason,
+                    self.location,
+                )
             except Exception:
                 if not self._load_config():  # lost a creation race: validate what the other process made
                     raise
@@ -225,7 +239,17 @@ class ServerStore(st.VectorStore):
         return int(self.client.count(self.collection, count_filter=to_qdrant_filter(flt), exact=exact).count)
 
     def _params(self, ask: Ask) -> qm.SearchParams | None:
-        return None if self._local else qm.SearchParams(hnsw_ef=self.hnsw_ef, exact=ask.exact)
+        if self._local:
+            return None
+        quant = None
+        if self.quantized():
+            quant = qm.QuantizationSearchParams(
+                rescore=self.quantization_rescore, oversampling=float(self.quantization_oversampling)
+            )
+        return search_params(ask, self.hnsw_ef, quant)
+
+    def quantized(self) -> bool:
+        return self.dim() is not None and self._quantization != "none"
 
     def _query(self, vectors: np.ndarray, ask: Ask) -> list[list[Hit]]:
         qfilter = to_qdrant_filter(ask.flt)
@@ -283,6 +307,37 @@ class ServerStore(st.VectorStore):
             with_vectors=with_vectors,
         )
 
+    def _creation_options(self) -> dict[str, Any]:
+        return dict(self.distribution)
+
+    def _stored_settings(self) -> dict[str, Any]:
+        ci = self.client.get_collection(self.collection)
+        cfg, params = ci.config, ci.config.params
+        named = params.vectors if isinstance(params.vectors, dict) else {IMAGE: params.vectors}
+        vectors: dict[str, Any] = {}
+        for name in (IMAGE, TEXT):
+            v = named.get(name, named.get("") if name == IMAGE else None)
+            if v is not None:
+                q = _quantization_name(v.quantization_config or cfg.quantization_config)
+                vectors[name] = {"size": int(v.size), "quantization": q, "on_disk": bool(v.on_disk)}
+        image = vectors.get(IMAGE, {})
+        meta = getattr(cfg, "metadata", None) or {}
+        hnsw = cfg.hnsw_config
+        return {
+            "quantization": image.get("quantization", "none"),
+            "vectors_on_disk": image.get("on_disk", False),
+            "storage_plan": meta.get("storage_plan"),
+            "vectors": vectors,
+            "hnsw_m": hnsw.m,
+            "hnsw_ef_construct": hnsw.ef_construct,
+            "full_scan_threshold_kb": hnsw.full_scan_threshold,
+            "on_disk_payload": bool(params.on_disk_payload),
+            "shard_number": params.shard_number,
+            "replication_factor": params.replication_factor,
+            "write_consistency_factor": params.write_consistency_factor,
+            "payload_indexes": {k: _schema_name(v.data_type) for k, v in sorted((ci.payload_schema or {}).items())},
+        }
+
     def _index_info(self) -> dict[str, Any]:
         ci = self.client.get_collection(self.collection)
         return {
@@ -299,6 +354,46 @@ class ServerStore(st.VectorStore):
     def thread_safe(self) -> bool:
         """A server over HTTP/gRPC is; qdrant-client's in-process local mode is not."""
         return not self._local
+
+
+def _vector_params(size: int, plan: st.VectorPlan) -> qm.VectorParams:
+    """One dense vector of a new collection: cosine, stored and quantized as ``plan`` says."""
+    quant: qm.ScalarQuantization | qm.BinaryQuantization | None = None
+    if plan.quantization == "int8":
+        quant = qm.ScalarQuantization(
+            scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=st.INT8_QUANTILE, always_ram=True)
+        )
+    elif plan.quantization == "binary":
+        quant = qm.BinaryQuantization(binary=qm.BinaryQuantizationConfig(always_ram=True))
+    return qm.VectorParams(
+        size=size, distance=qm.Distance.COSINE, on_disk=True if plan.on_disk else None, quantization_config=quant
+    )
+
+
+def _quantization_name(config: Any) -> str:
+    """``none``, ``int8``, ``binary`` or ``product`` of a qdrant-client quantization config (None = none)."""
+    if config is None:
+        return "none"
+    if isinstance(config, qm.ScalarQuantization):
+        return str(getattr(config.scalar.type, "value", config.scalar.type))
+    if isinstance(config, qm.BinaryQuantization):
+        return "binary"
+    if isinstance(config, qm.ProductQuantization):
+        return "product"
+    return type(config).__name__.lower()
+
+
+def _schema_name(data_type: Any) -> str:
+    """The payload index type as pir names it (``keyword``, ``integer``, ``datetime``, ...)."""
+    return str(getattr(data_type, "value", data_type))
+
+
+def search_params(ask: Ask, hnsw_ef: int, quantization: qm.QuantizationSearchParams | None = None) -> qm.SearchParams:
+    """The server's search params of ``ask``'s plan (as :func:`pir.search.edge.search_params`): ``exact``, or HNSW
+    at ``hnsw_ef``, with ACORN for the ``acorn`` plan (``max_selectivity=1``: pir already decided; needs Qdrant
+    1.16+, qdrant-client 1.16+), and the quantized collection's rescoring options."""
+    acorn = qm.AcornSearchParams(enable=True, max_selectivity=1.0) if ask.plan == "acorn" else None
+    return qm.SearchParams(hnsw_ef=hnsw_ef, exact=ask.exact, quantization=quantization, acorn=acorn)
 
 
 def _dense(v: np.ndarray) -> list[float]:
@@ -331,6 +426,9 @@ def fusion_query(legs: list[Leg], query: HybridQuery) -> Any:
         for i, leg in enumerate(legs):
             scale, offset = leg.standardised()
             zterms += [qm.MultExpression(mult=[scale, f"$score[{i}]"]), offset]
+            if (g := leg.gate_terms()) is not None:
+                z_over = qm.SumExpression(sum=[qm.MultExpression(mult=[g[1], f"$score[{i}]"]), g[2]])
+                zterms.append(qm.MultExpression(mult=[g[0], qm.MaxExpression(max=[z_over, 0.0])]))
         return qm.FormulaQuery(
             formula=qm.SumExpression(sum=zterms), defaults={f"$score[{i}]": leg.floor for i, leg in enumerate(legs)}
         )
@@ -425,7 +523,13 @@ def _reindex_server(store: st.VectorStore, te: TextEncoder, opts: dict[str, Any]
     if layout == LEGACY:
         if tmp_exists:  # a copy left by an interrupted run: start it again from the intact original
             client.delete_collection(tmp_name)
-        tmp.ensure_collection(int(store.dim() or 0), encoder=store.encoder(), text_dim=te.dim, text_encoder=te.name)
+        tmp.ensure_collection(
+            int(store.dim() or 0),
+            encoder=store.encoder(),
+            text_dim=te.dim,
+            text_encoder=te.name,
+            expected_points=store.count(),  # sized for what it is about to hold
+        )
         summary.points = copy_points(store, tmp, summary=summary, **opts)
         check_same(store, tmp)
         encoder = store.encoder()
@@ -433,7 +537,13 @@ def _reindex_server(store: st.VectorStore, te: TextEncoder, opts: dict[str, Any]
     else:  # interrupted after the original was dropped: tmp_name holds the checked copy
         encoder = tmp.encoder()
     fresh = server(name)
-    fresh.ensure_collection(int(tmp.dim() or 0), encoder=encoder, text_dim=te.dim, text_encoder=tmp.text_encoder())
+    fresh.ensure_collection(
+        int(tmp.dim() or 0),
+        encoder=encoder,
+        text_dim=te.dim,
+        text_encoder=tmp.text_encoder(),
+        expected_points=tmp.count(),
+    )
     n = copy_points(tmp, fresh, batch_size=opts["batch_size"], show_progress=opts["show_progress"])
     check_same(tmp, fresh)
     summary.points = n

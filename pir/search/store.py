@@ -58,7 +58,9 @@ from pir.search.words import SparseVector
 if TYPE_CHECKING:
     from types import TracebackType
 
-#: Payload fields indexed at collection creation, with their index type.
+#: Payload fields indexed at collection creation (before any point is stored), with their index type: every field
+#: :class:`SearchFilter` filters on (``classes``, ``year``, ``publication_date``, ``viewpoint``, ``object_name``,
+#: ``patent_id`` also for ``exclude_patents``) plus ``class_label``. ``exclude_ids`` filters on point ids (no index).
 PAYLOAD_INDEXES: dict[str, str] = {
     "patent_id": "keyword",
     "classes": "keyword",
@@ -66,10 +68,77 @@ PAYLOAD_INDEXES: dict[str, str] = {
     "object_name": "keyword",
     "viewpoint": "keyword",
     "year": "integer",
+    "publication_date": "datetime",
 }
 
 #: Index keywords every backend takes (:class:`VectorStore`), named as in the settings' ``qdrant`` section.
-INDEX_OPTIONS = ("hnsw_ef", "exact_filter_threshold", "hnsw_m", "hnsw_ef_construct")
+INDEX_OPTIONS = (
+    "hnsw_ef",
+    "exact_filter_threshold",
+    "hnsw_m",
+    "hnsw_ef_construct",
+    "quantization",
+    "vectors_on_disk",
+    "expected_points",
+    "quantization_rescore",
+    "quantization_oversampling",
+    "acorn_max_selectivity",
+)
+
+#: Quantization settings (``qdrant.quantization``); ``auto`` resolves to ``none`` or ``int8`` (:func:`vector_plan`).
+QUANTIZATIONS = ("auto", "none", "int8", "binary")
+#: ``auto`` quantizes (int8, quantized copy in RAM, originals on disk, rescored) from this many expected figures up.
+#: Where it comes from (../shared/qdrant-edge-and-celery.md, 2 cores / 24 GB): float32 in RAM fits comfortably up to
+#: about 300k figures; at 1M (512-d) the benchmark process peaked at 15.7 GB. pir's figures carry 1280-d image and
+#: 384-d text vectors (6.5 KB float32 each; 2 GB at 300k): int8 keeps 1.6 KB of them in RAM, rescoring the best
+#: ``oversampling * k`` candidates from the originals keeps the ranking. Below it, float32 in RAM (no quantization
+#: error, nothing read from disk).
+AUTO_QUANTIZE_POINTS = 300_000
+#: Int8 scalar quantization clips each dimension to this quantile of its values (Qdrant's usual setting).
+INT8_QUANTILE = 0.99
+#: The filter planner's choices (:meth:`VectorStore.plan_for`).
+PLANS = ("hnsw", "exact", "acorn")
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorPlan:
+    """How the ``image`` and ``text`` vectors of a new collection are stored (:func:`vector_plan`).
+
+    Attributes:
+        quantization: ``none``, ``int8`` or ``binary`` (the quantized copy is kept in RAM).
+        on_disk: The original float32 vectors live on disk (mmap) instead of RAM.
+        reason: Why, in words (shown by ``pir info``).
+    """
+
+    quantization: str
+    on_disk: bool
+    reason: str
+
+
+def vector_plan(quantization: str, vectors_on_disk: bool | None, expected_points: int | None) -> VectorPlan:
+    """The vector storage of a new collection from the settings and the size it is planned for.
+
+    ``auto``: ``int8`` from :data:`AUTO_QUANTIZE_POINTS` expected points up, else ``none`` (an unknown size counts as
+    small). ``vectors_on_disk`` None: originals on disk exactly when quantized (the searches read the quantized copy
+    in RAM; only the rescored candidates read the originals).
+
+    Raises:
+        StoreError: An unknown quantization.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise StoreError(f"unknown quantization {quantization!r}: use one of {', '.join(QUANTIZATIONS)}")
+    if quantization == "auto":
+        n = expected_points
+        if n is not None and n >= AUTO_QUANTIZE_POINTS:
+            quantization, why = "int8", f"auto: {n} expected points >= {AUTO_QUANTIZE_POINTS}"
+        else:
+            size = "unknown size" if n is None else f"{n} expected points < {AUTO_QUANTIZE_POINTS}"
+            quantization, why = "none", f"auto: {size}"
+    else:
+        why = "set"
+    on_disk = quantization != "none" if vectors_on_disk is None else bool(vectors_on_disk)
+    return VectorPlan(quantization, on_disk, f"{why}; originals {'on disk' if on_disk else 'in RAM'}")
+
 
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _GROUP_OVERFETCH = 4
@@ -93,13 +162,34 @@ class VectorStore(ABC):
         exact_filter_threshold: int = 20_000,
         hnsw_m: int = 16,
         hnsw_ef_construct: int = 128,
+        quantization: str = "auto",
+        vectors_on_disk: bool | None = None,
+        expected_points: int | None = None,
+        quantization_rescore: bool = True,
+        quantization_oversampling: float = 2.0,
+        acorn_max_selectivity: float = 0.4,
     ) -> None:
-        """Index settings shared by the backends (``hnsw_m``, ``hnsw_ef_construct``: at creation)."""
+        """Index settings shared by the backends (as in :class:`pir.core.config.QdrantSettings`).
+
+        At creation: ``hnsw_m``, ``hnsw_ef_construct``, ``quantization``, ``vectors_on_disk``, ``expected_points``
+        (:func:`vector_plan`). At search: ``hnsw_ef``, ``quantization_rescore`` / ``quantization_oversampling`` (when
+        the collection is quantized), and the filter planner's ``exact_filter_threshold`` /
+        ``acorn_max_selectivity`` (:meth:`plan_for`).
+        """
         self.collection = validate_collection_name(collection)
         self.hnsw_ef = hnsw_ef
         self.exact_filter_threshold = exact_filter_threshold
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construct = hnsw_ef_construct
+        vector_plan(quantization, vectors_on_disk, expected_points)  # refuse an unknown quantization now
+        self.quantization = quantization
+        self.vectors_on_disk = vectors_on_disk
+        self.expected_points = expected_points
+        self.quantization_rescore = quantization_rescore
+        self.quantization_oversampling = quantization_oversampling
+        self.acorn_max_selectivity = acorn_max_selectivity
+        #: The filter planner's last choice (``hnsw``, ``exact`` or ``acorn``; None before the first search).
+        self.last_plan: str | None = None
 
     @property
     def thread_safe(self) -> bool:
@@ -107,21 +197,32 @@ class VectorStore(ABC):
         (:func:`pir.search.runtime.guarded`). The embedded store is single-owner: False."""
         return False
 
-    def index_options(self) -> dict[str, int]:
+    def index_options(self) -> dict[str, Any]:
         """This store's index keywords (to open another collection alike)."""
         return {k: getattr(self, k) for k in INDEX_OPTIONS}
 
     # ----------------------------------------------------------------- collection
     def ensure_collection(
-        self, dim: int, *, encoder: str | None = None, text_dim: int = DEFAULT_TEXT_DIM, text_encoder: str | None = None
+        self,
+        dim: int,
+        *,
+        encoder: str | None = None,
+        text_dim: int = DEFAULT_TEXT_DIM,
+        text_encoder: str | None = None,
+        expected_points: int | None = None,
     ) -> None:
         """Create the collection (``image``/``text``/``words`` vectors, payload indexes) or check the existing one.
+
+        A new collection gets the payload indexes of :data:`PAYLOAD_INDEXES` before any point is stored, HNSW
+        ``hnsw_m`` / ``hnsw_ef_construct``, and the vector storage of :func:`vector_plan` (quantization, originals on
+        disk) for ``expected_points`` (else the store's ``expected_points``). An existing one keeps its settings.
 
         Args:
             dim: Size of the ``image`` vectors.
             encoder: Image encoder id recorded with the collection (``name@version``).
             text_dim: Size of the ``text`` vectors (the text encoder's dimension).
             text_encoder: Text encoder name recorded with the collection.
+            expected_points: Figures the new collection is planned for (e.g. the number about to be ingested).
 
         Raises:
             LegacyLayoutError: The collection has the old single-vector layout (``pir reindex`` upgrades it).
@@ -129,11 +230,64 @@ class VectorStore(ABC):
         """
         if int(dim) <= 0 or int(text_dim) <= 0:
             raise StoreError(f"collection '{self.collection}': vector sizes must be positive, got {dim}, {text_dim}")
-        self._ensure(int(dim), encoder, int(text_dim), text_encoder)
+        self._ensure(int(dim), encoder, int(text_dim), text_encoder, self.vector_plan(expected_points))
+
+    def vector_plan(self, expected_points: int | None = None) -> VectorPlan:
+        """The vector storage a new collection gets (:func:`vector_plan` of this store's settings)."""
+        n = expected_points if expected_points is not None else self.expected_points
+        return vector_plan(self.quantization, self.vectors_on_disk, n)
 
     @abstractmethod
-    def _ensure(self, dim: int, encoder: str | None, text_dim: int, text_encoder: str | None) -> None:
-        """Backend: create the collection, or check the existing one with :meth:`_check_existing`."""
+    def _ensure(self, dim: int, encoder: str | None, text_dim: int, text_encoder: str | None, plan: VectorPlan) -> None:
+        """Backend: create the collection with ``plan``, or check the existing one with :meth:`_check_existing`."""
+
+    def collection_settings(self) -> dict[str, Any]:
+        """The collection's effective settings, read back from the backend (what ``pir info`` shows).
+
+        Keys: ``backend``, ``exists``; ``quantization`` / ``vectors_on_disk`` (of the ``image`` vectors; ``vectors``
+        has each named vector's ``size``, ``quantization``, ``on_disk``) and ``storage_plan`` (why, as recorded at
+        creation; :func:`vector_plan`); ``hnsw_m``, ``hnsw_ef_construct``; the search-time
+        ``hnsw_ef``, ``quantization_rescore``, ``quantization_oversampling``; ``payload_indexes`` (field -> type);
+        the planner's ``exact_filter_threshold`` / ``acorn_max_selectivity``; and the backend's own (server:
+        ``shard_number``, ``replication_factor``, ``write_consistency_factor``, ``on_disk_payload``; Edge:
+        ``full_scan_threshold_kb``, ``on_disk_payload``). Without a collection: what one created now would get.
+        """
+        exists = self.dim() is not None
+        out: dict[str, Any] = {"backend": self.backend, "exists": exists}
+        if exists:
+            out.update(self._stored_settings())
+        else:
+            plan = self.vector_plan()
+            out.update(
+                quantization=plan.quantization,
+                vectors_on_disk=plan.on_disk,
+                storage_plan=plan.reason,
+                hnsw_m=self.hnsw_m,
+                hnsw_ef_construct=self.hnsw_ef_construct,
+                payload_indexes=dict(PAYLOAD_INDEXES),
+                **self._creation_options(),
+            )
+        out.update(
+            hnsw_ef=self.hnsw_ef,
+            quantization_rescore=self.quantization_rescore,
+            quantization_oversampling=self.quantization_oversampling,
+            exact_filter_threshold=self.exact_filter_threshold,
+            acorn_max_selectivity=self.acorn_max_selectivity,
+        )
+        return out
+
+    def _creation_options(self) -> dict[str, Any]:
+        """Backend options a collection created now would get (for :meth:`collection_settings` without one)."""
+        return {}
+
+    @abstractmethod
+    def _stored_settings(self) -> dict[str, Any]:
+        """Backend part of :meth:`collection_settings`, read from the existing collection's own config."""
+
+    @abstractmethod
+    def quantized(self) -> bool:
+        """Whether the collection's vectors are quantized (searches then pass the rescoring options); False without
+        a collection. Backends read it with the collection's config, not per search."""
 
     @abstractmethod
     def layout(self) -> str | None:
@@ -468,14 +622,44 @@ class VectorStore(ABC):
                 return best[:k]
             limit *= _GROUP_OVERFETCH
 
-    def _plan(self, ask: Ask) -> Ask:
-        """An empty filter is none; exact when asked or when the filter keeps fewer than ``exact_filter_threshold``.
+    def plan_for(self, filter: SearchFilter | None = None, *, exact: bool = False) -> str:
+        """How a search with ``filter`` runs: ``exact``, ``acorn`` or ``hnsw`` (the filter planner of both backends).
 
-        Graph search with a filter of medium selectivity loses recall; an exact scan of a small set is cheap.
+        From a cheap estimate of the filter's match count (the payload indexes' cardinality, ``count(exact=False)``):
+
+        - ``exact`` when asked, or when the filter matches fewer than ``exact_filter_threshold`` points: an exact scan
+          of the matching points only (through the payload index) is cheap and has recall 1.0;
+        - ``acorn`` when it matches more but keeps less than ``acorn_max_selectivity`` of the points: HNSW with such
+          a filter loses recall (0.47-0.83 recall@10 for 3-24% filters at 1M in ../shared/qdrant-edge-and-celery.md)
+          because the graph's links between matching points are too few; ACORN also follows two-hop links;
+        - ``hnsw`` without a filter, or when the filter keeps most points (the graph stays connected).
+
+        Setting ``exact_filter_threshold = 0`` and ``acorn_max_selectivity = 0`` turns the planner off (always
+        ``hnsw`` unless asked ``exact``). Measured at 100k points (``tests/test_collection_settings.py``, slow tier):
+        recall@10 at ef 256 of 0.83 (14% filter) and 0.88 (8% two-field filter) with HNSW, 1.0 with exact and ACORN.
+        An exact scan scores the original vectors (a quantized collection's originals may be on disk); ACORN scores
+        the quantized copy and rescores. The shared notes found an exact scan cheaper than ACORN in RAM at every
+        measured size (1.7 vs 10 ms at 100k, 39 vs 60 ms for 143k matches at 1M).
         """
+        flt = None if filter is None or filter.is_empty() else filter
+        if exact:
+            return "exact"
+        if flt is None or self.dim() is None:
+            return "hnsw"
+        matches = self._count(flt, exact=False)
+        if matches < self.exact_filter_threshold:
+            return "exact"
+        total = self._count(None, exact=False)
+        if total > 0 and matches / total < self.acorn_max_selectivity:
+            return "acorn"
+        return "hnsw"
+
+    def _plan(self, ask: Ask) -> Ask:
+        """``ask`` with its plan (:meth:`plan_for`, recorded in :attr:`last_plan`); an empty filter is none."""
         flt = None if ask.flt is None or ask.flt.is_empty() else ask.flt
-        exact = ask.exact or (flt is not None and self._count(flt, exact=False) < self.exact_filter_threshold)
-        return dataclasses.replace(ask, flt=flt, exact=exact)
+        plan = self.plan_for(flt, exact=ask.exact)
+        self.last_plan = plan
+        return dataclasses.replace(ask, flt=flt, exact=plan == "exact", plan=plan)
 
     @abstractmethod
     def _count(self, flt: SearchFilter | None, *, exact: bool) -> int:
@@ -607,7 +791,7 @@ class VectorStore(ABC):
     def _location(self) -> str: ...
 
 
-def index_settings(settings: Any) -> dict[str, int]:
+def index_settings(settings: Any) -> dict[str, Any]:
     """The index keywords of a backend (:data:`INDEX_OPTIONS`) from the settings' ``qdrant`` section."""
     return {k: getattr(settings.qdrant, k) for k in INDEX_OPTIONS}
 
