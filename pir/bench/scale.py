@@ -500,18 +500,11 @@ def estimate(size: int, dim: int, text_dim: int, quant: str, done: Sequence[dict
 
 
 # ------------------------------------------------------------------------------------------------------ a cell
-def _cell_settings(settings: Settings, work: Path, quant: str, size: int) -> Settings | None:
-    """The settings of one cell: embedded store under ``work``; the quantization and expected size where this pir's
-    settings have them (None: ``quant`` asked but the settings cannot express it)."""
-    fields = type(settings.qdrant).model_fields
-    update: dict[str, Any] = {"url": None}
-    if "quantization" in fields:
-        update["quantization"] = quant
-    elif quant != "none":
-        return None
-    if "expected_points" in fields:
-        update["expected_points"] = size
-    return settings.model_copy(update={"data_dir": work, "qdrant": settings.qdrant.model_copy(update=update)})
+def _cell_settings(settings: Settings, work: Path, quant: str, size: int) -> Settings:
+    """The settings of one cell: the embedded store under ``work``, quantization ``quant``, planned for ``size``
+    figures (``vectors_on_disk`` as the settings say: by default, originals on disk exactly when quantized)."""
+    q = settings.qdrant.model_copy(update={"url": None, "quantization": quant, "expected_points": size})
+    return settings.model_copy(update={"data_dir": work, "qdrant": q})
 
 
 def _touch_engine(settings: Settings, corpus: Corpus) -> None:
@@ -532,25 +525,18 @@ def _touch_engine(settings: Settings, corpus: Corpus) -> None:
 
 
 def planner_choice(store: VectorStore, flt: SearchFilter) -> dict[str, Any]:
-    """How the store plans a filtered query: its own planner's answer where it has one, else pir's rule (exact
-    below ``exact_filter_threshold`` matching points, HNSW above)."""
-    for name in ("filter_plan", "plan_filter", "planner_choice", "plan"):
-        fn = getattr(store, name, None)
-        if callable(fn):
-            got = fn(flt)
-            if isinstance(got, dict):
-                return {"source": name, **got}
-            return {"source": name, "plan": str(getattr(got, "method", None) or getattr(got, "value", None) or got)}
-    n = store.count(flt)
-    threshold = int(store.exact_filter_threshold)
-    return {"source": "exact_filter_threshold", "plan": "exact" if n < threshold else "hnsw", "threshold": threshold}
+    """The filter planner's choice for ``flt`` (:meth:`~pir.search.store.VectorStore.plan_for`), with the match count
+    and the thresholds it decides by."""
+    return {
+        "plan": store.plan_for(flt),
+        "matching": store.count(flt),
+        "exact_filter_threshold": store.exact_filter_threshold,
+        "acorn_max_selectivity": store.acorn_max_selectivity,
+    }
 
 
-def _collection_settings(store: VectorStore) -> dict[str, Any] | None:
-    fn = getattr(store, "collection_settings", None)
-    if not callable(fn):
-        return None
-    return json.loads(json.dumps(fn(), default=str))
+def _collection_settings(store: VectorStore) -> dict[str, Any]:
+    return dict(json.loads(json.dumps(store.collection_settings(), default=str)))
 
 
 def _pct(ms: Sequence[float]) -> dict[str, float]:
@@ -575,15 +561,9 @@ def measure_cell(
     settings: Settings, corpus: Corpus, quant: str, work: Path, *, k: int = 10, keep: bool = False,
     say: Callable[[str], None] = lambda _m: None, progress: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
-    """Build, reopen and query one (size, quantization) collection (see the module docstring).
-
-    Raises:
-        ValueError: The settings cannot express ``quant`` (this pir has no quantization setting).
-    """
+    """Build, reopen and query one (size, quantization) collection (see the module docstring)."""
     size, tag = corpus.size, f"{corpus.size}/{quant}"
     s2 = _cell_settings(settings, work, quant, size)
-    if s2 is None:
-        raise ValueError(f"quantization {quant!r}: this pir's settings have no qdrant.quantization")
     name = f"scale-{size}-{quant}"
     coll = s2.store_dir / name
     shutil.rmtree(coll, ignore_errors=True)
@@ -598,7 +578,9 @@ def measure_cell(
     samplers = {phase: PeakSampler(work) for phase in ("upsert", "optimize", "serving")}
     store = open_store(s2, collection=name)
     try:
-        store.ensure_collection(corpus.dim, encoder="synthetic", text_dim=corpus.text_dim, text_encoder="synthetic")
+        store.ensure_collection(
+            corpus.dim, encoder="synthetic", text_dim=corpus.text_dim, text_encoder="synthetic", expected_points=size
+        )
         upsert_s = upsert_cpu = 0.0
         say(f"[{tag}] upserting {size:,} figures in {corpus.n_chunks()} chunks")
         bar = _bar(size, f"{tag} upsert", progress)
@@ -708,11 +690,12 @@ def _queries(
         truth = gt.truth(name)
         for v in q[:5]:
             store.search(v, k, filter=flt)  # warm-up
-        lat, rec = [], []
+        lat, rec, plans = [], [], set()
         for j, v in enumerate(q):
             t0 = time.perf_counter()
             hits = store.search(v, k, filter=flt)
             lat.append((time.perf_counter() - t0) * 1e3)
+            plans.add(str(store.last_plan))
             got = {corpus.index_of(h.payload) for h in hits}
             rec.append(len(got & truth[j]) / max(1, min(k, len(truth[j]))))
         mask = gt.masks[name]
@@ -723,6 +706,7 @@ def _queries(
             **_pct(lat),
             f"recall@{k}": round(float(np.mean(rec)), 4),
             f"recall@{k}_min": round(float(np.min(rec)), 4),
+            "plans_used": sorted(plans),
         }
         if flt is not None:
             entry["planner"] = planner_choice(store, flt)
@@ -928,7 +912,7 @@ def bench_scale(
 
     Returns:
         The report (also in ``out/results.json``): ``cells`` (key ``"<size>/<quantization>"``), ``extrapolated``,
-        ``refused``, ``skipped``.
+        ``refused``.
 
     Raises:
         ValueError: A bad size or quantization name.
@@ -953,7 +937,6 @@ def bench_scale(
         "environment": _environment(settings, mem),
         "cells": dict(previous.get("cells") or {}),
         "refused": [],
-        "skipped": [],
     }
     done = [c for c in result["cells"].values() if c.get("status") == "done"]
     t_run = time.perf_counter()
@@ -966,11 +949,6 @@ def bench_scale(
             want = {"dim": dim, "text_dim": text_dim, "n_queries": n_queries, "k": k, "seed": seed}
             if resume and cell and cell.get("status") == "done" and _same(cell["config"], want):
                 say(f"[{key}] done in {out_dir / 'results.json'}: skipped (--resume)")
-                continue
-            if _cell_settings(settings, work, quant, size) is None:
-                line = f"[{key}] skipped: this pir's settings have no qdrant.quantization (only 'none' can run)"
-                say(line)
-                result["skipped"].append({"cell": key, "reason": line})
                 continue
             est = estimate(size, dim, text_dim, quant, done)
             avail, free = mem.get("MemAvailable", 0), free_bytes(out_dir)
@@ -990,7 +968,7 @@ def bench_scale(
         say(f"generating the {size:,}-figure corpus (seed {seed}, {dim}-d image, {text_dim}-d text)")
         corpus = Corpus(size, dim=dim, text_dim=text_dim, n_queries=n_queries, seed=seed, chunk=chunk)
         if not touched:
-            _touch_engine(_cell_settings(settings, work, "none", size), corpus)  # type: ignore[arg-type]  # "none" always
+            _touch_engine(_cell_settings(settings, work, "none", size), corpus)
             touched = True
         for quant, est in todo:
             key = f"{size}/{quant}"
@@ -1130,23 +1108,16 @@ def scale_markdown(result: dict[str, Any]) -> str:
                 f"{e['optimize_s']:,} ({e['optimize_method']}) | {e['reopen_s']} | "
                 f"{'yes' if e['fits_this_machine'] else 'no'} |"
             )
-    for what in ("refused", "skipped"):
-        for r in result.get(what) or []:
-            lines.append(f"- {r['reason']}")
+    for r in result.get("refused") or []:
+        lines.append(f"- {r['reason']}")
     if result.get("run_s") is not None:
         lines += ["", f"run time {result['run_s']} s"]
     return "\n".join(lines) + "\n"
 
 
 def _applied(c: dict[str, Any]) -> str:
-    """The quantization the collection has, as its settings say (``none`` where this pir has no such setting)."""
-    cs = c.get("collection_settings")
-    if cs is None:
-        return "none"
-    got = cs.get("quantization", "none")
-    if isinstance(got, dict):
-        got = got.get("image") or got.get("kind") or got.get("type") or json.dumps(got, sort_keys=True)
-    return str(got or "none")
+    """The quantization the collection has, as its settings say (``none`` for a report of a pir without them)."""
+    return str((c.get("collection_settings") or {}).get("quantization") or "none")
 
 
 def plot_scale(result: dict[str, Any], path: Path) -> Path:
