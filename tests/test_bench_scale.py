@@ -55,6 +55,7 @@ def test_report_has_every_measure(run: dict[str, Any]) -> None:
     assert cell["memory"]["peak_by_phase"]["serving"]["rss_mb"] >= cell["memory"]["serving"]["rss_mb"]
     assert pf["ram_needed_bytes"] >= pf["ram_peak_anon_bytes"] and cell["optimize_cpu_s"] >= 0
     assert cell["config"] == {**cell["config"], "dim": 48, "text_dim": 24, "n_queries": 20, "k": 10}
+    assert set(data["extrapolated"]) == {f"{n}/{q}" for n in (300_000, 1_000_000, 10_000_000) for q in ("none", "int8")}
     ext = data["extrapolated"]["10000000/none"]
     assert ext["extrapolated"] is True and ext["from_size"] == 2000 and ext["disk_gb"] > 0
     md = (out / "results.md").read_text()
@@ -87,11 +88,13 @@ def test_quantized_cell_has_int8_with_originals_on_disk(run: dict[str, Any]) -> 
 
 
 def test_resume_skips_a_done_cell(run: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    before = json.loads((run["out"] / "results.json").read_text())["cells"]["2000/none"]
+    report = json.loads((run["out"] / "results.json").read_text())
+    before = report["cells"]["2000/none"]
     again = bench_scale(
         run["settings"], sizes=[2000], quantization=["none"], out=run["out"], resume=True, **{**TINY, "progress": True}
     )
     assert again["cells"]["2000/none"] == before  # not measured again (timings would differ)
+    assert again["environment"] == report["environment"]  # nothing measured: the report stays as it was
     assert "skipped (--resume)" in capsys.readouterr().err
     after = json.loads((run["out"] / "results.json").read_text())["cells"]["2000/none"]
     assert after == before
@@ -144,15 +147,18 @@ def test_exact_top_k_merged_by_chunks_equals_brute_force() -> None:
 
 def test_extrapolation_uses_the_marginal_cost_of_two_sizes() -> None:
     def cell(n: int, ram: float, opt: float) -> dict[str, Any]:
-        pf = {"ram_serving_bytes": ram, "ram_peak_bytes": 2 * ram, "disk_bytes": ram, "disk_peak_bytes": ram}
+        pf = {"ram_serving_bytes": ram, "ram_needed_bytes": ram, "ram_peak_bytes": 2 * ram, "disk_bytes": ram,
+              "disk_peak_bytes": ram}  # fmt: skip
         return {"size": n, "quantization": "none", "per_figure": pf, "upsert_s": n / 1e4, "optimize_s": opt,
                 "reopen_s": 0.1}  # fmt: skip
 
     # 100 MB fixed + 1,000 B per figure: 1,100 B/figure at 1M, 1,010 at 10M
-    ext = extrapolate([cell(100_000, 2000.0, 100.0), cell(1_000_000, 1100.0, 1000.0 * 10**0.2)], to=10_000_000)
+    ext = extrapolate([cell(100_000, 2000.0, 100.0), cell(1_000_000, 1100.0, 1000.0 * 10**0.2)], to=[10_000_000])
     e = ext["10000000/none"]
     assert e["ram_serving_gb"] == round((1.1e9 + 1000 * 9e6) / 1e9, 1)
+    assert e["ram_needed_gb"] == e["ram_serving_gb"] and "marginal" in e["bytes_method"]
     assert "power law" in e["optimize_method"] and "1.20" in e["optimize_method"]
+    assert e["optimize_s"] == round(1000.0 * 10**0.2 * 10**1.2)
 
 
 def test_parsers() -> None:

@@ -25,7 +25,7 @@ For each size (100k, 300k, 1M by default) and each quantization setting (``none`
   split into anonymous and file-backed pages, and bytes per figure; **disk**: bytes actually allocated under the
   collection's directory, per figure.
 
-10M figures are extrapolated (marked so) from the measured per-figure costs of the largest measured size. A size
+300k, 1M and 10M figures, where not measured, are extrapolated (marked so) from the measured per-figure costs. A size
 whose estimated peak RAM (or disk) exceeds what this machine has is refused with one line before anything runs.
 Each finished cell is written to ``results.json`` at once; ``resume=True`` skips the cells already there (same data
 and query settings). Writes ``results.json``, ``results.md`` and ``scale.png`` into ``out``.
@@ -70,7 +70,8 @@ log = logging.getLogger(__name__)
 DEFAULT_IMAGE_DIM = 1280
 DEFAULT_SIZES = (100_000, 300_000, 1_000_000)
 QUANTIZATIONS = ("none", "int8", "binary", "auto")
-EXTRAPOLATE_TO = 10_000_000
+#: Sizes extrapolated from the largest measured one (those above it).
+EXTRAPOLATE_TO = (300_000, 1_000_000, 10_000_000)
 N_CLASSES = 64
 CLASS_ZIPF = 1.0
 FIGURES_PER_PATENT = 5.0  # Poisson mean of the figures beyond the first
@@ -763,47 +764,52 @@ def _config(corpus: Corpus, k: int) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------------- extrapolation
-def extrapolate(cells: Sequence[dict[str, Any]], to: int = EXTRAPOLATE_TO) -> dict[str, dict[str, Any]]:
-    """Per quantization: RAM, disk, upsert, optimize and reopen at ``to`` figures from the measured cells.
+def extrapolate(cells: Sequence[dict[str, Any]], to: Sequence[int] = EXTRAPOLATE_TO) -> dict[str, dict[str, Any]]:
+    """Per quantization and size in ``to`` above the largest measured one: RAM, disk, upsert, optimize and reopen
+    from the measured cells.
 
-    Linear per figure from the largest measured size, except ``optimize`` (HNSW build): the power law through the two
-    largest sizes when there are two (exponent kept in [1, 1.5]), else N log N from the one.
+    Bytes: the marginal bytes per figure between the two largest sizes when there are two (:func:`_grow`), else the
+    largest size's bytes per figure. Upsert and reopen: linear per figure. ``optimize`` (HNSW build, wall and CPU
+    seconds): the power law through the two largest sizes when there are two (exponent kept in [1, 1.5]), else
+    N log N from the one.
     """
     out: dict[str, dict[str, Any]] = {}
     mem = meminfo()
     for quant in sorted({c["quantization"] for c in cells}):
         same = sorted((c for c in cells if c["quantization"] == quant), key=lambda c: c["size"])
         ref = same[-1]
-        n, f = ref["size"], to / ref["size"]
-        if len(same) >= 2 and same[-2]["size"] < n and same[-2]["optimize_s"] > 0 and ref["optimize_s"] > 0:
-            a = same[-2]
-            b = math.log(ref["optimize_s"] / a["optimize_s"]) / math.log(n / a["size"])
-            b = min(1.5, max(1.0, b))
-            opt = ref["optimize_s"] * f**b
-            how = f"power law through {a['size']:,} and {n:,} (exponent {b:.2f})"
-        else:
-            opt = ref["optimize_s"] * f * math.log(to) / math.log(max(n, 2))
-            how = f"N log N from {n:,}"
-        ram_serving, how_ram = _grow(same, "ram_serving_bytes", to)
-        ram_peak, _ = _grow(same, "ram_peak_bytes", to)
-        disk, _ = _grow(same, "disk_bytes", to)
-        disk_peak, _ = _grow(same, "disk_peak_bytes", to)
-        out[f"{to}/{quant}"] = {
-            "size": to,
-            "quantization": quant,
-            "extrapolated": True,
-            "from_size": n,
-            "ram_serving_gb": round(ram_serving / 1e9, 1),
-            "ram_peak_gb": round(ram_peak / 1e9, 1),
-            "disk_gb": round(disk / 1e9, 1),
-            "disk_peak_gb": round(disk_peak / 1e9, 1),
-            "bytes_method": how_ram,
-            "upsert_s": round(ref["upsert_s"] * f),
-            "optimize_s": round(opt),
-            "optimize_method": how,
-            "reopen_s": round(ref["reopen_s"] * f, 1),
-            "fits_this_machine": bool(mem) and ram_peak < mem.get("MemTotal", 0),
-        }
+        n = ref["size"]
+        for size in sorted(t for t in to if t > n):
+            f = size / n
+            if len(same) >= 2 and same[-2]["size"] < n and same[-2]["optimize_s"] > 0 and ref["optimize_s"] > 0:
+                a = same[-2]
+                b = min(1.5, max(1.0, math.log(ref["optimize_s"] / a["optimize_s"]) / math.log(n / a["size"])))
+                grow, how = f**b, f"power law through {a['size']:,} and {n:,} (exponent {b:.2f})"
+            else:
+                grow, how = f * math.log(size) / math.log(max(n, 2)), f"N log N from {n:,}"
+            ram_serving, how_ram = _grow(same, "ram_serving_bytes", size)
+            ram_needed, _ = _grow(same, "ram_needed_bytes", size)
+            ram_peak, _ = _grow(same, "ram_peak_bytes", size)
+            disk, _ = _grow(same, "disk_bytes", size)
+            disk_peak, _ = _grow(same, "disk_peak_bytes", size)
+            out[f"{size}/{quant}"] = {
+                "size": size,
+                "quantization": quant,
+                "extrapolated": True,
+                "from_size": n,
+                "ram_serving_gb": round(ram_serving / 1e9, 1),
+                "ram_needed_gb": round(ram_needed / 1e9, 1),
+                "ram_peak_gb": round(ram_peak / 1e9, 1),
+                "disk_gb": round(disk / 1e9, 1),
+                "disk_peak_gb": round(disk_peak / 1e9, 1),
+                "bytes_method": how_ram,
+                "upsert_s": round(ref["upsert_s"] * f),
+                "optimize_s": round(ref["optimize_s"] * grow),
+                "optimize_cpu_s": round(ref["optimize_cpu_s"] * grow) if "optimize_cpu_s" in ref else None,
+                "optimize_method": how,
+                "reopen_s": round(ref["reopen_s"] * f, 1),
+                "fits_this_machine": bool(mem) and ram_needed < mem.get("MemTotal", 0),
+            }
     return out
 
 
@@ -811,8 +817,8 @@ def _grow(same: Sequence[dict[str, Any]], key: str, to: int) -> tuple[float, str
     """Bytes at ``to`` figures: the marginal bytes per figure between the two largest sizes (what one more figure
     costs, without the fixed part) when there are two and it is positive, else the largest size's bytes per figure."""
     ref = same[-1]
-    total = ref["per_figure"][key] * ref["size"]
-    if len(same) >= 2 and same[-2]["size"] < ref["size"]:
+    total = ref["per_figure"].get(key, ref["per_figure"]["ram_peak_bytes"]) * ref["size"]
+    if len(same) >= 2 and same[-2]["size"] < ref["size"] and key in same[-2]["per_figure"]:
         a = same[-2]
         slope = (total - a["per_figure"][key] * a["size"]) / (ref["size"] - a["size"])
         if slope > 0:
@@ -940,7 +946,7 @@ def bench_scale(
     }
     done = [c for c in result["cells"].values() if c.get("status") == "done"]
     t_run = time.perf_counter()
-    touched = False
+    touched = measured = False
     for size in sorted(set(size_list)):
         todo = []
         for quant in quants:
@@ -978,11 +984,14 @@ def bench_scale(
             cell["estimate"] = est
             result["cells"][key] = cell
             done.append(cell)
+            measured = True
             _write(out_dir, result, plots=plots)
             say(f"[{key}] done in {cell['cell_s']:.0f} s: {_cell_line(cell)}")
         del corpus
         gc.collect()
     result["run_s"] = round(time.perf_counter() - t_run, 1)
+    if not measured and previous.get("environment"):  # a resumed run that measured nothing: the report as it was
+        result["environment"], result["run_s"] = previous["environment"], previous.get("run_s")
     _write(out_dir, result, plots=plots)
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
@@ -1097,15 +1106,15 @@ def scale_markdown(result: dict[str, Any]) -> str:
             "",
             "Extrapolated (not measured) from the largest measured size's per-figure costs:",
             "",
-            "| figures | quant | from | RAM GB serving / peak | disk GB (peak) | upsert s | optimize s | reopen s "
-            "| fits this machine |",
+            "| figures | quant | from | RAM GB serving / needed / peak | disk GB (peak) | upsert s "
+            "| optimize s (cpu s) | reopen s | fits this machine (needed < RAM) |",
             "|---:|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for e in ext.values():
             lines.append(
                 f"| {e['size']:,} (extrapolated) | {e['quantization']} | {e['from_size']:,} | {e['ram_serving_gb']} / "
-                f"{e['ram_peak_gb']} | {e['disk_gb']} ({e['disk_peak_gb']}) | {e['upsert_s']:,} | "
-                f"{e['optimize_s']:,} ({e['optimize_method']}) | {e['reopen_s']} | "
+                f"{e['ram_needed_gb']} / {e['ram_peak_gb']} | {e['disk_gb']} ({e['disk_peak_gb']}) | {e['upsert_s']:,} "
+                f"| {e['optimize_s']:,} ({e['optimize_cpu_s'] or '?'}; {e['optimize_method']}) | {e['reopen_s']} | "
                 f"{'yes' if e['fits_this_machine'] else 'no'} |"
             )
     for r in result.get("refused") or []:
@@ -1122,7 +1131,7 @@ def _applied(c: dict[str, Any]) -> str:
 
 def plot_scale(result: dict[str, Any], path: Path) -> Path:
     """Four panels against the number of figures: build time, bytes per figure, p95 latency, recall@10; one line
-    per quantization; the extrapolated 10M points hollow."""
+    per quantization; the extrapolated points hollow."""
     import matplotlib  # lazy: start-up (matplotlib)
 
     matplotlib.use("Agg")
