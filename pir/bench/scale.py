@@ -38,6 +38,7 @@ import gc
 import json
 import logging
 import math
+import multiprocessing
 import os
 import re
 import resource
@@ -46,6 +47,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -509,8 +512,8 @@ def _cell_settings(settings: Settings, work: Path, quant: str, size: int) -> Set
 
 
 def _touch_engine(settings: Settings, corpus: Corpus) -> None:
-    """Build, optimize, query and drop a 300-figure collection before the first cell, so that the engine's code
-    pages and thread pools are in the baseline RSS, not counted as the measured collection's memory."""
+    """Build, optimize, query and drop a 300-figure collection before the cell, so that the engine's code pages and
+    thread pools are in the baseline RSS, not counted as the measured collection's memory."""
     name = "scale-warmup"
     with open_store(settings, collection=name) as store:
         ch = corpus.chunk(0)
@@ -669,6 +672,53 @@ def measure_cell(
     out["config"] = _config(corpus, k)
     out["status"] = "done"
     return out
+
+
+@dataclasses.dataclass
+class CellJob:
+    """One cell to measure, everything it needs to run in a fresh process (the corpus is rebuilt from its seed)."""
+
+    settings: Settings
+    size: int
+    quant: str
+    work: Path
+    dim: int
+    text_dim: int
+    n_queries: int
+    seed: int
+    chunk: int
+    k: int
+    keep: bool
+    progress: bool
+
+    def run(self) -> dict[str, Any]:
+        """Generate the corpus, warm the engine up (:func:`_touch_engine`) and :func:`measure_cell`."""
+        tag = f"{self.size}/{self.quant}"
+
+        def say(msg: str) -> None:
+            log.info("bench scale: %s", msg)
+            if self.progress:
+                print(f"pir bench scale: {msg}", file=sys.stderr, flush=True)
+
+        say(f"[{tag}] generating the corpus (seed {self.seed}, {self.dim}-d image, {self.text_dim}-d text)")
+        corpus = Corpus(self.size, dim=self.dim, text_dim=self.text_dim, n_queries=self.n_queries, seed=self.seed,
+                        chunk=self.chunk)  # fmt: skip
+        _touch_engine(_cell_settings(self.settings, self.work, self.quant, self.size), corpus)
+        return measure_cell(
+            self.settings, corpus, self.quant, self.work, k=self.k, keep=self.keep, say=say, progress=self.progress
+        )
+
+
+def _run_job(job: CellJob) -> dict[str, Any]:
+    return job.run()
+
+
+def _run_isolated(job: CellJob) -> dict[str, Any]:
+    """Run a cell in a fresh (spawned) process: its RSS baseline and peak are its own, not what earlier cells left
+    in this process's allocator, and a cell killed for memory does not take the run down (BrokenProcessPool)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(_run_job, job).result()
 
 
 def _queries(
@@ -898,6 +948,7 @@ def bench_scale(
     keep: bool = False,
     plots: bool = True,
     progress: bool = True,
+    isolate: bool = True,
 ) -> dict[str, Any]:
     """Measure every (size, quantization) cell (see the module docstring) and write the report into ``out``.
 
@@ -915,10 +966,12 @@ def bench_scale(
         keep: Keep the collections (else each is deleted once measured).
         plots: Write ``scale.png``.
         progress: Progress lines and bars on stderr.
+        isolate: Measure each cell in a fresh process (clean memory figures; a cell killed for memory is reported,
+            and the run goes on).
 
     Returns:
         The report (also in ``out/results.json``): ``cells`` (key ``"<size>/<quantization>"``), ``extrapolated``,
-        ``refused``.
+        ``refused`` (sizes over this machine's RAM or disk), ``failed`` (cells whose process died).
 
     Raises:
         ValueError: A bad size or quantization name.
@@ -943,10 +996,11 @@ def bench_scale(
         "environment": _environment(settings, mem),
         "cells": dict(previous.get("cells") or {}),
         "refused": [],
+        "failed": [],
     }
     done = [c for c in result["cells"].values() if c.get("status") == "done"]
     t_run = time.perf_counter()
-    touched = measured = False
+    measured = False
     for size in sorted(set(size_list)):
         todo = []
         for quant in quants:
@@ -971,24 +1025,26 @@ def bench_scale(
             result["refused"].append({"cell": key, "reason": line, **est})
         if not todo:
             continue
-        say(f"generating the {size:,}-figure corpus (seed {seed}, {dim}-d image, {text_dim}-d text)")
-        corpus = Corpus(size, dim=dim, text_dim=text_dim, n_queries=n_queries, seed=seed, chunk=chunk)
-        if not touched:
-            _touch_engine(_cell_settings(settings, work, "none", size), corpus)
-            touched = True
         for quant, est in todo:
             key = f"{size}/{quant}"
             say(f"[{key}] start (estimated peak RAM {est['ram_bytes'] / 1e9:.1f} GB, disk "
                 f"{est['disk_bytes'] / 1e9:.1f} GB: {est['basis']})")  # fmt: skip
-            cell = measure_cell(settings, corpus, quant, work, k=k, keep=keep, say=say, progress=progress)
+            job = CellJob(settings, size, quant, work, dim, text_dim, n_queries, seed, chunk, k, keep, progress)
+            try:
+                cell = _run_isolated(job) if isolate else job.run()
+            except BrokenProcessPool:
+                line = (f"[{key}] failed: the measuring process died (killed for memory?); estimated peak RAM "
+                        f"{est['ram_bytes'] / 1e9:.1f} GB")  # fmt: skip
+                print(line, file=sys.stderr, flush=True)
+                result["failed"].append({"cell": key, "reason": line, **est})
+                shutil.rmtree(work / "qdrant-edge" / f"scale-{size}-{quant}", ignore_errors=True)
+                continue
             cell["estimate"] = est
             result["cells"][key] = cell
             done.append(cell)
             measured = True
             _write(out_dir, result, plots=plots)
             say(f"[{key}] done in {cell['cell_s']:.0f} s: {_cell_line(cell)}")
-        del corpus
-        gc.collect()
     result["run_s"] = round(time.perf_counter() - t_run, 1)
     if not measured and previous.get("environment"):  # a resumed run that measured nothing: the report as it was
         result["environment"], result["run_s"] = previous["environment"], previous.get("run_s")
@@ -1117,7 +1173,7 @@ def scale_markdown(result: dict[str, Any]) -> str:
                 f"| {e['optimize_s']:,} ({e['optimize_cpu_s'] or '?'}; {e['optimize_method']}) | {e['reopen_s']} | "
                 f"{'yes' if e['fits_this_machine'] else 'no'} |"
             )
-    for r in result.get("refused") or []:
+    for r in [*(result.get("refused") or []), *(result.get("failed") or [])]:
         lines.append(f"- {r['reason']}")
     if result.get("run_s") is not None:
         lines += ["", f"run time {result['run_s']} s"]
