@@ -21,9 +21,13 @@ For each size (100k, 300k, 1M by default) and each quantization setting (``none`
   viewpoint) and 3% (a class set x a year range); recall@10 against exact numpy top-10 for the image and filtered
   queries (computed chunk by chunk while the data is generated), and the planner's choice per filter. Hybrid queries
   report latency only: recall of their image leg alone would not mean anything.
-- **memory**: RSS above the baseline before the store was opened (after the build, while serving, and the peak),
-  split into anonymous and file-backed pages, and bytes per figure; **disk**: bytes actually allocated under the
-  collection's directory, per figure.
+- **memory**: each cell runs in a fresh process; RSS above its baseline before the store was opened (after the
+  build, while serving, and the peak of each phase, sampled by a child process), split into anonymous and
+  file-backed pages, and bytes per figure; *needed* = the anonymous peak + the serving file pages (what must fit; the
+  rest of the file-backed peak is page cache the kernel can drop); **disk**: bytes actually allocated under the
+  collection's directory, per figure (after the bulk upsert, with its write-ahead log, and after ``optimize()``).
+- **CPU**: user + system seconds of all threads for upsert and optimize, next to the wall time (other processes on
+  a shared machine stretch the wall time; the load average is recorded per cell).
 
 300k, 1M and 10M figures, where not measured, are extrapolated (marked so) from the measured per-figure costs. A size
 whose estimated peak RAM (or disk) exceeds what this machine has is refused with one line before anything runs.
@@ -1201,9 +1205,10 @@ def plot_scale(result: dict[str, Any], path: Path) -> Path:
         cs = sorted((c for c in cells if c["quantization"] == quant), key=lambda c: c["size"])
         x = [c["size"] for c in cs]
         es = [e for e in ext if e["quantization"] == quant]
-        a_t.plot(x, [c["optimize_s"] for c in cs], "o-", label=f"optimize ({quant})")
+        (line,) = a_t.plot(x, [c["optimize_s"] for c in cs], "o-", label=f"optimize ({quant})")
         a_t.plot(x, [c["upsert_s"] for c in cs], "s--", label=f"upsert ({quant})")
-        a_t.plot([e["size"] for e in es], [e["optimize_s"] for e in es], "o", mfc="none", label="extrapolated")
+        a_t.plot([e["size"] for e in es], [e["optimize_s"] for e in es], "o", mfc="none", color=line.get_color(),
+                 label=f"optimize, extrapolated ({quant})")  # fmt: skip
         a_b.plot(x, [c["per_figure"]["ram_serving_bytes"] for c in cs], "o-", label=f"RAM serving ({quant})")
         a_b.plot(x, [c["per_figure"]["ram_peak_bytes"] for c in cs], "^:", label=f"RAM peak ({quant})")
         a_b.plot(x, [c["per_figure"].get("ram_needed_bytes") for c in cs], "v-.", label=f"RAM needed ({quant})")
