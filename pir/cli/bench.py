@@ -206,6 +206,45 @@ def bench_speed_cmd(ctx: click.Context, **given: Any) -> None:
     click.echo(f"written to {given['out']}/speed.json")
 
 
+@bench.command("scale")
+@click.option(
+    "--sizes", default="100000,300000,1000000", show_default=True, help="Collection sizes (figures; 300k, 1M ok)."
+)
+@click.option(
+    "--quantization",
+    default="none,int8",
+    show_default=True,
+    help="Quantization settings to compare: none, int8, binary, auto (comma-separated).",
+)
+@click.option("--queries", "n_queries", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (<data-dir>/bench/scale).")
+@click.option("--resume", is_flag=True, help="Skip the (size, quantization) cells already in OUT/results.json.")
+@click.option("--keep", is_flag=True, help="Keep the collections built (OUT/work); else each is deleted once measured.")
+@click.option("--seed", type=int, default=None, help="Seed of the synthetic corpus (default: settings seed).")
+@click.option("--no-plots", is_flag=True, help="Skip scale.png.")
+@click.option("--dim", type=click.IntRange(min=2), default=None, hidden=True)  # tests: small vectors
+@click.option("--text-dim", type=click.IntRange(min=2), default=None, hidden=True)
+@click.option("--chunk", type=click.IntRange(min=10), default=4096, hidden=True)
+@click.pass_context
+def bench_scale_cmd(ctx: click.Context, no_plots: bool, **given: Any) -> None:
+    """Edge collections of 100k-1M synthetic figures (image + text + words): build, RAM/disk per figure, reopen,
+    p50/p95 and recall@10 of image, hybrid and filtered queries; 10M extrapolated. Resumable, bounded by RAM."""
+    from pir.bench import scale  # lazy: start-up (numpy, qdrant_edge)
+
+    s = _settings(ctx)
+    given["out"] = given["out"] or ctx.obj.get("bench", {}).get("out") or s.data_dir / "bench" / "scale"
+    given["seed"] = s.seed if given["seed"] is None else given["seed"]
+    try:
+        given["sizes"], given["quantization"] = (
+            scale.parse_sizes(given["sizes"]),
+            scale.parse_quantizations(given["quantization"]),
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(scale.scale_markdown(scale.bench_scale(s, plots=not no_plots, **given)))
+    click.echo(f"written to {given['out']}/results.json")
+
+
 @bench.command("serve")
 @click.option("--clients", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--searches", default=300, show_default=True, type=click.IntRange(min=1))
