@@ -3,6 +3,10 @@
 The in-process path (:func:`ingest`) and the Celery tasks (``pir.workers.tasks``) call the same batch functions,
 :func:`enrich_batch` and :func:`embed_and_upsert`, so both store identical points.
 
+Work is batched (``worker.batch_size`` figures): per batch one enrichment run, one look-up of the descriptions, one
+text-encoder call over the batch's new pieces of text, one image forward pass, one upsert; the summary's
+``stage_seconds`` say where the time went.
+
 Every point gets three vectors: ``image`` (the visual encoder), ``text`` (the frozen text encoder over the figure's
 own words) and ``words`` (sparse BM25 over the same words); see :mod:`pir.search.words`.
 

@@ -85,9 +85,11 @@ def test_batched_ingest_stores_the_per_figure_points(corpus: Path, tiny: Path, t
     assert all(v >= 0 for v in stages.values()) and sum(stages.values()) <= summary.seconds
 
 
-@pytest.mark.slow  # ~1-2 min: three ingests, three worker processes
+@pytest.mark.slow  # ~2 min: four ingests, four worker processes
 @pytest.mark.integration
 def test_queue_bench_tiny_runs_real_workers(corpus: Path, tiny: Path, tmp_path: Path) -> None:
+    """In-process, one worker, an enrich and an embed worker, one worker with two tasks at once: each stores every
+    figure with all three vectors."""
     import redis
 
     from pir.workers.bench import measure_queue, queue_markdown
@@ -100,12 +102,13 @@ def test_queue_bench_tiny_runs_real_workers(corpus: Path, tiny: Path, tmp_path: 
         data_dir=tmp_path / "pir", qdrant={"url": None}, encoder={"name": str(tiny)}, worker={"batch_size": 4}
     )
     figs = list(read_figures(corpus))[:10]
-    q = measure_queue(s, load_encoder(tiny), figs, tmp_path / "work", workers=(0, 1, 2), timeout_s=300)
-    assert [r["workers"] for r in q["runs"]] == [0, 1, 2]
+    q = measure_queue(s, load_encoder(tiny), figs, tmp_path / "work", workers=(0, 1, 2, "1x2"), timeout_s=300)
+    assert [r["workers"] for r in q["runs"]] == ["0", "1", "2", "1x2"]
     for r in q["runs"]:
         assert r["ingested"] == 10 and r["failed"] == 0 and r["images_per_s"] > 0, r
         assert r["stored"] == {"points": 10, "with_text_vector": 10, "with_words_vector": 10}, r
         assert r["per_million_figures"]["machine_hours"] > 0
     assert q["runs"][2]["layout"] == "enrich + embed" and q["runs"][0]["vs_in_process"] == 1.0
+    assert q["runs"][3]["layout"] == "enrich,embed (2 tasks at once)"
     assert all(rc == 0 for r in q["runs"][1:] for rc in r["worker_exit_codes"])
     assert "| 2 | enrich + embed |" in queue_markdown(q)

@@ -92,6 +92,15 @@ def _figures(settings: Settings, data: str | Path | None, n: int, seed: int) -> 
     return figures
 
 
+def per_million(images_per_s: float) -> dict[str, float | None]:
+    """Hours to ingest a million figures at ``images_per_s``: of this machine, and of its cores (machine-hours x CPU
+    count)."""
+    if not images_per_s or images_per_s != images_per_s:  # 0 or NaN
+        return {"machine_hours": None, "core_hours": None}
+    hours = 1e6 / images_per_s / 3600
+    return {"machine_hours": round(hours, 2), "core_hours": round(hours * (os.cpu_count() or 1), 2)}
+
+
 def write_subset(figures: Sequence[PatentFigure], folder: Path) -> Path:
     """A folder that reads back as exactly ``figures``, metadata included: links ``IMG<i>.<ext>`` to the images and
     a ``metadata.jsonl`` sidecar (read it with ``reader_options={"follow_outside": True}``)."""
@@ -155,12 +164,13 @@ def measure_ingest(
         encoder.encode_pil(images, batch_size=bs)
         forward_s = min(forward_s, time.perf_counter() - t1)
 
-    paired = {"s": 0.0, "n": 0}
+    paired = {"s": 0.0, "cpu": 0.0, "n": 0}
 
     def forward_same_batch(batch: list[PatentFigure], _res: Any) -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         encoder.encode_pil([images[index[Path(f.image_path).stem]] for f in batch], batch_size=bs)
         paired["s"] += time.perf_counter() - t
+        paired["cpu"] += time.process_time() - c
         paired["n"] += len(batch)
 
     s2 = settings.model_copy(update={"data_dir": work / "pir"})
@@ -202,7 +212,8 @@ def measure_ingest(
             "failed": summary.n_failed,
             "seconds": round(ingest_s, 3),
             "images_per_s": round(ingest_ips, 2),
-            "cpu_s_per_image": round((ingest_cpu_s - paired["s"]) / max(1, summary.ingested), 4),
+            "cpu_s_per_image": round((ingest_cpu_s - paired["cpu"]) / max(1, summary.ingested), 4),
+            "per_million_figures": per_million(ingest_ips),
             "optimize_s": round(optimize_s, 3),
             "enrich": enrich,
             "enrich_level": settings.enrich.level if enrich else "off",
@@ -524,7 +535,9 @@ def _stage_lines(ing: dict[str, Any]) -> list[str]:
     return [
         f"- ingest time by stage: {parts}; text+words vectors {ing['text_share']:.1%}, enrichment "
         f"{ing['enrich_share']:.1%}; {ing['with_text_vector']}/{ing['ingested']} figures with a text vector, "
-        f"{ing['with_words_vector']} with words; load average before/after {ing['load_average_before_after']}"
+        f"{ing['with_words_vector']} with words; load average before/after {ing['load_average_before_after']}",
+        f"- a million figures at this rate: {ing['per_million_figures']['machine_hours']} machine-hours "
+        f"({ing['per_million_figures']['core_hours']} core-hours); process CPU {ing['cpu_s_per_image']} s/figure",
     ]
 
 

@@ -8,7 +8,9 @@ Edge store), so every one does the same work:
 - ``1``: one worker consuming both queues (``--queues enrich,embed``, solo pool);
 - ``2``: two workers. With the embedded Edge store only one process may own the store, so they split the stages:
   one ``enrich`` worker and one ``embed`` worker (each solo); with a Qdrant server (``qdrant.url``) both consume both
-  queues.
+  queues;
+- ``1x2``: one worker running two tasks at once (``--pool threads --concurrency 2``): two batches in flight in one
+  process that owns the Edge store (pair it with ``encoder.num_threads=1``).
 
 Workers are started and warmed (a one-batch job loads their encoder, text encoder and lexicon) before the clock
 starts; the clock runs from :func:`pir.workers.jobs.submit_ingest` (discovery and queueing included) to the job's
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from pir.bench.speed import warm_ingest, write_subset
+from pir.bench.speed import per_million, warm_ingest, write_subset
 from pir.core.config import Settings
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
 from pir.workers.jobs import follow_job, portable_encoder_name, submit_ingest
@@ -168,6 +170,23 @@ def worker_env(settings: Settings, data_dir: Path, broker_url: str) -> dict[str,
     return env
 
 
+def parse_config(spec: int | str) -> tuple[int, int]:
+    """``(worker processes, tasks at once per worker)`` of a configuration: ``0``, ``1``, ``2``, ``1x2``.
+
+    Raises:
+        ValueError: Not of that form.
+    """
+    text = str(spec).strip().lower()
+    procs, _, threads = text.partition("x")
+    try:
+        n, t = int(procs), int(threads or 1)
+    except ValueError as e:
+        raise ValueError(f"queue configuration {spec!r}: expected N (worker processes) or NxT (T tasks each)") from e
+    if n < 0 or t < 1 or (n == 0 and t != 1):
+        raise ValueError(f"queue configuration {spec!r}: expected N >= 0 worker processes and T >= 1 tasks each")
+    return n, t
+
+
 def worker_layout(n: int, server: bool) -> list[list[str]]:
     """The queues of each of ``n`` workers: one worker takes both; two split enrich / embed on the embedded store
     (one process may own it) or both take both queues on a Qdrant server."""
@@ -183,12 +202,8 @@ def worker_layout(n: int, server: bool) -> list[list[str]]:
 
 def _per_million(ips: float, cpu_s_per_image: float | None) -> dict[str, float | None]:
     """Hours for a million figures at ``ips`` images/s: of this machine, of its cores, and of measured CPU time."""
-    if not ips or ips != ips:  # 0 or NaN
-        return {"machine_hours": None, "core_hours": None, "cpu_hours_measured": None}
-    hours = 1e6 / ips / 3600
     cpu = None if cpu_s_per_image is None else round(cpu_s_per_image * 1e6 / 3600, 2)
-    return {"machine_hours": round(hours, 2), "core_hours": round(hours * (os.cpu_count() or 1), 2),
-            "cpu_hours_measured": cpu}  # fmt: skip
+    return {**per_million(ips), "cpu_hours_measured": cpu}
 
 
 def _cfg(settings: Settings, data_dir: Path, broker_url: str | None, collection: str) -> Settings:
@@ -226,7 +241,7 @@ def _in_process(settings: Settings, encoder: ImageEncoder, folder: Path, data_di
     ips = summary.ingested / summary.seconds if summary.seconds > 0 else float("nan")
     cpu_per = cpu / max(1, summary.ingested)
     return {
-        "workers": 0,
+        "workers": "0",
         "layout": "in-process",
         "ingested": summary.ingested,
         "failed": summary.n_failed,
@@ -241,7 +256,7 @@ def _in_process(settings: Settings, encoder: ImageEncoder, folder: Path, data_di
 
 def _queued(
     settings: Settings,
-    n: int,
+    spec: str,
     folder: Path,
     warm: Path,
     data_dir: Path,
@@ -250,11 +265,13 @@ def _queued(
     timeout_s: float,
 ) -> dict[str, Any]:
     s = _cfg(settings, data_dir, broker_url, "speed")
+    n, tasks = parse_config(spec)
     layout = worker_layout(n, settings.qdrant.url is not None)
+    pool = ["--pool", "solo"] if tasks == 1 else ["--pool", "threads", "--concurrency", str(tasks)]
     env = worker_env(settings, data_dir, broker_url)
     data_dir.mkdir(parents=True, exist_ok=True)
     procs = [
-        WorkerProc(env, data_dir / f"worker{i}.log", "--queues", ",".join(q), "--pool", "solo",
+        WorkerProc(env, data_dir / f"worker{i}.log", "--queues", ",".join(q), *pool,
                    "--hostname", f"pir-bench{i}-{os.getpid()}@localhost")
         for i, q in enumerate(layout)
     ]  # fmt: skip
@@ -276,8 +293,8 @@ def _queued(
     ips = status.done / seconds if seconds > 0 else float("nan")
     cpu_per = cpu / max(1, status.done)
     return {
-        "workers": n,
-        "layout": " + ".join(",".join(q) for q in layout),
+        "workers": spec,
+        "layout": " + ".join(",".join(q) for q in layout) + ("" if tasks == 1 else f" ({tasks} tasks at once)"),
         "ingested": status.done,
         "failed": status.failed,
         "n_batches": status.n_batches,
@@ -296,7 +313,7 @@ def measure_queue(
     figures: Sequence[PatentFigure],
     work: Path,
     *,
-    workers: Sequence[int] = (0, 1, 2),
+    workers: Sequence[int | str] = (0, 1, 2),
     broker: str | None = None,
     enrich: bool = True,
     timeout_s: float = 7200,
@@ -324,19 +341,22 @@ def measure_queue(
         raise QueueBenchError(f"the queue benchmark needs a Redis broker, not {base!r}")
     load0 = os.getloadavg()
     runs = []
-    url, client, token = claim_redis_db(base) if any(n > 0 for n in workers) else ("", None, "")
+    configs = [str(w).strip().lower() for w in workers]
+    for c in configs:
+        worker_layout(parse_config(c)[0] or 1, settings.qdrant.url is not None)  # refuse a bad one before any run
+    url, client, token = claim_redis_db(base) if any(parse_config(c)[0] > 0 for c in configs) else ("", None, "")
     try:
-        for n in workers:
-            d = work / f"q{n}"
-            if n == 0:
+        for c in configs:
+            d = work / f"q{c}"
+            if parse_config(c)[0] == 0:
                 runs.append(_in_process(settings, encoder, folder, d, enrich))
             else:
-                runs.append(_queued(settings, n, folder, warm, d, url, enrich, timeout_s))
+                runs.append(_queued(settings, c, folder, warm, d, url, enrich, timeout_s))
             log.info("queue bench: %s", runs[-1])
     finally:
         if client is not None:
             release_redis_db(client, token)
-    base_ips = next((r["images_per_s"] for r in runs if r["workers"] == 0), None)
+    base_ips = next((r["images_per_s"] for r in runs if r["workers"] == "0"), None)
     for r in runs:
         r["vs_in_process"] = round(r["images_per_s"] / base_ips, 3) if base_ips else None
     out: dict[str, Any] = {
@@ -344,6 +364,7 @@ def measure_queue(
         "batch_size": settings.worker.batch_size,
         "enrich_level": settings.enrich.level if enrich else "off",
         "cpu_count": os.cpu_count(),
+        "torch_threads": settings.encoder.num_threads or "default (CPU count)",
         "load_average_before_after": [round(x, 2) for x in (*load0, *os.getloadavg())],
         "runs": runs,
     }
@@ -354,8 +375,8 @@ def measure_queue(
 def batch_sizing(runs: Sequence[dict[str, Any]], batch_size: int, *, max_overhead: float = 0.02) -> dict[str, Any]:
     """The queue's cost per batch (one worker vs in-process, per batch of ``batch_size``) and the smallest batch that
     keeps it under ``max_overhead`` of the batch's work."""
-    base = next((r for r in runs if r["workers"] == 0), None)
-    one = next((r for r in runs if r["workers"] == 1), None)
+    base = next((r for r in runs if r["workers"] == "0"), None)
+    one = next((r for r in runs if r["workers"] == "1"), None)
     if base is None or one is None or not base["images_per_s"] or not one["images_per_s"]:
         return {}
     per_image = 1 / base["images_per_s"]
@@ -373,7 +394,8 @@ def queue_markdown(q: dict[str, Any]) -> str:
     """The queue measurement as a markdown table."""
     lines = [
         f"## queued vs in-process ingest ({q['n_images']} drawings, enrichment {q['enrich_level']}, batches of "
-        f"{q['batch_size']}, {q['cpu_count']} CPUs, load average {q['load_average_before_after']})",
+        f"{q['batch_size']}, {q['cpu_count']} CPUs, torch threads {q['torch_threads']}, load average "
+        f"{q['load_average_before_after']})",
         "",
         "| workers | layout | img/s | vs in-process | CPU s/img | machine-h / 1M | core-h / 1M | stored (text, words) "
         "|",
