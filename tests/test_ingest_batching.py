@@ -112,3 +112,20 @@ def test_queue_bench_tiny_runs_real_workers(corpus: Path, tiny: Path, tmp_path: 
     assert q["runs"][3]["layout"] == "enrich,embed (2 tasks at once)"
     assert all(rc == 0 for r in q["runs"][1:] for rc in r["worker_exit_codes"])
     assert "| 2 | enrich + embed |" in queue_markdown(q)
+
+
+def test_queue_configurations_parse_and_refuse() -> None:
+    from pir.workers.bench import batch_sizing, parse_config, worker_layout
+
+    assert [parse_config(c) for c in (0, "1", "2", "1x2", " 3X1 ")] == [(0, 1), (1, 1), (2, 1), (1, 2), (3, 1)]
+    for bad in ("x", "0x2", "-1", "1x0", "two"):
+        with pytest.raises(ValueError):
+            parse_config(bad)
+    assert worker_layout(2, server=False) == [["enrich"], ["embed"]]  # one process owns the embedded store
+    assert worker_layout(3, server=True) == [["enrich", "embed"]] * 3
+    with pytest.raises(ValueError, match="Qdrant server"):
+        worker_layout(3, server=False)
+    runs = [{"workers": "0", "images_per_s": 10.0}, {"workers": "1", "images_per_s": 9.0}]
+    b = batch_sizing(runs, 32)  # 1/9 - 1/10 s per image more: 0.356 s per batch of 32, 2% of 178 x 0.1 s
+    assert b["queue_s_per_batch"] == pytest.approx(32 * (1 / 9 - 1 / 10), abs=1e-3)
+    assert b["min_batch_for_overhead"] == 178 and b["queue_share"] == pytest.approx(0.111, abs=1e-3)
