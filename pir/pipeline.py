@@ -3,6 +3,10 @@
 The in-process path (:func:`ingest`) and the Celery tasks (``pir.workers.tasks``) call the same batch functions,
 :func:`enrich_batch` and :func:`embed_and_upsert`, so both store identical points.
 
+Work is batched (``worker.batch_size`` figures): per batch one enrichment run, one look-up of the descriptions, one
+text-encoder call over the batch's new pieces of text, one image forward pass, one upsert; the summary's
+``stage_seconds`` say where the time went.
+
 Every point gets three vectors: ``image`` (the visual encoder), ``text`` (the frozen text encoder over the figure's
 own words) and ``words`` (sparse BM25 over the same words); see :mod:`pir.search.words`.
 
@@ -20,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +54,9 @@ if TYPE_CHECKING:
     from pir.search.words import SparseVector
 
 log = logging.getLogger(__name__)
+
+#: Texts per text-encoder forward pass in ingest (at most ``settings.text.batch_size``); see :func:`_text_vectors`.
+TEXT_CHUNK = 16
 
 
 @dataclass
@@ -88,6 +95,14 @@ class IngestSummary:
     encoder: str = ""
     collection: str = ""
     store_count: int = 0
+    #: Seconds per stage summed over the batches: ``discover``, ``enrich`` (descriptions generated or found in the
+    #: cache), then :attr:`BatchResult.seconds`' ``hash``, ``describe`` (descriptions and knowledge looked up),
+    #: ``check`` (stored points), ``load`` (decode + preprocess), ``embed`` (image forward pass), ``text`` (dense
+    #: text and sparse words vectors), ``upsert``.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_stage(self, name: str, seconds: float) -> None:
+        self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + seconds
 
     @property
     def n_failed(self) -> int:
@@ -162,14 +177,25 @@ def enrich_batch(figures: Sequence[PatentFigure], settings: Settings, *, show_pr
     return summary.to_dict()
 
 
-def _descriptions(figure: PatentFigure, settings: Settings) -> list[str]:
-    from pir.enrich import get_descriptions  # lazy: start-up (httpx)
+def batch_descriptions(figures: Sequence[PatentFigure], settings: Settings) -> dict[str, list[str]]:
+    """Each figure's descriptions (as :func:`pir.enrich.get_descriptions` gives them), looked up for the whole batch
+    at once; a figure whose descriptions cannot be had gets ``[]`` (logged): enrichment never loses a figure."""
+    from pir.enrich.pipeline import many_descriptions  # lazy: start-up (httpx)
 
+    if not figures:
+        return {}
     try:
-        return get_descriptions(figure, settings)
-    except Exception as e:  # noqa: BLE001  (enrichment must never lose a figure)
-        log.warning("%s: no descriptions (%s)", figure.key, e)
-        return []
+        found = many_descriptions(figures, settings)
+    except Exception as e:  # noqa: BLE001  (enrichment must never lose a figure: the cache itself failed)
+        found = dict.fromkeys((f.key for f in figures), e)
+    out: dict[str, list[str]] = {}
+    for fig in figures:
+        got = found.get(fig.key, [])
+        if isinstance(got, Exception):
+            log.warning("%s: no descriptions (%s)", fig.key, got)
+            got = []
+        out[fig.key] = got
+    return out
 
 
 def _knowledge(figure: PatentFigure, settings: Settings) -> dict[str, list[str]]:
@@ -227,17 +253,18 @@ def embed_and_upsert(
             todo.append(fig)
         except OSError as e:
             res.failed.append(FigureFailure(fig.key, str(fig.image_path), f"cannot read file: {e.strerror or e}"))
-    descs: dict[str, list[str] | None] = {}
-    for fig in todo:
-        given = (descriptions or {}).get(fig.key) if with_descriptions else None
-        descs[fig.key] = (
-            None if not with_descriptions else list(given) if given is not None else _descriptions(fig, settings)
-        )
+    t_hash = time.perf_counter()
+    descs: dict[str, list[str] | None] = dict.fromkeys((f.key for f in todo), None)
+    if with_descriptions:
+        given = descriptions or {}
+        descs.update({f.key: list(given[f.key]) for f in todo if given.get(f.key) is not None})
+        descs.update(batch_descriptions([f for f in todo if descs[f.key] is None], settings))
     know = {fig.key: _knowledge(fig, settings) if with_descriptions else {} for fig in todo}
     meta = {
         fig.key: metadata_hash(fig, descs[fig.key], f"{wkey}|{json.dumps(know[fig.key], sort_keys=True)}")
         for fig in todo
     }
+    t_describe = time.perf_counter()
     reuse: list[tuple[PatentFigure, np.ndarray]] = []
     if not force and todo:
         todo = _stored_unchanged(todo, store, encoder, hashes, meta, res, reuse)
@@ -264,7 +291,9 @@ def embed_and_upsert(
         store.upsert([f.point_id for f, _ in rows], matrix, payloads, text=text, words=words)
         res.ingested.extend(f.key for f, _ in rows)
     res.seconds.update(
-        check=t1 - t0,
+        hash=t_hash - t0,
+        describe=t_describe - t_hash,
+        check=t1 - t_describe,
         load=t2 - t1,
         embed=t3 - t2,
         text=t_text,
@@ -281,11 +310,16 @@ def _text_vectors(
     include_class: bool,
     text_cache: TextEmbeddingCache | None,
 ) -> tuple[list[np.ndarray | None], list[SparseVector | None]]:
-    """:func:`text_and_words` through ``text_cache`` (or the settings' cache, opened and closed here)."""
+    """:func:`text_and_words` through ``text_cache`` (or the settings' cache, opened and closed here).
+
+    The batch's new pieces go through the text encoder in one call, sorted by length (sentence-transformers sorts
+    them) and run :data:`TEXT_CHUNK` at a time: a figure's pieces are short and of very different lengths, so small
+    chunks of similar length pad least (about a quarter less text-encoder CPU than chunks of 128; the same vectors).
+    """
     cache = text_cache or open_text_cache(settings)
     try:
         return text_and_words(
-            payloads, te, include_class=include_class, cache=cache, batch_size=settings.text.batch_size
+            payloads, te, include_class=include_class, cache=cache, batch_size=min(settings.text.batch_size, TEXT_CHUNK)
         )
     finally:
         if text_cache is None and cache is not None:
@@ -375,8 +409,12 @@ def ingest(
     optimize: bool = True,
     show_progress: bool = True,
     text_encoder: TextEncoder | None = None,
+    on_batch: Callable[[list[PatentFigure], BatchResult], None] | None = None,
 ) -> IngestSummary:
     """Ingest every figure under ``path`` into the store, in-process.
+
+    ``on_batch`` is called after each batch with its figures and result (progress reports, benchmarks); its time
+    counts in ``seconds``.
 
     Example:
         >>> summary = ingest("drawings/", get_settings())
@@ -394,20 +432,27 @@ def ingest(
     check_data_dir(settings)  # faults: read-only or full data dir -> one line, before anything is written
     st = store or wait_for_store(lambda: open_store(settings), timeout_s=settings.store_wait_s)  # faults: held store
     try:
+        t_discover = time.perf_counter()
         figures, issues = discover(path, settings, fmt=fmt, **(reader_options or {}))
         summary = IngestSummary(
             path=str(path), discovered=len(figures), read_issues=issues, encoder=enc.name, collection=st.collection
         )
+        summary.add_stage("discover", time.perf_counter() - t_discover)
         if figures:  # an empty or unreadable folder never creates (or binds) a collection
             ensure_collection(st, enc, te)
         bar = tqdm(total=len(figures), desc="ingest", unit="fig", disable=not show_progress)
         for batch in batched(figures, settings.worker.batch_size):
             check_batch(settings, len(batch), enc.dim)  # faults: stop between batches, never in the middle
             if enrich:
+                t_enrich = time.perf_counter()
                 enrich_batch(batch, settings)
+                summary.add_stage("enrich", time.perf_counter() - t_enrich)
             res = embed_and_upsert(
                 batch, settings, enc, st, with_descriptions=enrich, force=force, text_encoder=te, text_cache=text_cache
             )
+            for stage, sec in res.seconds.items():
+                if stage != "total":
+                    summary.add_stage(stage, sec)
             summary.ingested += len(res.ingested)
             summary.skipped += len(res.skipped)
             summary.failed.extend(res.failed)
@@ -415,6 +460,8 @@ def ingest(
                 log.warning("skipped %s (%s): %s", f.key, f.path, f.reason)
             bar.update(len(batch))
             bar.set_postfix(new=summary.ingested, skipped=summary.skipped, failed=summary.n_failed)
+            if on_batch is not None:
+                on_batch(batch, res)
         bar.close()
         if optimize and summary.ingested:
             check_optimize(settings)

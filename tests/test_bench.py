@@ -322,8 +322,15 @@ def test_speed_bench_tiny_writes_expected_keys(settings, tmp_path: Path, tiny_di
         "peak_rss_mb",
     } <= set(data)
     assert data["environment"]["torch_threads"] >= 1 and data["environment"]["cpu_count"] >= 1
-    assert data["ingest"]["ingested"] == 6 and data["ingest"]["images_per_s"] > 0
-    assert data["encoder_forward"]["images_per_s"] > 0
+    ing = data["ingest"]
+    assert ing["ingested"] == 6 and ing["images_per_s"] > 0
+    assert data["encoder_forward"]["images_per_s"] > 0 and data["encoder_forward"]["paired_images_per_s"] > 0
+    # the user's configuration: enrichment on at the settings' level, every figure with all three vectors
+    assert ing["enrich"] and ing["enrich_level"] == settings.enrich.level
+    assert ing["with_text_vector"] == ing["with_words_vector"] == 6
+    assert {"enrich", "describe", "load", "embed", "text", "upsert"} <= set(ing["stage_share"])
+    assert 0 < ing["text_share"] < 1 and 0 < ing["enrich_share"] < 1 and ing["per_million_figures"]["machine_hours"] > 0
+    assert data["pipeline_overhead"]["forward_share_of_ingest"] > 0
     assert data["query_latency"]["n_queries"] == 3 and data["query_latency"]["search"]["p50_ms"] > 0
     (store,) = data["store"]
     assert store["size"] == 300 and store["dim"] == 16

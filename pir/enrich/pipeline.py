@@ -7,7 +7,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -426,6 +426,76 @@ def get_descriptions(
         reason = summary.failures[0][1] if summary.failures else "see the log"
         raise EnrichError(f"{figure.key}: no descriptions could be generated ({reason})")
     return list(entry["descriptions"])
+
+
+def many_descriptions(
+    figures: Sequence[PatentFigure],
+    settings: Settings,
+    *,
+    backend: str | None = None,
+    k: int | None = None,
+    enricher: Enricher | None = None,
+) -> dict[str, list[str] | Exception]:
+    """:func:`get_descriptions` for a batch of figures with one cache connection and one generation run.
+
+    Each figure gets what :func:`get_descriptions` would return for it (the figure's latest descriptions made from
+    its current inputs and K, then the backend's cache entry, then generated and cached), or the exception it would
+    raise: ``{figure key: descriptions or exception}``. The misses (none after :func:`enrich_figures` of the same
+    figures) are generated together by one :func:`enrich_figures` call.
+    """
+    name, model = backend_identity(settings, backend)
+    k = int(k or settings.enrich.k)
+    max_chars = settings.enrich.max_chars
+    temperature, seed = sampling(settings, name)
+    lexicon = lexicon_signature()
+    out: dict[str, list[str] | Exception] = {}
+    misses: list[PatentFigure] = []
+    captioner = make_captioner(settings)
+    try:
+        with _open_cache(settings) as cache:
+            captions = _captions(list(figures), captioner, cache, None, generate=False)
+            for fig in figures:
+                try:
+                    inputs = figure_inputs(fig, captions.get(fig.key), with_aliases=False)
+                    if backend is None:  # latest_descriptions: whatever backend, from the current inputs and K
+                        entry = cache.figure(fig.key)
+                        if entry is not None and entry.inputs_hash == inputs_hash(inputs, k, max_chars):
+                            out[fig.key] = list(entry.descriptions)
+                            continue
+                    key = cache_key(inputs, name, model, k, max_chars, lexicon, temperature=temperature, seed=seed)
+                    hit = cache.get(key)
+                except Exception as exc:  # noqa: BLE001 - the figure's own failure, as get_descriptions raises it
+                    out[fig.key] = exc
+                    continue
+                if hit is not None:
+                    out[fig.key] = list(hit.descriptions)
+                else:
+                    misses.append(fig)
+    finally:
+        if captioner is not None:
+            captioner.close()
+    if misses:
+        out.update(_generate_missing(misses, settings, backend=backend, k=k, enricher=enricher))
+    return out
+
+
+def _generate_missing(
+    figures: list[PatentFigure], settings: Settings, *, backend: str | None, k: int, enricher: Enricher | None
+) -> dict[str, list[str] | Exception]:
+    """Generate (and cache) the descriptions of figures nothing is cached for; as :func:`get_descriptions` does."""
+    enricher = enricher if enricher is not None else shared_enricher(settings, backend)
+    summary = enrich_figures(figures, settings, backend=backend, k=k, show_progress=False, enricher=enricher)
+    failed = dict(summary.failures)
+    out: dict[str, list[str] | Exception] = {}
+    with _open_cache(settings) as cache:
+        for fig in figures:
+            entry = cache.figure(fig.key)
+            if fig.key in failed or entry is None:
+                reason = failed.get(fig.key, "see the log")
+                out[fig.key] = EnrichError(f"{fig.key}: no descriptions could be generated ({reason})")
+            else:
+                out[fig.key] = list(entry.descriptions)
+    return out
 
 
 def figure_descriptions(key: str, settings: Settings) -> dict[str, Any] | None:

@@ -104,23 +104,6 @@ def job_settings(settings: Settings, options: dict[str, Any]) -> Settings:
     )
 
 
-def batch_descriptions(figures: list[Any], settings: Settings) -> dict[str, list[str]]:
-    """Each figure's descriptions (``PatentFigure`` list), read from the cache the enrichment just filled.
-
-    A figure whose descriptions cannot be had gets ``[]`` (logged), as in the in-process path.
-    """
-    from pir.enrich import get_descriptions  # lazy: start-up (httpx, tqdm)
-
-    out: dict[str, list[str]] = {}
-    for fig in figures:
-        try:
-            out[fig.key] = list(get_descriptions(fig, settings))
-        except Exception as e:  # noqa: BLE001  (enrichment must never lose a figure)
-            log.warning("%s: no descriptions (%s)", fig.key, e)
-            out[fig.key] = []
-    return out
-
-
 class BatchTask(Task):
     """Records the whole batch as failed when the task fails for good (retries exhausted or a permanent error)."""
 
@@ -261,6 +244,7 @@ class _Batch:
 
 def _enrich_batch(b: _Batch) -> dict[str, list[str]]:
     """The enrich task's body (see ``register_tasks``)."""
+    from pir.pipeline import batch_descriptions  # lazy: start-up (PIL, numpy, tqdm)
     from pir.pipeline import enrich_batch as run_enrich  # lazy: start-up (PIL, numpy, tqdm)
 
     if _recorded_before(b.app.pir_resources, b) is not None:  # type: ignore[attr-defined]
