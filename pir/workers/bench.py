@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 #: Redis databases the benchmark may claim (the tests claim 8-11).
 BENCH_DBS = (12, 13, 14, 15)
 CLAIM_KEY = "pir-bench:claim"
-FOLLOW = {"reader_options": {"follow_outside": True}}  # the subset folders hold links to the images
+FOLLOW: dict[str, Any] = {"reader_options": {"follow_outside": True}}  # the subset folders hold links to the images
 
 
 class QueueBenchError(RuntimeError):
