@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pir.enrich.aliases import load_lexicon
 from pir.ingest.readers import read_figures
 from pir.ingest.schema import PatentFigure, point_id
 from pir.search import open_store
@@ -123,8 +124,6 @@ def warm_ingest(settings: Settings, enrich: bool) -> tuple[Any, float]:
     te = get_text_encoder(settings)
     te.encode(["warm-up"])
     if enrich and settings.enrich.level != "none":
-        from pir.enrich.aliases import load_lexicon  # lazy: WordNet
-
         load_lexicon()
     return te, time.perf_counter() - t
 

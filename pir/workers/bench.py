@@ -36,6 +36,7 @@ import psutil
 
 from pir.bench.speed import per_million, warm_ingest, write_subset
 from pir.core.config import Settings
+from pir.search import open_store
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
 from pir.workers.jobs import follow_job, portable_encoder_name, submit_ingest
 
@@ -218,8 +219,6 @@ def _cfg(settings: Settings, data_dir: Path, broker_url: str | None, collection:
 
 def _stored(settings: Settings) -> dict[str, int]:
     """Points of the settings' collection, and how many carry a ``text`` / ``words`` vector."""
-    from pir.search import open_store  # lazy: start-up (qdrant_edge)
-
     with open_store(settings) as store:
         pts = list(store.scroll(with_vectors=True))
     return {
