@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_queue_bench_tiny_runs_real_workers(corpus: Path, tiny: Path, tmp_path: 
     figure with all three vectors."""
     import redis
 
-    from pir.workers.bench import measure_queue, queue_markdown
+    from pir.workers.bench import bench_queue, queue_markdown
 
     try:
         redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
@@ -101,8 +102,9 @@ def test_queue_bench_tiny_runs_real_workers(corpus: Path, tiny: Path, tmp_path: 
     s = get_settings(
         data_dir=tmp_path / "pir", qdrant={"url": None}, encoder={"name": str(tiny)}, worker={"batch_size": 4}
     )
-    figs = list(read_figures(corpus))[:10]
-    q = measure_queue(s, load_encoder(tiny), figs, tmp_path / "work", workers=(0, 1, 2, "1x2"), timeout_s=300)
+    q = bench_queue(s, data=corpus, n_images=10, workers="0,1,2,1x2", out=tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "queue.json").read_text()) == q
+    assert not list((tmp_path / "pir" / "bench").glob("pir-queue-*"))  # the scratch folder is gone
     assert [r["workers"] for r in q["runs"]] == ["0", "1", "2", "1x2"]
     for r in q["runs"]:
         assert r["ingested"] == 10 and r["failed"] == 0 and r["images_per_s"] > 0, r

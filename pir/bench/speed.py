@@ -23,6 +23,9 @@ Measured:
   100-figure synthetic corpus (enrichment on, as in ``make demo``); the cold search target is 2x (import torch +
   in-process encode p50).
 - **memory**: peak resident set size of the process (``resource.getrusage``), device, torch threads, CPU count.
+
+Queued ingest (``pir ingest --queue`` with 1 and 2 real worker processes against in-process, same drawings) is
+measured by :func:`pir.workers.bench.bench_queue` (it starts workers, so it lives above this layer).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def peak_rss_mb() -> float:
     return round(r / (1024 * 1024) if os.uname().sysname == "Darwin" else r / 1024, 1)
 
 
-def _figures(settings: Settings, data: str | Path | None, n: int, seed: int) -> list[PatentFigure]:
+def bench_figures(settings: Settings, data: str | Path | None, n: int, seed: int) -> list[PatentFigure]:
     """The first ``n`` figures of ``data`` (any reader format), or of a seeded synthetic corpus."""
     if data is None:
         from pir.synth import synthesize_corpus  # lazy: start-up (PIL)
@@ -472,8 +475,10 @@ def bench_speed(
             raise ValueError(f"--sizes {sizes!r}: expected comma-separated integers") from e
     import torch  # lazy: start-up (torch)
 
+    from pir.encoder.backbone import set_threads  # lazy: start-up (torch, timm)
     from pir.encoder.model import encoder_for  # lazy: start-up (torch, timm, PIL)
 
+    set_threads(settings.encoder.num_threads)  # as ingest does: every pass below runs with the same threads
     enc = encoder_for(settings, encoder)
     result: dict[str, Any] = {
         "environment": {
@@ -487,7 +492,7 @@ def bench_speed(
     }
     work = Path(tempfile.mkdtemp(prefix="pir-speed-", dir=_mkdir(Path(settings.data_dir) / "bench")))
     try:
-        figures = _figures(settings, data, n_images, seed)
+        figures = bench_figures(settings, data, n_images, seed)
         result.update(measure_ingest(settings, enc, figures, work, n_queries=n_query_images, enrich=enrich))
         result["peak_rss_mb_after_ingest"] = peak_rss_mb()
         d = int(dim or enc.dim)

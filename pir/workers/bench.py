@@ -21,11 +21,14 @@ images/s, and the CPU seconds the processes really used per figure.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from pir.bench.speed import per_million, warm_ingest, write_subset
+from pir.bench.speed import bench_figures, per_million, warm_ingest, write_subset
 from pir.core.config import Settings
 from pir.search import open_store
 from pir.workers import EMBED_QUEUE, ENRICH_QUEUE
@@ -51,7 +54,7 @@ log = logging.getLogger(__name__)
 #: Redis databases the benchmark may claim (the tests claim 8-11).
 BENCH_DBS = (12, 13, 14, 15)
 CLAIM_KEY = "pir-bench:claim"
-FOLLOW: dict[str, Any] = {"reader_options": {"follow_outside": True}}  # the subset folders hold links to the images
+LINKS: dict[str, Any] = {"follow_outside": True}  # reader option: the subset folders hold links to the images
 
 
 class QueueBenchError(RuntimeError):
@@ -235,7 +238,7 @@ def _in_process(settings: Settings, encoder: ImageEncoder, folder: Path, data_di
     te, _ = warm_ingest(s, enrich)
     cpu0 = time.process_time()
     summary = ingest(folder, s, encoder=encoder, text_encoder=te, enrich=enrich, optimize=False, show_progress=False,
-                     **FOLLOW)  # fmt: skip
+                     reader_options=LINKS)  # fmt: skip
     cpu = time.process_time() - cpu0
     ips = summary.ingested / summary.seconds if summary.seconds > 0 else float("nan")
     cpu_per = cpu / max(1, summary.ingested)
@@ -277,11 +280,12 @@ def _queued(
     try:
         for p in procs:
             p.wait_ready()
-        warm_job = submit_ingest(warm, _cfg(settings, data_dir, broker_url, "warm"), enrich=enrich, **FOLLOW)
+        warm_s = _cfg(settings, data_dir, broker_url, "warm")  # loads the workers' models before the clock starts
+        warm_job = submit_ingest(warm, warm_s, enrich=enrich, reader_options=LINKS)
         follow_job(warm_job.job_id, s, poll_s=0.1, timeout_s=timeout_s, show_progress=False, hint_after_s=None)
         cpu0 = sum(p.cpu_s() for p in procs)
         t0 = time.perf_counter()
-        job = submit_ingest(folder, s, enrich=enrich, **FOLLOW)
+        job = submit_ingest(folder, s, enrich=enrich, reader_options=LINKS)
         status = follow_job(job.job_id, s, poll_s=0.1, timeout_s=timeout_s, show_progress=False, hint_after_s=None)
         seconds = time.perf_counter() - t0
         cpu = sum(p.cpu_s() for p in procs) - cpu0
@@ -412,3 +416,44 @@ def queue_markdown(q: dict[str, Any]) -> str:
         lines += ["", f"queue cost per batch: {b['queue_s_per_batch']} s ({b['queue_share']:.1%} of the work); "
                   f"smallest batch under {b['max_overhead']:.0%}: {b['min_batch_for_overhead']}"]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def bench_queue(
+    settings: Settings,
+    *,
+    data: str | Path | None = None,
+    n_images: int = 2000,
+    workers: str | Sequence[int | str] = (0, 1, 2),
+    encoder: str | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    broker: str | None = None,
+) -> dict[str, Any]:
+    """:func:`measure_queue` on the first ``n_images`` figures of ``data`` (default: the speed benchmark's seeded
+    synthetic corpus); writes ``queue.json`` / ``queue.md`` into ``out``.
+
+    ``workers``: configurations, e.g. ``"0,1,2,1x2"`` (see the module docstring).
+    """
+    from pir.encoder.backbone import set_threads  # lazy: start-up (torch, timm)
+    from pir.encoder.model import encoder_for  # lazy: start-up (torch, timm, PIL)
+
+    configs = [c for c in workers.split(",") if c.strip()] if isinstance(workers, str) else list(workers)
+    set_threads(settings.encoder.num_threads)
+    enc = encoder_for(settings, encoder)
+    s = settings if encoder is None else settings.model_copy(
+        update={"encoder": settings.encoder.model_copy(update={"name": encoder})}
+    )  # fmt: skip
+    figures = bench_figures(s, data, n_images, seed)
+    root = Path(s.data_dir) / "bench"
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="pir-queue-", dir=root))
+    try:
+        result = measure_queue(s, enc, figures, work, workers=configs, broker=broker)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if out is not None:
+        o = Path(out)
+        o.mkdir(parents=True, exist_ok=True)
+        (o / "queue.json").write_text(json.dumps(result, indent=2))
+        (o / "queue.md").write_text(queue_markdown(result))
+    return result
