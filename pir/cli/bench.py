@@ -194,6 +194,7 @@ def bench_deeppatent_cmd(ctx: click.Context, lists: Path, images: Path, split: s
 @click.option("--vectors", type=click.Choice(["clustered", "random"]), default="clustered", show_default=True)
 @click.option("--encoder", default=None, help="Encoder name or directory (default: PIR_ENCODER__NAME).")
 @click.option("--cold/--no-cold", default=True, show_default=True, help="Also time cold CLI runs (subprocesses).")
+@click.option("--enrich/--no-enrich", default=True, show_default=True, help="Ingest with enrichment (settings' level).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (<data-dir>/bench/report).")
 @click.pass_context
 def bench_speed_cmd(ctx: click.Context, **given: Any) -> None:
@@ -204,6 +205,26 @@ def bench_speed_cmd(ctx: click.Context, **given: Any) -> None:
     given["out"] = given["out"] or ctx.obj.get("bench", {}).get("out") or s.data_dir / "bench" / "report"
     click.echo(speed_markdown(bench_speed(s, seed=s.seed, **given)))
     click.echo(f"written to {given['out']}/speed.json")
+
+
+@bench.command("queue")
+@click.option(
+    "--data", type=click.Path(exists=True, path_type=Path), default=None, help="Image folder (default: synth)."
+)
+@click.option("--n-images", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--workers", default="0,1,2", show_default=True, help="Configurations: 0 = in-process, N workers, NxT.")
+@click.option("--encoder", default=None, help="Encoder name or directory (default: PIR_ENCODER__NAME).")
+@click.option("--broker", default=None, help="Redis URL (default: the settings' broker or redis://127.0.0.1:6379).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (<data-dir>/bench/queue).")
+@click.pass_context
+def bench_queue_cmd(ctx: click.Context, **given: Any) -> None:
+    """Ingest throughput through Celery workers (real `pir worker` processes) against in-process, same drawings."""
+    from pir.workers.bench import bench_queue, queue_markdown  # lazy: start-up (celery, torch)
+
+    s = _settings(ctx)
+    given["out"] = given["out"] or ctx.obj.get("bench", {}).get("out") or s.data_dir / "bench" / "queue"
+    click.echo(queue_markdown(bench_queue(s, seed=s.seed, **given)))
+    click.echo(f"written to {given['out']}/queue.json")
 
 
 @bench.command("scale")
