@@ -329,8 +329,8 @@ def test_store_on_a_read_only_file_system_is_searchable(tmp_path: Path) -> None:
 
 
 def test_store_on_a_full_disk_is_searchable_and_writes_stop_with_one_line(tmp_path: Path) -> None:
-    """With ~1 MB free, opening the store in place would SIGBUS: reading works from a copy, writing is one line,
-    and after space is freed the store opens in place with nothing lost."""
+    """With ~1 MB free, opening the store in place would SIGBUS: reading (search, `pir info`, `pir serve`) works
+    from a copy, writing is one line, and after space is freed the store opens in place with nothing lost."""
     from pir.search import open_store
     from pir.search.query import StoreError
 
@@ -345,6 +345,20 @@ def test_store_on_a_full_disk_is_searchable_and_writes_stop_with_one_line(tmp_pa
             with pytest.raises(StoreError, match="full disk") as err:
                 st.upsert(ids[:1], x[:1], [{"patent_id": "US0"}])
             assert "\n" not in str(err.value)
+        # `pir info` and `pir serve` on the full disk: they answer from the copy too
+        from click.testing import CliRunner
+        from fastapi.testclient import TestClient
+
+        from pir.cli import main
+        from pir.web.app import create_app
+        from pir.web.settings import ServeSettings
+
+        res = CliRunner().invoke(main, ["--data-dir", str(mnt / "pir"), "info", "--json"], env={"PIR_QDRANT__URL": ""})
+        assert res.exit_code == 0 and json.loads(res.stdout)["count"] == 30, res.output
+        with TestClient(create_app(s, ServeSettings())) as client:
+            assert client.get("/api/health").json()["count"] == 30
+            hits = client.get("/api/search", params={"like": ids[3], "k": "5"}).json().get("results") or []
+            assert len(hits) == 5 and ids[3] not in [h["id"] for h in hits], hits
         (mnt / "ballast").unlink()
         with open_store(s) as st:
             assert st.read_only is None and st.count() == 30

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "pa55-" + uuid.uuid4().hex[:10]  # URL passwords
 API_KEY = "sk-" + uuid.uuid4().hex  # API keys
 QDRANT_KEY = "qk-" + uuid.uuid4().hex
-CAPTION_KEY = "ck-" + uuid.uuid4().hex
+CAPTION_KEY = "ck-" + uuid.uuid4().hex  # the captioner URL's password
 SECRETS = (PASSWORD, API_KEY, QDRANT_KEY, CAPTION_KEY)
 
 
@@ -177,9 +177,8 @@ def test_no_secret_in_any_log_line_with_credentials_in_every_url(tmp_path: Path,
         PIR_ENRICH__OPENAI_BASE_URL=_with_userinfo(chat.url, "user", PASSWORD),
         PIR_ENRICH__OPENAI_MODEL="test-model",
         PIR_ENRICH__MAX_RETRIES="0",
-        PIR_ENRICH__CAPTION_BASE_URL=caption.url,
+        PIR_ENRICH__CAPTION_BASE_URL=_with_userinfo(caption.url, "cap", CAPTION_KEY),
         PIR_ENRICH__CAPTION_MODEL="cap",
-        PIR_ENRICH__CAPTION_API_KEY=CAPTION_KEY,
     )
     worker = WorkerProcess(
         [sys.executable, "-m", "pir.cli", "-vv", "worker", "--loglevel", "DEBUG"], env, tmp_path / "worker.log"
@@ -215,7 +214,8 @@ def test_no_secret_in_any_log_line_with_credentials_in_every_url(tmp_path: Path,
     assert len(chat.requests) >= 4 and len(caption.requests) >= 4  # the LLM and the captioner were called
     auth = {r["headers"]["Authorization"] for r in chat.requests}
     assert auth == {"Basic " + base64.b64encode(f"user:{PASSWORD}".encode()).decode()}
-    assert {r["headers"]["Authorization"] for r in caption.requests} == {f"Bearer {CAPTION_KEY}"}
+    cap_auth = {r["headers"]["Authorization"] for r in caption.requests}
+    assert cap_auth == {"Basic " + base64.b64encode(f"cap:{CAPTION_KEY}".encode()).decode()}
     for name, text in outputs.items():
         _assert_clean(name, text)
     (tmp_path / "outputs.json").write_text(json.dumps(outputs))  # kept for a look when it fails
