@@ -300,3 +300,44 @@ def test_worker_warns_when_redis_keeps_nothing_on_disk(
     s = get_settings(worker={"broker_url": aof_redis.url, "result_backend": volatile_redis.url})
     (line,) = persistence_warnings(s)
     assert line.startswith("job state: ")
+
+
+# --------------------------------------------------------------------------------------- a Redis still loading
+def test_redis_loading_its_data_after_a_restart_is_waited_for(tmp_path: Path) -> None:
+    """Redis with append-only files answers ``LOADING`` to every command while it reads its data back after a
+    restart: connecting (``pir jobs status``, ``--wait``, reconcile) waits for it instead of calling Redis
+    unreachable (and "Nothing was queued" is said only by a submission)."""
+    import time
+
+    import redis
+
+    from pir.core.config import get_settings
+    from pir.core.errors import JobError
+    from pir.workers.state import connect
+
+    # about 3 s of loading (key-load-delay: a Redis debug setting, per command read back); Redis answers clients
+    # (LOADING) only between every 1024 commands it loads, so more than 1024 of them
+    n_keys, delay_us = 4096, 700
+    srv = PrivateRedis(tmp_path / "redis", persist=True, extra=("--key-load-delay", str(delay_us))).start()
+    try:
+        c = redis.Redis.from_url(srv.url)
+        pipe = c.pipeline()
+        for i in range(n_keys):  # one command each: the delay applies per command read back from the AOF
+            pipe.set(f"k{i}", i)
+        pipe.execute()
+        c.close()
+        srv.kill()
+        srv.start()  # returns as soon as the port is open: Redis is still loading
+        s = get_settings(worker={"broker_url": srv.url, "result_backend": None})
+        with pytest.raises(redis.BusyLoadingError):
+            redis.Redis.from_url(srv.url).ping()  # what connect() used to turn into "cannot reach Redis"
+        t0 = time.monotonic()
+        client = connect(s)
+        took = time.monotonic() - t0
+        assert client.dbsize() == n_keys and 0.2 < took < 30, took
+        client.close()
+    finally:
+        srv.kill()
+    with pytest.raises(JobError) as err:
+        connect(get_settings(worker={"broker_url": f"redis://127.0.0.1:{srv.port}/0", "result_backend": None}))
+    assert "cannot reach Redis" in str(err.value) and "Nothing was queued" not in str(err.value)

@@ -203,7 +203,7 @@ def submit_ingest(
     from pir.pipeline import batched  # lazy: start-up (PIL, numpy, tqdm)
     from pir.workers.app import WorkerConfigError, create_app  # lazy: start-up (celery, kombu)
 
-    client = connect(settings)
+    client = connect(settings, queueing=True)
     try:
         try:
             app = create_app(settings)

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -139,8 +140,14 @@ def state_client(settings: Settings) -> redis.Redis:
     )
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """A job-state client that answered a ping.
+#: Seconds :func:`connect` waits for a Redis that answers but is still loading its data set (just restarted with
+#: persistence: it refuses every command with ``LOADING`` until its append-only file or snapshot is read back).
+LOADING_WAIT_S = 60.0
+
+
+def connect(settings: Settings, *, queueing: bool = False) -> redis.Redis:
+    """A job-state client that answered a ping; a Redis still loading its data set is waited for (up to
+    :data:`LOADING_WAIT_S`). ``queueing``: the caller is about to queue a job (the error then says nothing was).
 
     Raises:
         JobError: No broker configured or Redis unreachable.
@@ -149,15 +156,23 @@ def connect(settings: Settings) -> redis.Redis:
 
     url = state_url(settings)
     client = state_client(settings)
-    try:
-        client.ping()
-    except redis.RedisError as e:
+    t_end = time.monotonic() + LOADING_WAIT_S
+    while True:
+        try:
+            client.ping()
+            return client
+        except redis.BusyLoadingError as e:
+            if time.monotonic() < t_end:
+                time.sleep(0.1)
+                continue
+            err: redis.RedisError = e
+        except redis.RedisError as e:
+            err = e
         client.close()
         raise JobError(
-            f"cannot reach Redis at {redact_url(url)} ({e}); start Redis or fix PIR_WORKER__BROKER_URL. "
-            "Nothing was queued."
-        ) from e
-    return client
+            f"cannot reach Redis at {redact_url(url)} ({err}); start Redis or fix PIR_WORKER__BROKER_URL"
+            + (". Nothing was queued." if queueing else "")
+        ) from err
 
 
 def _now() -> str:
