@@ -39,8 +39,8 @@ from pir.core.diskspace import check_batch, check_data_dir, check_optimize
 from pir.core.storewait import wait_for_store
 from pir.ingest.conflicts import stored_conflicts
 from pir.ingest.images import ImageLoadError
-from pir.ingest.readers import ReadIssue, read_figures
-from pir.ingest.schema import PatentFigure, file_sha256
+from pir.ingest.readers import read_figures
+from pir.ingest.schema import PatentFigure, ReadIssue, file_sha256
 from pir.search import open_store
 from pir.search.migrate import reindex as _reindex
 from pir.search.query import StoreError

@@ -236,7 +236,8 @@ def _record(name: str, **figures: Any) -> None:
 # ------------------------------------------------------------------------------- 1. prompt redelivery (SIGKILL)
 def _kill_mid_batch_then_resume(s: Any, corpus: Path, tmp_path: Path, bound_s: float, name: str) -> None:
     from pir.pipeline import discover
-    from pir.workers.jobs import follow_job, read_status, redelivery_bound_s, state_client, submit_ingest
+    from pir.workers.jobs import follow_job, redelivery_bound_s, submit_ingest
+    from pir.workers.state import read_status, state_client
 
     assert redelivery_bound_s(s) <= bound_s
     figures, _ = discover(corpus, s)
@@ -595,7 +596,8 @@ def hostile(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_confinement_sidecar_paths_and_symlinks(hostile: tuple[Path, Path]) -> None:
-    from pir.ingest.readers import ReadIssue, read_figures
+    from pir.ingest.readers import read_figures
+    from pir.ingest.schema import ReadIssue
 
     root, outside = hostile
     seen, on = _AUDIT
@@ -616,7 +618,8 @@ def test_confinement_sidecar_paths_and_symlinks(hostile: tuple[Path, Path]) -> N
 
 
 def test_confinement_symlinked_sidecar_and_folders(tmp_path: Path) -> None:
-    from pir.ingest.readers import ReadIssue, read_figures
+    from pir.ingest.readers import read_figures
+    from pir.ingest.schema import ReadIssue
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -641,7 +644,8 @@ def test_confinement_symlinked_sidecar_and_folders(tmp_path: Path) -> None:
 
 def test_confinement_uspto_xml_symlink_not_opened(tmp_path: Path) -> None:
     """A grant folder whose XML is a symlink to a file outside: never opened, reported."""
-    from pir.ingest.readers import ReadIssue, read_figures
+    from pir.ingest.readers import read_figures
+    from pir.ingest.schema import ReadIssue
 
     target = tmp_path / "outside" / "passwd.xml"
     target.parent.mkdir()

@@ -115,8 +115,9 @@ def test_redis_lost_job_status_from_manifest_then_missing_batches_resubmitted_on
     from click.testing import CliRunner
 
     from pir.cli import main
-    from pir.workers.jobs import follow_job, read_status, reconcile, record_batch, state_client, submit_ingest
+    from pir.workers.jobs import follow_job, reconcile, submit_ingest
     from pir.workers.manifest import manifest_path, open_manifest
+    from pir.workers.state import read_status, record_batch, state_client
 
     s = _settings(tmp_path / "pir", tiny_encoder, volatile_redis.url)
     job = submit_ingest(corpus, s, enrich=False)
@@ -235,8 +236,9 @@ def test_batch_run_again_after_redis_outage_counts_once(
     import redis
 
     from pir.workers.app import create_app
-    from pir.workers.jobs import read_status, state_client, submit_ingest
+    from pir.workers.jobs import submit_ingest
     from pir.workers.manifest import open_manifest
+    from pir.workers.state import read_status, state_client
     from pir.workers.tasks import _Batch, _embed_batch
 
     s = _settings(tmp_path / "pir", tiny_encoder, aof_redis.url)

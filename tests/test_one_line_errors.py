@@ -159,7 +159,8 @@ def test_text_is_capped_and_min_score_must_be_finite() -> None:
 
 
 def test_duplicate_sidecar_rows_name_both(tmp_path: Path) -> None:
-    from pir.ingest.readers import ReadIssue, read_figures
+    from pir.ingest.readers import read_figures
+    from pir.ingest.schema import ReadIssue
 
     root = tmp_path / "c"
     _draw(root / "a.png", 1)
@@ -173,7 +174,8 @@ def test_duplicate_sidecar_rows_name_both(tmp_path: Path) -> None:
 
 
 def test_symlinked_folder_outside_is_reported_once_without_its_file_names(tmp_path: Path) -> None:
-    from pir.ingest.readers import ReadIssue, read_figures
+    from pir.ingest.readers import read_figures
+    from pir.ingest.schema import ReadIssue
 
     outside = tmp_path / "outside" / "cls"
     for i, name in enumerate(("private-a.png", "private-b.png")):

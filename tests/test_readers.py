@@ -14,16 +14,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from pir.ingest.deeppatent2 import parse_deeppatent2_filename
-from pir.ingest.readers import (
-    ReadIssue,
-    detect_format,
-    normalize_patent_id,
-    normalize_viewpoint,
-    parse_date,
-    read_figures,
-    split_codes,
-)
-from pir.ingest.schema import PatentFigure
+from pir.ingest.normalize import normalize_patent_id, normalize_viewpoint, parse_date, split_codes
+from pir.ingest.readers import detect_format, read_figures
+from pir.ingest.schema import PatentFigure, ReadIssue
 from pir.ingest.uspto import parse_figure_descriptions, parse_uspc
 
 USPTO = "impact_uspto_design_raw/sample_data"

@@ -17,23 +17,11 @@ from safetensors.torch import load_file
 
 from pir.cli import main
 from pir.core.config import Settings, get_settings
-from pir.encoder.data import (
-    AugmentConfig,
-    ClassBalancedSampler,
-    LineArtAugment,
-    build_descriptions,
-    figure_texts,
-    preload_images,
-)
+from pir.encoder.data import ClassBalancedSampler, LineArtAugment, build_descriptions, figure_texts, preload_images
 from pir.encoder.model import VisualEncoder, ZeroShotTextError, load_encoder
-from pir.encoder.train import (
-    TrainConfig,
-    TrainError,
-    _build_loss,
-    build_optimizer,
-    split_by_patent,
-    train,
-)
+from pir.encoder.split import split_by_patent
+from pir.encoder.train import TrainError, _build_loss, build_optimizer, train
+from pir.encoder.train_config import AugmentConfig, TrainConfig
 from pir.ingest.readers import read_figures
 from pir.ingest.schema import PatentFigure
 from pir.synth import synthesize_corpus

@@ -172,7 +172,7 @@ def _cli_ingest_wait(path: Path, settings: Any, collection: str) -> Any:
     from click.testing import CliRunner
 
     from pir.cli import main
-    from pir.workers.jobs import JobStatus
+    from pir.workers.state import JobStatus
 
     env = {k: v for k, v in worker_env(settings).items() if k.startswith("PIR_")}
     args = ["ingest", str(path), "--queue", "--wait", "--json", "--no-enrich", "--collection", collection]
@@ -310,7 +310,8 @@ def test_sigkill_mid_batch_then_restart_stores_each_figure_once(
 
     from pir.pipeline import discover
     from pir.workers.app import restore_period
-    from pir.workers.jobs import read_status, state_client, submit_ingest
+    from pir.workers.jobs import submit_ingest
+    from pir.workers.state import read_status, state_client
 
     s = _settings(
         tmp_path / "pir",
@@ -424,7 +425,8 @@ def test_redis_unreachable_clear_error_nothing_written(
 
 
 def test_no_broker_means_in_process(settings: Any, synth_corpus: Path) -> None:
-    from pir.workers.jobs import JobError, submit_ingest
+    from pir.core.errors import JobError
+    from pir.workers.jobs import submit_ingest
 
     with pytest.raises(JobError, match="PIR_WORKER__BROKER_URL"):
         submit_ingest(synth_corpus, settings)

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pir.ingest.readers import ReadIssue, read_figures
-from pir.ingest.schema import PatentFigure, main_class, point_id
+from pir.ingest.readers import read_figures
+from pir.ingest.schema import PatentFigure, ReadIssue, main_class, point_id
 
 log = logging.getLogger(__name__)
 

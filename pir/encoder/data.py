@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Sampler
 
-from pir.encoder.train_config import AugmentConfig  # noqa: F401  (re-export; defined torch-free)
+from pir.encoder.train_config import AugmentConfig
 from pir.ingest.images import ImageLoadError, load_line_art
 from pir.ingest.schema import PatentFigure
 

@@ -82,21 +82,11 @@ from pir.encoder.model import (
 )
 from pir.encoder.split import SPLIT_NAME, PatentSplit, read_split, split_by_patent, write_split
 from pir.encoder.text import TextEmbeddingCache, load_text_encoder, text_cache_path
-from pir.encoder.train_config import BASELINES, AugmentConfig, TrainConfig, cli_fields
+from pir.encoder.train_config import TrainConfig
 from pir.ingest.readers import read_figures
 from pir.ingest.schema import PatentFigure
 
-__all__ = [
-    "BASELINES",
-    "AugmentConfig",
-    "TrainConfig",
-    "TrainError",
-    "TrainResult",
-    "build_optimizer",
-    "cli_fields",
-    "split_by_patent",
-    "train",
-]
+__all__ = ["TrainError", "TrainResult", "build_optimizer", "train"]
 
 log = logging.getLogger(__name__)
 

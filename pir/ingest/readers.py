@@ -1,10 +1,10 @@
 """Read patent figures from a folder: :func:`read_figures` dispatches to the registered readers.
 
 The readers (raw USPTO design grants, DeepPatent2, a generic image folder) are registered in
-:mod:`pir.ingest.registry`; their shared helpers live in :mod:`pir.ingest.normalize` (re-exported here for callers of
-the old names). :func:`read_figures` yields :class:`~pir.ingest.schema.PatentFigure` records lazily and appends
-problems (bad XML, a bad JSON record, a missing image file, a file outside the folder, a point-id conflict) to
-``issues`` instead of stopping. Images are not decoded here; only their existence is checked.
+:mod:`pir.ingest.registry`; their shared helpers live in :mod:`pir.ingest.normalize`. :func:`read_figures` yields
+:class:`~pir.ingest.schema.PatentFigure` records lazily and appends problems (bad XML, a bad JSON record, a missing
+image file, a file outside the folder, a point-id conflict) to ``issues`` instead of stopping. Images are not
+decoded here; only their existence is checked.
 
 Two guarantees on top of every reader:
 
@@ -22,50 +22,11 @@ from typing import Any
 
 from pir.ingest.confine import Confinement, confine_iter, confined
 from pir.ingest.conflicts import RunIds
-from pir.ingest.normalize import (
-    SIDECAR_NAMES,
-    _dirs_breadth_first,
-    _files,
-    _head,
-    clean,
-    is_image,
-    is_vector,
-    looks_like_deeppatent2_json,
-    looks_like_uspto_xml,
-    normalize_patent_id,
-    normalize_viewpoint,
-    parse_date,
-    split_codes,
-    vector_issue,
-)
 from pir.ingest.registry import detect_format as _detect_format
-from pir.ingest.registry import get_reader, reader_names
+from pir.ingest.registry import get_reader
 from pir.ingest.schema import PatentFigure, ReadIssue
 
-FORMATS: tuple[str, ...] = reader_names()
-#: Kept for callers of the old name; any registered reader name is accepted.
-Format = str
-
-__all__ = [
-    "FORMATS",
-    "SIDECAR_NAMES",
-    "ReadIssue",
-    "_dirs_breadth_first",
-    "_files",
-    "_head",
-    "clean",
-    "detect_format",
-    "is_image",
-    "is_vector",
-    "looks_like_deeppatent2_json",
-    "looks_like_uspto_xml",
-    "normalize_patent_id",
-    "normalize_viewpoint",
-    "parse_date",
-    "read_figures",
-    "split_codes",
-    "vector_issue",
-]
+__all__ = ["detect_format", "read_figures"]
 
 
 def detect_format(root: str | Path, *, follow_outside: bool = False) -> str:

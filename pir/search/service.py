@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from pir.core.config import Settings, get_settings
-from pir.ingest.readers import normalize_patent_id, normalize_viewpoint
+from pir.ingest.normalize import normalize_patent_id, normalize_viewpoint
 from pir.ingest.schema import point_id
 from pir.search.points import normalize_id
 from pir.search.query import HybridQuery, SearchFilter, StoreError

@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pir.core.config import Settings
 from pir.core.errors import JobError, redact_url
-from pir.workers import state as _state
 from pir.workers.manifest import Manifest, manifest_path, open_manifest
-from pir.workers.state import *  # noqa: F403 - re-exports the job-state API (pir.workers.state.__all__)
 from pir.workers.state import (
     JOB_TTL_S,
     JobStatus,
@@ -44,9 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The job-state API re-exported from :mod:`pir.workers.state`, and this module's own names.
 __all__ = [
-    *_state.__all__,
     "Reconciled",
     "SubmittedJob",
     "follow_job",

@@ -50,7 +50,6 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 __all__ = [
     "JOB_TTL_S",
-    "JobError",
     "JobStatus",
     "Heartbeat",
     "alive_workers",
@@ -61,7 +60,6 @@ __all__ = [
     "record_batch",
     "record_enriched",
     "recorded_batches",
-    "redact_url",
     "redis_persistence",
     "restore_job",
     "state_client",
