@@ -141,3 +141,70 @@ def test_one_default_and_one_meaning_of_text_weight() -> None:
     assert SearchRequest().text_weight == DEFAULT_TEXT_WEIGHT
     assert SearchRequest(text_weight=0).text_weight == 0.0  # an explicit 0 is 0, never the default
     assert "text_weight" not in dict(SearchRequest(text_weight=0.5).to_params())  # without words it is not state
+
+
+def test_the_bench_ranks_like_the_cli_and_the_web(env: dict[str, Path]) -> None:
+    """The bench's query path (``bench_request`` executed by the runtime inside ``search_rankings``) ranks the stored
+    figures as `pir search` and the web API do for the same words, drawing, fusion, k and excluded patent."""
+    from fastapi.testclient import TestClient
+
+    from pir.bench.datasets import BenchItem, BenchSet
+    from pir.bench.evaluate import search_rankings
+    from pir.core.config import get_settings
+    from pir.encoder.model import load_encoder
+    from pir.search import open_store
+    from pir.search.runtime import load_query_image
+    from pir.search.service import fuse
+    from pir.web.app import create_app
+    from pir.web.settings import ServeSettings
+
+    recs = _records(env)
+    items = [BenchItem(r["patent_id"], r["figure_id"], env["corpus"] / r["file"]) for r in recs]
+    bench = BenchSet("req", items, [0], list(range(len(items))), "class", True, "folder")
+    g_pos = {it.point_id: i for i, it in enumerate(items)}
+    settings = get_settings(data_dir=env["data"], qdrant={"url": None}, encoder={"name": str(env["enc"])})
+    words, depth, query = "chair with arms", 5, items[0]
+    q_vec = fuse(load_encoder(env["enc"]).encode_images([load_query_image(query.path)]))[None, :]
+    fusion = {"text_weight": 0.5, "fusion": "rrf"}
+    with open_store(settings) as st:
+        ranked = {
+            mode: [items[i].point_id for i in search_rankings(st, bench, mode, [0], q_vec, [words], g_pos, depth,
+                                                              settings, **fusion)[0]]
+            for mode in ("text", "image+text")
+        }  # fmt: skip
+    args = ["--text", words, "--k", str(depth + 1), "--exclude-patent", query.patent_id, "--text-weight", "0.5"]
+    args += ["--fusion", "rrf", "--encoder", str(env["enc"]), "--json"]
+    params = [("words", words), ("k", str(depth + 1)), ("exclude", query.patent_id), ("text_weight", "0.5")]
+    params += [("fusion", "rrf")]
+    app = create_app(settings, ServeSettings())
+    with TestClient(app) as client:
+        up = client.post("/api/drawings", files=[("images", (query.path.name, query.path.read_bytes(), "image/png"))])
+        assert up.status_code == 200, up.text
+        digest = up.json()["drawings"][0]
+        web = {
+            "text": client.get("/api/search", params=params).json(),
+            "image+text": client.get("/api/search", params=[("q", digest), *params]).json(),
+        }
+    for mode, drawing in (("text", []), ("image+text", [str(query.path)])):
+        r = CliRunner().invoke(main, ["--data-dir", str(env["data"]), "search", *drawing, *args])
+        assert r.exit_code == 0, r.output
+        cli = [h["id"] for h in json.loads(r.stdout)["results"]][:depth]
+        assert len(ranked[mode]) == depth and ranked[mode] == cli == [h["id"] for h in web[mode]["results"]][:depth]
+    assert ranked["text"] != ranked["image+text"]  # the drawing counts: two different rankings agreed on
+
+
+def test_bench_search_options_are_the_request_fields() -> None:
+    """`pir bench --text-weight/--fusion` and `pir bench serve --k` are generated from SearchRequest like `pir
+    search`'s (one definition, one validation)."""
+    from pir.cli.bench import bench, bench_serve_cmd
+    from pir.cli.search import search
+
+    theirs = {p.name: p for p in search.params}
+    for cmd, name in ((bench, "text_weight"), (bench, "fusion"), (bench_serve_cmd, "k")):
+        a, b = {p.name: p for p in cmd.params}[name], theirs[name]
+        assert a.opts == b.opts and a.help == b.help and a.default is None, name  # type: ignore[attr-defined]
+        assert getattr(a.type, "choices", a.type) == getattr(b.type, "choices", b.type), name
+    r = CliRunner().invoke(main, ["bench", "--text-weight", "2"])
+    assert r.exit_code == 2 and "--text-weight: Input should be less than or equal to 1" in r.output, r.output
+    r = CliRunner().invoke(main, ["bench", "serve", "--k", "0"])
+    assert r.exit_code == 2 and "--k: Input should be greater than or equal to 1" in r.output, r.output

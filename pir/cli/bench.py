@@ -10,7 +10,7 @@ import click
 
 from pir.cli.app import main, options
 from pir.cli.app import settings as _settings
-from pir.search.request import DEFAULT_FUSION, FUSIONS
+from pir.cli.search import build_request, request_options
 
 MODES_HELP = "Query modes, comma-separated: image, text (the query's words), image+text (fused inside Qdrant)."
 
@@ -46,13 +46,7 @@ _COMMON = options(
         default=None,
         help="Bootstrap resamples of each 95%% interval (default 1000).",
     ),
-    click.option(
-        "--text-weight",
-        type=click.FloatRange(0, 1),
-        default=None,
-        help="Words' share (default 0.9).",
-    ),
-    click.option("--fusion", type=click.Choice(FUSIONS), default=None, help=f"image+text fusion ({DEFAULT_FUSION})."),
+    request_options(only=("text_weight", "fusion")),  # the search's own options (SearchRequest): one definition
     click.option("--limit", type=int, default=None, help="Sample about N figures (whole patents, seeded)."),
     click.option(
         "--k",
@@ -95,6 +89,7 @@ def _opts(ctx: click.Context, given: dict[str, Any]) -> dict[str, Any]:
         raise click.UsageError(str(e)) from None
     if levels and pick.get("no_enrich"):
         raise click.UsageError("--no-enrich and --enrich together: use --enrich none")
+    build_request([], {"text_weight": pick.get("text_weight"), "fusion": pick.get("fusion")})  # validated once, here
     return {
         "encoders": pick.get("encoders") or "zero-shot",
         "modes": pick.get("modes") or "image",
@@ -269,7 +264,7 @@ def bench_scale_cmd(ctx: click.Context, no_plots: bool, **given: Any) -> None:
 @bench.command("serve")
 @click.option("--clients", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--searches", default=300, show_default=True, type=click.IntRange(min=1))
-@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
+@request_options(only=("k",))  # hits per search: the request's own option (SearchRequest.k), validated there
 @click.option(
     "--query",
     "queries",
@@ -294,4 +289,5 @@ def bench_serve_cmd(ctx: click.Context, encoder: str | None, collection: str | N
 
     from pir.bench.serve import bench_serve  # lazy: start-up
 
+    given["k"] = build_request([], {"k": given["k"]}).k  # the request's default and bounds
     click.echo(json.dumps(bench_serve(_settings(ctx, encoder=encoder, collection=collection), **given), indent=2))

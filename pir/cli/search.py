@@ -23,15 +23,16 @@ _FLAG_ALIASES = {
 }
 
 
-def request_options(skip: tuple[str, ...] = ("drawings",)) -> Any:
+def request_options(skip: tuple[str, ...] = ("drawings",), only: tuple[str, ...] | None = None) -> Any:
     """Click options generated from :class:`pir.search.request.SearchRequest`'s fields (``--field-name`` plus the
     names in :data:`_FLAG_ALIASES`): help from the field descriptions, choices from ``Literal`` fields, lists
-    repeatable; every option defaults to None, so the request's own defaults apply (shown in the help)."""
+    repeatable; every option defaults to None, so the request's own defaults apply (shown in the help).
+    ``only``: just these fields (``pir bench``'s ``--text-weight`` and ``--fusion``)."""
     from typing import Literal, get_args, get_origin
 
     decorators = []
     for name, field in SearchRequest.model_fields.items():
-        if name in skip:
+        if name in skip or (only is not None and name not in only):
             continue
         ann = field.annotation
         args = [a for a in get_args(ann) if a is not type(None)]

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,10 +89,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
-#: Turns a request's drawing reference (a path, or an uploaded drawing's hash) and its crop into an image.
-DrawingLoader = Callable[[str, tuple[float, float, float, float] | None], Image.Image]
-
-
 class LockedStore:
     """A :class:`VectorStore` whose method calls are serialised by one lock (for backends that are not thread-safe,
     e.g. the embedded Qdrant Edge store)."""
@@ -156,8 +152,6 @@ class SearchRuntime:
         store: An open store (default: :func:`pir.search.open_store`, closed by :meth:`close`).
         encoder: A loaded image encoder (default: ``settings.encoder``, loaded on the first image query).
         text_encoder: A loaded text encoder (default: ``settings.text.model``, loaded on the first words query).
-        load_drawing: Turns a request's drawing reference into an image (default: a file path); ``pir serve``
-            resolves content hashes of uploaded drawings.
         eager: Load the encoders now (a server), not on first use (a CLI command).
     """
 
@@ -168,7 +162,6 @@ class SearchRuntime:
         store: VectorStore | None = None,
         encoder: ImageEncoder | None = None,
         text_encoder: TextEncoder | None = None,
-        load_drawing: DrawingLoader | None = None,
         eager: bool = False,
     ) -> None:
         from pir.search.factory import open_store  # lazy: cycle: the factory imports the backends
@@ -179,7 +172,6 @@ class SearchRuntime:
         self._encoder = encoder
         self._text_encoder = text_encoder
         self._load_lock = threading.Lock()
-        self._load_drawing = load_drawing or load_query_image
         self._class_counts: tuple[int, dict[str, int]] | None = None
         if eager:
             self.encoder  # noqa: B018 - load now
@@ -233,7 +225,8 @@ class SearchRuntime:
         """Run one search.
 
         Args:
-            request: What to search for.
+            request: What to search for (its ``drawings`` are image files; ``pir serve`` resolves its uploads'
+                content hashes to their files first).
             image_vector: A ready image query vector instead of ``request.drawings`` (the bench's cached embeddings).
 
         Raises:
@@ -254,7 +247,7 @@ class SearchRuntime:
             "group_by_patent": request.one_per_patent,
         }
         t0 = time.perf_counter()
-        images = [self._load_drawing(d, _crop(request, i)) for i, d in enumerate(request.drawings)]
+        images = [load_query_image(d, _crop(request, i)) for i, d in enumerate(request.drawings)]
         words = request.words or None
         te = self.text_encoder if words and self.store.text_encoder() else None
         if request.feedback:
@@ -283,7 +276,28 @@ class SearchRuntime:
         kept = {k: v for k, v in resp.query.items() if k in ("mode", "aliases", "feedback", "clusters")}
         resp.query = {**request.describe(), **kept}
         resp.query["score"] = score_legend(request, str(kept.get("mode", "")))
+        if request.feedback:
+            resp.marks = self.marks(request)
         return resp
+
+    def marks(self, request: SearchRequest) -> list[dict[str, Any]]:
+        """The figures marked relevant (``pos``) or not (``neg``), in marking order, with their stored payload's
+        patent, figure and title (one store read; a mark that is not stored is left out)."""
+        given = [("pos", g) for g in request.positives] + [("neg", g) for g in request.negatives]
+        ids = {g: self.point_id(g) for _, g in given}
+        found = {p.id: p.payload for p in self.store.retrieve(list(dict.fromkeys(ids.values())))}
+        return [
+            {
+                "id": g,
+                "mark": mark,
+                "point_id": ids[g],
+                "patent_id": str(found[ids[g]].get("patent_id", "")),
+                "figure_id": str(found[ids[g]].get("figure_id", "")),
+                "title": found[ids[g]].get("title"),
+            }
+            for mark, g in given
+            if ids[g] in found
+        ]
 
     def filter(self, request: SearchRequest) -> SearchFilter:
         """The store filter of a request (class codes, patent ids and viewpoints normalised; publication dates)."""

@@ -86,12 +86,14 @@ class SearchResult:
 
 @dataclass
 class SearchResponse:
-    """Results plus where the time went."""
+    """Results plus where the time went; with relevance feedback, the marked figures (``marks``: the request's id,
+    ``pos`` or ``neg``, the point id and the figure's patent, figure and title), in marking order."""
 
     results: list[SearchResult]
     encode_ms: float
     search_ms: float
     query: dict[str, Any]
+    marks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {

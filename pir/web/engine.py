@@ -73,9 +73,7 @@ class Engine:
         self.settings = settings
         self.serve = serve
         set_threads(settings.encoder.num_threads)
-        self.runtime: SearchRuntime = SearchRuntime(
-            settings, store=store, encoder=encoder, load_drawing=self.load_drawing, eager=True
-        )
+        self.runtime: SearchRuntime = SearchRuntime(settings, store=store, encoder=encoder, eager=True)
         self.store: VectorStore = self.runtime.store
         self.encoder: ImageEncoder = self.runtime.encoder
         self.root = _web_dir(Path(settings.data_dir) / "web")
@@ -195,7 +193,8 @@ class Engine:
 
     # ----------------------------------------------------------------------------------------------- search
     def search(self, q: SearchRequest) -> dict[str, Any]:
-        """Execute ``q`` with the search runtime; returns the JSON answer (without urls).
+        """Execute ``q`` with the search runtime (once: the uploaded drawings' hashes resolved to their files here,
+        before it); returns the JSON answer (without urls).
 
         Raises:
             WebError: 400 an empty or impossible query, 404 unknown figures/drawings, 413/415/422 bad drawings.
@@ -203,9 +202,14 @@ class Engine:
         from pir.search.query import StoreError  # lazy: only the error path needs it
         from pir.search.service import EncoderMismatchError  # lazy: only the error path needs it
 
+        files = {str(self.drawing_path(d)): d for d in q.drawings}  # 404: a drawing this server does not hold
+        for path in files:
+            Path(path).touch()  # recently used: kept by the drawings folder's pruning
         try:
-            resp = self.runtime.execute(q)
+            resp = self.runtime.execute(q.replace(drawings=list(files)) if files else q)
         except ImageLoadError as e:
+            if e.path in files:
+                raise WebError(422, f"drawing {files[e.path][:12]}...: {e.reason}") from None
             raise _image_error(e) from None
         except KeyError as e:
             raise WebError(404, str(e.args[0]) if e.args else "not found") from None
@@ -224,31 +228,13 @@ class Engine:
             "encode_ms": round(resp.encode_ms, 2),
             "search_ms": round(resp.search_ms, 2),
             "results": results,
-            "marks": self.marks(q),
+            "marks": [
+                {**{k: v for k, v in m.items() if k != "point_id"}, "thumb_url": f"/api/figures/{m['point_id']}/thumb"}
+                for m in resp.marks
+            ],
             "clusters": list(resp.query.get("clusters") or []),
             "facets": facets(results),
         }
-
-    def marks(self, q: SearchRequest) -> list[dict[str, Any]]:
-        """The figures marked relevant (``pos``) or not (``neg``), in marking order, for the marks tray."""
-        out = []
-        for mark, ids in (("pos", q.positives), ("neg", q.negatives)):
-            for given in ids:
-                try:
-                    p = self.runtime.point(given)
-                except KeyError:
-                    continue
-                out.append(
-                    {
-                        "id": given,
-                        "mark": mark,
-                        "patent_id": str(p.payload.get("patent_id", "")),
-                        "figure_id": str(p.payload.get("figure_id", "")),
-                        "title": p.payload.get("title"),
-                        "thumb_url": f"/api/figures/{p.id}/thumb",
-                    }
-                )
-        return out
 
     def class_options(self) -> list[dict[str, Any]]:
         """The class pick-list: every stored class code / object class with its title and number of figures."""
