@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pir.core.config import Settings, get_settings
 from pir.core.errors import install_log_redaction, redact_text, redact_url, settings_secrets
+
+if TYPE_CHECKING:
+    from pir.core.config import Settings
 
 log = logging.getLogger("pir.cli")
 
@@ -124,6 +126,7 @@ def setup_logging(verbose: int, secrets: set[str] | frozenset[str] = frozenset()
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, device: str | None, verbose: int) -> None:
     """pir: find prior-art patent drawings similar to a new one."""
+    from pir.core.config import get_settings  # lazy: start-up (pydantic_settings)
 
     setup_logging(verbose)  # URL passwords redacted from the very first record; the settings' secrets below
     overrides: dict[str, Any] = {}
