@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 import pir.encoder._tvshim  # noqa: F401  (before timm)
-from pir.bench.metrics import bootstrap_ci, evaluate_rankings, metric_intervals, per_query_metrics
+from pir.bench.metrics import bootstrap_ci, metric_intervals, per_query_metrics
 from pir.cli import main
+from pir.core.metrics import evaluate_rankings
 from pir.encoder.model import EncoderConfig, PreprocessConfig, VisualEncoder, load_encoder, save_encoder_dir
 
 

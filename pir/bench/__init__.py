@@ -1,32 +1,11 @@
-"""Benchmarks: retrieval metrics, protocols (DeepPatent2, DeepPatent lists, any folder), speed and reports."""
+"""Benchmarks: protocols (DeepPatent2, DeepPatent lists, any folder), speed and reports. The retrieval metrics are
+:mod:`pir.core.metrics` (shared with training); the bench's bootstrap intervals :mod:`pir.bench.metrics`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pir.bench.metrics import (
-    RetrievalReport,
-    average_precision,
-    evaluate_embeddings,
-    evaluate_rankings,
-    evaluate_similarity,
-    metric_keys,
-    split_head_tail,
-)
-
-__all__ = [
-    "RetrievalReport",
-    "average_precision",
-    "bench_deeppatent",
-    "bench_deeppatent2",
-    "bench_folders",
-    "bench_speed",
-    "evaluate_embeddings",
-    "evaluate_rankings",
-    "evaluate_similarity",
-    "metric_keys",
-    "split_head_tail",
-]
+__all__ = ["bench_deeppatent", "bench_deeppatent2", "bench_folders", "bench_speed"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: the runners import torch and the vector stores

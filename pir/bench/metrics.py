@@ -1,5 +1,5 @@
-"""Retrieval metrics for the benchmarks: a re-export of :mod:`pir.core.metrics` (shared with training; one copy), plus
-per-query values and their bootstrap confidence intervals (the bench's own)."""
+"""The bench's own retrieval statistics: per-query values and their bootstrap confidence intervals. The metrics
+themselves (shared with training; one copy) are :mod:`pir.core.metrics`."""
 
 from __future__ import annotations
 
@@ -7,31 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pir.core.metrics import (
-    DEFAULT_KS,
-    RetrievalReport,
-    average_precision,
-    evaluate_embeddings,
-    evaluate_rankings,
-    evaluate_similarity,
-    metric_keys,
-    split_head_tail,
-)
+from pir.core.metrics import DEFAULT_KS, metric_keys
 
-__all__ = [
-    "CI_METRICS",
-    "DEFAULT_KS",
-    "RetrievalReport",
-    "average_precision",
-    "bootstrap_ci",
-    "evaluate_embeddings",
-    "evaluate_rankings",
-    "evaluate_similarity",
-    "metric_intervals",
-    "metric_keys",
-    "per_query_metrics",
-    "split_head_tail",
-]
+__all__ = ["CI_LEVEL", "CI_METRICS", "CI_SEED", "N_BOOTSTRAP", "bootstrap_ci", "metric_intervals", "per_query_metrics"]
 
 
 #: Bootstrap defaults of the bench's confidence intervals: resamples, level, seed.
