@@ -312,6 +312,9 @@ def test_openapi_has_the_real_shapes_and_docs_work_offline(api: httpx.Client) ->
     assert "SearchAnswer" in json.dumps(post["200"]) and "ErrorOut" in json.dumps(post["415"])
     names = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
     assert {"before", "after", "min_score", "pos", "neg", "cls"} <= names
+    # no JSON handler answers an untyped dict: every /api GET documents a schema (InfoOut for /api/info)
+    info = json.dumps(spec["paths"]["/api/info"]["get"]["responses"]["200"])
+    assert "InfoOut" in info and {"encoder", "store", "limits", "searches"} <= set(schemas["InfoOut"]["properties"])
     docs = api.get("/docs")
     assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
     js = api.get("/docs-assets/swagger-ui-bundle.js")

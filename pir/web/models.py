@@ -120,6 +120,48 @@ class HealthOut(BaseModel):
     count: int = Field(description="stored figures")
 
 
+class EncoderInfoOut(BaseModel):
+    name: str
+    version: str
+    dim: int
+    text_aligned: bool = Field(description="trained into the text model's space (drawing + words use it)")
+    device: str
+
+
+class StoreInfoOut(BaseModel):
+    backend: str | None = Field(None, description="edge (embedded Qdrant) or server")
+    collection: str | None = None
+    dim: int | None = None
+    count: int | None = Field(None, description="stored figures")
+    encoder: str | None = Field(None, description="name@version of the encoder the collection was built with")
+
+
+class LimitsOut(BaseModel):
+    max_images: int
+    max_upload_bytes: int
+    max_pixels: int
+    max_k: int
+    max_concurrent: int
+    max_queued: int
+
+
+class SearchesOut(BaseModel):
+    running: int
+    waiting: int
+    peak: int
+
+
+class InfoOut(BaseModel):
+    """This server: pir's version, the encoder, the store, the limits and the searches running now."""
+
+    pir: str
+    encoder: EncoderInfoOut
+    store: StoreInfoOut
+    limits: LimitsOut
+    started: str = Field(description="when this server started (UTC, ISO 8601)")
+    searches: SearchesOut
+
+
 class DrawingsOut(BaseModel):
     drawings: list[str] = Field(description="content hashes of the uploaded drawings (use them as q=...)")
     errors: list[FileErrorOut] = Field(default_factory=list, description="uploaded files that could not be used")

@@ -24,7 +24,7 @@ from starlette.datastructures import UploadFile
 from pir.search.request import SearchRequest, error_line
 from pir.web.engine import Engine, WebError, export_csv
 from pir.web.history import History, check_url, owner_of
-from pir.web.models import DrawingsOut, ErrorOut, FigureOut, HealthOut, PatentOut, SavedOut, SearchAnswer
+from pir.web.models import DrawingsOut, ErrorOut, FigureOut, HealthOut, InfoOut, PatentOut, SavedOut, SearchAnswer
 from pir.web.settings import ServeSettings
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -230,11 +230,11 @@ def api_router(ctx: WebContext) -> APIRouter:
         return HealthOut(status="ok", count=count)
 
     @r.get("/api/info", summary="Encoder, store and limits of this server")
-    async def info() -> dict[str, Any]:
+    async def info() -> InfoOut:
         out = await ctx.in_thread(ctx.eng().info)
         lim = ctx.limiter
-        out["searches"] = {"running": lim.running, "waiting": lim.waiting, "peak": lim.peak}
-        return out
+        searches = {"running": lim.running, "waiting": lim.waiting, "peak": lim.peak}
+        return InfoOut.model_validate({**out, "searches": searches})
 
     @r.post(
         "/api/drawings",
