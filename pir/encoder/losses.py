@@ -486,9 +486,6 @@ register_loss("supcon", lambda ctx, **opts: BalancedSupConLoss(ctx.counts("supco
 register_loss("arcface", _arcface)
 register_loss("distill", lambda ctx, **opts: SimilarityDistillationLoss(**opts))
 
-#: The registered term names (kept for callers of the old constant).
-LOSS_TERMS = tuple(LOSSES)
-
 
 def _select_terms(losses: Mapping[str, Tensor | None], names: Sequence[str], who: str) -> list[Tensor | None]:
     unknown = sorted(k for k in losses if k.endswith("_loss") and k not in names)

@@ -98,9 +98,7 @@ class FigureWords:
         return [*self.own, *self.added]
 
 
-def figure_words(
-    payload: Mapping[str, Any], descriptions: Sequence[str] | None = None, *, include_class: bool = True
-) -> list[str]:
+def figure_words(payload: Mapping[str, Any], *, include_class: bool = True) -> list[str]:
     """The pieces of text a figure's ``text`` and ``words`` vectors are built from, de-duplicated, in order.
 
     The patent's own words first (title, figure description, caption, object name), then what enrichment added as
@@ -110,11 +108,9 @@ def figure_words(
 
     Args:
         payload: A figure payload (:meth:`pir.ingest.schema.PatentFigure.payload` or a stored one).
-        descriptions: Ignored (kept for callers of the old signature); descriptions are not search words.
         include_class: Also the class label and the titles of the class codes. Pass False for class-level
             evaluation (no label leakage).
     """
-    del descriptions
     return figure_word_parts(payload, include_class=include_class).pieces
 
 
