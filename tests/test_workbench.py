@@ -245,8 +245,19 @@ def test_score_legend_and_min_score(api: httpx.Client, demo: Demo) -> None:
     (h,) = _upload(api, [demo.corpus / demo.rows[0]["file"]])
     img = api.get("/api/search", params={"q": h, "k": "20"}).json()
     assert img["mode"] == "image" and "cosine" in img["score"]
+    # the default fusion (zscore) is described as such, for words alone and for a drawing with words
     words = api.get("/api/search", params={"words": "chair", "k": "5"}).json()
-    assert "reciprocal-rank" in words["score"]
+    assert "standard-score" in words["score"] and "reciprocal" not in words["score"] and "drawing" not in words["score"]
+    both = api.get("/api/search", params={"q": h, "words": "chair", "k": "5"}).json()
+    assert "standard-score" in both["score"] and "drawing more than 2 spreads" in both["score"]
+    cut = both["results"][2]["score"]  # min_score applies to the fused number the legend describes
+    fused = api.get("/api/search", params={"q": h, "words": "chair", "k": "5", "min_score": str(cut)}).json()
+    ref = {x["id"]: x["score"] for x in both["results"]}  # equal scores may come in either order: compare scores
+    assert fused["results"] and all(x["score"] >= cut - 1e-4 for x in fused["results"])
+    assert all(abs(ref[x["id"]] - x["score"]) < 1e-4 for x in fused["results"] if x["id"] in ref)
+    assert {i for i, v in ref.items() if v > cut + 1e-4} <= {x["id"] for x in fused["results"]}
+    rrf = api.get("/api/search", params={"words": "chair", "fusion": "rrf"}).json()
+    assert "reciprocal-rank" in rrf["score"]
     weighted = api.get("/api/search", params={"words": "chair", "fusion": "weighted"}).json()
     assert "weighted sum" in weighted["score"]
     cut = img["results"][7]["score"]
@@ -331,6 +342,7 @@ def test_saved_searches_and_history(api: httpx.Client, demo: Demo) -> None:
     assert r.status_code == 200 and r.json()["name"] == "case 29/123 armchairs"
     saved = api.get("/api/saved").json()
     assert saved[0]["url"] == url and saved[0]["id"] == r.json()["id"]
+    assert saved[0]["summary"] == '"chair" · class D6'  # the history page shows the search in words
     page = api.get("/history").text
     assert f'href="{url.replace("&", "&amp;")}"' in page and "case 29/123 armchairs" in page
     for bad in ("https://elsewhere.example/?q=1", "//elsewhere.example/", "/?clss=06"):
@@ -404,6 +416,11 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
             page.locator("#query-drawings .qdraw").nth(0).locator("a.pick").click()
             page.wait_for_selector("#grid .hit")
             assert page.locator("#query-drawings .qdraw").count() == 1
+            page.click(".crop-btn")  # armed: a hint; Esc cancels and nothing changes
+            assert "Esc cancels" in page.inner_text(".crop-hint")
+            page.keyboard.press("Escape")
+            assert page.locator(".cropbox.cropping").count() == 0 and page.locator(".crop-hint").count() == 0
+            assert "crop=" not in page.url
             page.click(".crop-btn")
             box = page.locator(".cropbox.cropping").bounding_box()
             assert box is not None
@@ -423,7 +440,7 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
                 page.select_option("#cls-pick", "chair")
             page.wait_for_selector("#grid .hit")
             assert f"before={cut}" in page.url and "cls=chair" in page.url and "words=chair" in page.url
-            assert "reciprocal-rank" in page.inner_text("#score-legend")
+            assert "standard-score" in page.inner_text("#score-legend")
             _all_images_loaded(page)
             page.screenshot(path=str(shots / "03-words-date-class.png"), full_page=True)
             # 5. two feedback rounds, marking as an examiner judges "a chair with arms"
@@ -442,7 +459,9 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
                     mark = "pos" if demo.armed[h["patent_id"]] else "neg"
                     if todo[mark]:
                         todo[mark] -= 1
-                        page.locator("#grid .hit").nth(i).locator(f".mark[data-mark={mark}]").click()
+                        button = page.locator("#grid .hit").nth(i).locator(f".mark[data-mark={mark}]")
+                        button.click()
+                        assert button.get_attribute("aria-pressed") == "true"
                 page.screenshot(path=str(shots / f"04-marked-round{rnd + 1}.png"), full_page=True)
                 with page.expect_navigation():
                     page.click("#feedback-btn")
@@ -467,12 +486,25 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
             page.click("#compare-btn")
             page.wait_for_selector("#compare-view:not([hidden])")
             assert page.locator("#cv-row .cv-item").count() == 4
+            boxes = [page.locator("#cv-row .cv-box").nth(i).bounding_box() for i in range(4)]
+            assert len({(round(b["y"]), round(b["width"]), round(b["height"])) for b in boxes}) == 1, boxes  # a row
             page.locator("#cv-zoom").fill("300")
             _all_images_loaded(page)
             page.locator("#cv-row .cv-box").nth(1).evaluate("b => { b.scrollLeft = 200; b.scrollTop = 150; }")
             page.wait_for_timeout(300)
             lefts = page.locator("#cv-row .cv-box").evaluate_all("bs => bs.map(b => b.scrollLeft)")
             assert len(set(lefts)) == 1 and lefts[0] > 0, lefts
+            third = page.locator("#cv-row .cv-box").nth(2)  # dragging a zoomed drawing pans it, and the others too
+            third.scroll_into_view_if_needed()
+            b = third.bounding_box()
+            assert b is not None
+            page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(b["x"] + b["width"] / 2 - 60, b["y"] + b["height"] / 2 - 40, steps=4)
+            page.mouse.up()
+            page.wait_for_timeout(300)
+            after = page.locator("#cv-row .cv-box").evaluate_all("bs => bs.map(b => [b.scrollLeft, b.scrollTop])")
+            assert len({tuple(x) for x in after}) == 1 and after[0][0] > lefts[0], (lefts, after)
             page.locator("#compare-view").screenshot(path=str(shots / "07-compare.png"))
             # 8. export
             with page.expect_download() as dl:
@@ -485,6 +517,8 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
             with page.expect_navigation():
                 page.click("#save-btn")
             page.wait_for_selector("#saved")
+            summary = page.inner_text("#saved li")  # the search in words, not its URL
+            assert f"before {cut}" in summary and "class chair" in summary and "marked relevant" in summary, summary
             page.screenshot(path=str(shots / "08-saved-and-history.png"), full_page=True)
             page.goto(demo.url + "/")
             page.click("#history-link")
@@ -494,6 +528,7 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
             assert page.url == case_url and [h["id"] for h in _grid(page)] == case_hits
             # 10. a phone-sized screen: the hits first, the query folded away
             phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.set_default_timeout(60_000)
             phone.goto(page.url)
             phone.wait_for_selector("#grid .hit")
             assert phone.locator("#qbody").is_hidden()
@@ -513,5 +548,29 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
             assert page.locator("#query-drawings .qdraw").count() == 1 and page.input_value("#words") == "armchair"
             assert page.locator("#grid .hit").count() > 0 and "/search" not in page.url
             page.screenshot(path=str(shots / "10-bad-file-kept.png"), full_page=True)
+            # 12. crop by keyboard there: Shift+arrows size the rectangle, arrows move it, Enter crops
+            page.click(".crop-btn")
+            for k in ["Shift+ArrowLeft"] * 4 + ["Shift+ArrowUp"] * 4 + ["ArrowRight"] * 2:
+                page.keyboard.press(k)
+            page.screenshot(path=str(shots / "11-keyboard-crop.png"))
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            page.wait_for_selector("#grid .hit")
+            assert "crop=0%3A0.1000%2C0.0000%2C0.9000%2C0.8000" in page.url and "words=armchair" in page.url, page.url
+            assert "(cropped)" in page.inner_text("#query-drawings")
         finally:
             browser.close()
+
+
+def test_history_describes_a_search() -> None:
+    from pir.web.history import describe
+
+    url = (
+        "/?q=ab12&q=cd34&crop=0%3A0.1%2C0.1%2C0.9%2C0.9&words=swivel+chair&cls=D6,06-01&after=2005-01-01"
+        "&before=2021-07-27&year_to=2020&exclude=usd0907292&pos=a&pos=b&neg=c&min_score=0.5"
+    )
+    assert describe(url) == (
+        '2 drawings (1 cropped) · "swivel chair" · class D6, 06-01 · not usd0907292 · after 2005-01-01 · '
+        "before 2021-07-27 · years …-2020 · score >= 0.5 · 2 marked relevant, 1 not"
+    )
+    assert describe("/?like=USD0907292%2FFIG1") == "like USD0907292/FIG1" and describe("/") == "all figures"

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pir.core.config import Settings
-from pir.search.query import RRF_K, WORDS_SCALE, SearchFilter, StoredPoint, StoreError
+from pir.search.query import GATE_GAIN, GATE_Z, RRF_K, WORDS_SCALE, WORDS_SHARE, SearchFilter, StoredPoint, StoreError
 from pir.search.request import SearchRequest
 from pir.search.service import (
     SearchResponse,
@@ -485,6 +485,20 @@ def score_legend(request: SearchRequest, mode: str) -> str:
     if not fused:
         what = "the feedback-moved query (Rocchio)" if request.feedback else "the query drawing(s)"
         return f"cosine similarity (-1..1) between {what} and the figure's image vector; 1 = the same drawing"
+    if request.fusion == "zscore":
+        words = f"the words' BM25 {WORDS_SHARE:g} of their share, their text vector the rest"
+        if "image" in mode:
+            parts = (
+                f"weighted (drawing 1 - text weight, words text weight; {words}) and summed, plus {GATE_GAIN:g} x "
+                f"(1 - text weight) x (z - {GATE_Z:g}) for a drawing more than {GATE_Z:g} spreads above its candidates"
+            )
+        else:
+            parts = f"weighted ({words}) and summed"
+        return (
+            "standard-score fusion (zscore): each part's score minus the mean of its best candidates, over their "
+            f"spread, {parts}; 0 = an average candidate, +1 = about one spread better; compare it within one hit "
+            "list only"
+        )
     if request.fusion == "weighted":
         return (
             "weighted sum of the parts' scores, the words' share = text weight: cosine for drawing and text vectors, "

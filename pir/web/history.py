@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 #: Most history rows kept per owner (the oldest go first); saved searches are kept until deleted.
 MAX_HISTORY = 200
@@ -48,6 +49,40 @@ def check_url(url: str) -> str:
     if not url.startswith("/?") and url != "/" or len(url) > MAX_URL or "\n" in url or "\\" in url:
         raise ValueError("url: a search page URL of this server (starting with /?) expected")
     return url
+
+
+def describe(url: str) -> str:
+    """A search page URL in a few words for the history page: its drawings, words, filters and marks."""
+    p = parse_qs(url.partition("?")[2])
+
+    def many(key: str) -> list[str]:
+        return [x.strip() for v in p.get(key, []) for x in v.split(",") if x.strip()]
+
+    def one(key: str) -> str:
+        return (p.get(key) or [""])[-1].strip()
+
+    parts: list[str] = []
+    if n := len(p.get("q", [])):
+        crops = len(p.get("crop", []))
+        parts.append(f"{n} drawing{'s' if n > 1 else ''}" + (f" ({crops} cropped)" if crops else ""))
+    if one("like"):
+        parts.append(f"like {one('like')}")
+    if one("words"):
+        parts.append(f'"{one("words")}"')
+    for key, label in (("cls", "class"), ("viewpoint", "view"), ("exclude", "not")):
+        if vals := many(key):
+            parts.append(f"{label} {', '.join(vals)}")
+    for key in ("after", "before"):
+        if one(key):
+            parts.append(f"{key} {one(key)}")
+    if one("year_from") or one("year_to"):
+        parts.append(f"years {one('year_from') or '…'}-{one('year_to') or '…'}")
+    if one("min_score"):
+        parts.append(f"score >= {one('min_score')}")
+    if p.get("pos") or p.get("neg"):
+        parts.append(f"{len(p.get('pos', []))} marked relevant, {len(p.get('neg', []))} not")
+    text = " · ".join(parts) or "all figures"
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 class History:
@@ -118,6 +153,7 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
         "id": int(r["id"]),
         "name": str(r["name"]),
         "url": str(r["url"]),
+        "summary": describe(str(r["url"])),
         "hits": r["hits"],
         "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(r["created"]))),
     }

@@ -173,5 +173,6 @@ class SavedOut(BaseModel):
     id: int
     name: str = Field("", description="the name it was saved under ('' in the history)")
     url: str = Field(description="the search page URL (/?...), holding the whole search")
+    summary: str = Field("", description="the search in a few words: drawings, words, filters, marks")
     hits: int | None = Field(None, description="number of hits when it ran (history)")
     created: str = Field(description="when, UTC (YYYY-MM-DD HH:MM)")

@@ -32,7 +32,7 @@
     const fig = btn.closest(".qdraw"), box = $(".cropbox", fig), idx = btn.dataset.index;
     fig.classList.add("cropping-fig"); box.classList.add("cropping");
     let hint = $(".crop-hint", fig);
-    if (!hint) { hint = document.createElement("p"); hint.className = "crop-hint note"; hint.textContent = "Drag a rectangle on the drawing; Esc cancels."; fig.appendChild(hint); }
+    if (!hint) { hint = document.createElement("p"); hint.className = "crop-hint note"; hint.textContent = "Drag a rectangle on the drawing (keys: arrows move it, Shift+arrows size it, Enter crops); Esc cancels."; fig.appendChild(hint); }
     let start = null, rect = $(".croprect", box);
     const old = rect ? rect.getAttribute("style") : null;
     if (!rect) { rect = document.createElement("div"); rect.className = "croprect"; box.appendChild(rect); }
@@ -43,22 +43,45 @@
     const cancel = () => { start = null; box.classList.remove("cropping"); fig.classList.remove("cropping-fig"); hint.remove();
       box.onpointerdown = box.onpointermove = box.onpointerup = null;
       if (old === null) rect.remove(); else rect.setAttribute("style", old); document.removeEventListener("keydown", esc); };
-    const esc = (e) => { if (e.key === "Escape") cancel(); };
+    const apply = (x0, y0, x1, y1) => {
+      if (x1 - x0 < 0.02 || y1 - y0 < 0.02) return;
+      const url = new URL(layoutUrl(), window.location.href), p = url.searchParams, f = (v) => v.toFixed(4);
+      const keep = p.getAll("crop").filter((c) => !c.startsWith(idx + ":"));
+      p.delete("crop"); keep.forEach((c) => p.append("crop", c));
+      p.append("crop", `${idx}:${f(x0)},${f(y0)},${f(x1)},${f(y1)}`);
+      window.location.href = url.pathname + "?" + p.toString();
+    };
+    // Keyboard: the rectangle starts as the whole drawing; arrows move it, Shift+arrows move its right / bottom edge
+    // (5% a press), Enter crops to it.
+    let kb = [0, 0, 1, 1];
+    const clamp = (v) => Math.round(Math.min(1, Math.max(0, v)) * 100) / 100;
+    const key = (e) => {
+      if (e.key === "Escape") { cancel(); return; }
+      if (e.target.closest && e.target.closest("input, select, textarea")) return;  // typing elsewhere
+      if (e.key === "Enter") { e.preventDefault(); apply(...kb); return; }
+      const d = { ArrowLeft: [-0.05, 0], ArrowRight: [0.05, 0], ArrowUp: [0, -0.05], ArrowDown: [0, 0.05] }[e.key];
+      if (!d) return;
+      e.preventDefault();
+      let [x0, y0, x1, y1] = kb;
+      if (e.shiftKey) { x1 = Math.max(x0 + 0.05, clamp(x1 + d[0])); y1 = Math.max(y0 + 0.05, clamp(y1 + d[1])); }
+      else {
+        const dx = Math.min(Math.max(d[0], -x0), 1 - x1), dy = Math.min(Math.max(d[1], -y0), 1 - y1);
+        x0 = clamp(x0 + dx); x1 = clamp(x1 + dx); y0 = clamp(y0 + dy); y1 = clamp(y1 + dy);
+      }
+      kb = [x0, y0, x1, y1]; draw([x0, y0], [x1, y1]);
+    };
+    const esc = key;  // cancel() removes it
     document.addEventListener("keydown", esc);
+    box.tabIndex = 0; box.setAttribute("aria-label", "crop: drag, or arrows and Shift+arrows then Enter"); box.focus();
     box.style.touchAction = "none";
     box.onpointerdown = (e) => { e.preventDefault(); box.setPointerCapture(e.pointerId); start = pos(e); draw(start, start); };
     box.onpointermove = (e) => { if (start) draw(start, pos(e)); };
     box.onpointerup = (e) => {
       if (!start) return;
-      const end = pos(e), f = (v) => v.toFixed(4);
+      const end = pos(e);
       const x0 = Math.min(start[0], end[0]), x1 = Math.max(start[0], end[0]), y0 = Math.min(start[1], end[1]), y1 = Math.max(start[1], end[1]);
       start = null;
-      if (x1 - x0 < 0.02 || y1 - y0 < 0.02) return;
-      const url = new URL(layoutUrl(), window.location.href), p = url.searchParams;
-      const keep = p.getAll("crop").filter((c) => !c.startsWith(idx + ":"));
-      p.delete("crop"); keep.forEach((c) => p.append("crop", c));
-      p.append("crop", `${idx}:${f(x0)},${f(y0)},${f(x1)},${f(y1)}`);
-      window.location.href = url.pathname + "?" + p.toString();
+      apply(x0, y0, x1, y1);
     };
   }));
 
@@ -85,6 +108,18 @@
     window.location.href = url.pathname + "?" + p.toString();
   });
 
+  // A zoomed drawing pans by dragging it (mouse, pen or touch) as well as by scrolling.
+  function dragPan(box) {
+    box.onpointerdown = (e) => {
+      if (e.button !== 0 || (box.scrollWidth <= box.clientWidth && box.scrollHeight <= box.clientHeight)) return;
+      e.preventDefault();
+      const sx = e.clientX, sy = e.clientY, left = box.scrollLeft, top = box.scrollTop;
+      box.setPointerCapture(e.pointerId); box.classList.add("panning");
+      box.onpointermove = (m) => { box.scrollLeft = left - (m.clientX - sx); box.scrollTop = top - (m.clientY - sy); };
+      box.onpointerup = box.onpointercancel = () => { box.onpointermove = null; box.classList.remove("panning"); };
+    };
+  }
+
   // Compare: pick hits; see them beside the query drawings at the same size, with one zoom and synced panning.
   const cmpBtn = $("#compare-btn"), cv = $("#compare-view"), cvRow = $("#cv-row"), cvZoom = $("#cv-zoom");
   const picks = () => $$(".compare-pick:checked");
@@ -108,7 +143,7 @@
     const zoomAll = () => $$(".cv-box img", cvRow).forEach((i) => { i.style.width = cvZoom.value + "%"; });
     cvZoom.addEventListener("input", zoomAll);
     let syncing = false;
-    const bindPan = () => $$(".cv-box", cvRow).forEach((b) => { b.onscroll = () => {
+    const bindPan = () => $$(".cv-box", cvRow).forEach((b) => { dragPan(b); b.onscroll = () => {
       if (syncing) return; syncing = true;
       $$(".cv-box", cvRow).forEach((o) => { if (o !== b) { o.scrollLeft = b.scrollLeft; o.scrollTop = b.scrollTop; } });
       requestAnimationFrame(() => { syncing = false; });
@@ -136,7 +171,7 @@
   if (printBtn) printBtn.addEventListener("click", () => window.print());
 
   const zoom = $("#zoom"), big = $("#big");
-  if (zoom && big) zoom.addEventListener("input", () => { big.style.width = zoom.value + "%"; });
+  if (zoom && big) { zoom.addEventListener("input", () => { big.style.width = zoom.value + "%"; }); dragPan(big.parentElement); }
   const pick = $("#cls-pick");
   if (pick) pick.addEventListener("change", () => { if (pick.value) $("#search-form").requestSubmit(); });
 })();
