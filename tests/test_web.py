@@ -159,6 +159,9 @@ def test_health_info_and_openapi(api: httpx.Client, live: tuple[Live, Live]) -> 
     assert api.get("/api/health").json() == {"status": "ok", "count": n}
     info = api.get("/api/info").json()
     assert info["store"]["count"] == n and info["encoder"]["name"] == "tiny-test" and info["limits"]["max_images"] == 7
+    import torch
+
+    assert info["limits"]["encode_threads"] == torch.get_num_threads()  # the app runs in this process
     paths = api.get("/openapi.json").json()["paths"]
     for p in ("/api/search", "/api/figures/{figure}", "/api/patents/{patent_id}", "/api/figures/{figure}/thumb"):
         assert p in paths
@@ -608,3 +611,19 @@ def test_server_backend_in_memory(tmp_path: Path) -> None:
         server.should_exit = True  # type: ignore[attr-defined]
         thread.join(10)
         store.close()
+
+
+def test_a_server_shares_the_cores_among_its_concurrent_searches() -> None:
+    """Unless PIR_ENCODER__NUM_THREADS is set, each of max_concurrent searches gets cores // max_concurrent torch
+    threads (at least 1): two searches encoding at once with every core each oversubscribed the CPU."""
+    from pir.core.config import get_settings
+    from pir.web.app import with_server_threads
+
+    cores = len(os.sched_getaffinity(0))
+    s = get_settings(data_dir="/nonexistent-pir", qdrant={"url": None})
+    assert s.encoder.num_threads is None
+    assert with_server_threads(s, ServeSettings(max_concurrent=2)).encoder.num_threads == max(1, cores // 2)
+    assert with_server_threads(s, ServeSettings(max_concurrent=10 * cores)).encoder.num_threads == 1
+    own = s.model_copy(update={"encoder": s.encoder.model_copy(update={"num_threads": 3})})
+    assert with_server_threads(own, ServeSettings(max_concurrent=2)).encoder.num_threads == 3
+    assert s.encoder.num_threads is None  # the caller's settings are not changed

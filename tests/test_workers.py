@@ -206,11 +206,18 @@ def queued(
         "synth": (synth_corpus, "synth", True),
         "corrupt": (corrupt_corpus[0], "corrupt", False),
     }
-    try:
-        shared = request.getfixturevalue("shared_data")
-        jobs["uspto"] = (_uspto_subset(shared, root / "uspto", USPTO_PATENTS), "uspto", False)
-    except pytest.skip.Exception:
-        pass
+    # ../shared/data is read only when a selected test that needs it (marked `shared`) uses this fixture:
+    # with `-m "not shared"` the other tests here never touch it.
+    wants_shared = any(
+        item.get_closest_marker("shared") and "queued" in getattr(item, "fixturenames", ())
+        for item in request.session.items
+    )
+    if wants_shared:
+        try:
+            shared = request.getfixturevalue("shared_data")
+            jobs["uspto"] = (_uspto_subset(shared, root / "uspto", USPTO_PATENTS), "uspto", False)
+        except pytest.skip.Exception:
+            pass
     enricher = Worker(s_enrich, root / "enrich.log", "--queues", "enrich", "--pool", "solo")
     worker = Worker(s, root / "worker.log", "--queues", "embed")
     try:
@@ -253,7 +260,7 @@ def test_queued_synthetic_equals_in_process(queued: dict[str, Any], tmp_path: Pa
     assert not (queued["settings"].cache_dir / "enrich.sqlite").exists()
 
 
-@pytest.mark.shared  # the `queued` fixture reads ../shared/data through request.getfixturevalue("shared_data")
+@pytest.mark.shared  # the `queued` fixture adds the USPTO job only when a selected `shared` test uses it
 def test_queued_uspto_sample_equals_in_process(queued: dict[str, Any], tmp_path: Path, tiny_encoder: Path) -> None:
     if "uspto" not in queued["jobs"]:
         pytest.skip("../shared/data absent: USPTO sample not ingested")

@@ -11,6 +11,7 @@ are an error naming them (a typo such as ``clss=06`` is never silently ignored).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -267,21 +268,22 @@ class SearchRequest(BaseModel):
     def to_params(self) -> list[tuple[str, str]]:
         """``(alias, value)`` pairs of the fields that differ from their defaults, in a stable order."""
         out: list[tuple[str, str]] = []
-        defaults = SearchRequest()
+        defaults = _defaults()
         for name, f in type(self).model_fields.items():
             key = f.alias or name
             value = getattr(self, name)
+            default = defaults[name]
             if name == "crops":
                 out += [("crop", box.format(i)) for i, box in sorted(value.items())]
             elif name == "text_weight":
                 if self.words:
                     out.append((key, f"{value:g}"))
             elif name == "strategy":
-                if self.feedback and value != defaults.strategy:
+                if self.feedback and value != default:
                     out.append((key, value))
             elif isinstance(value, list):
                 out += [(key, str(v)) for v in value]
-            elif value != getattr(defaults, name) and value is not None:
+            elif value != default and value is not None:
                 out.append((key, _fmt(value)))
         return out
 
@@ -294,6 +296,12 @@ class SearchRequest(BaseModel):
         if not self.feedback:
             d["strategy"] = None
         return d
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    """Every field's default value (compared, never mutated), computed once: to_params runs on each search."""
+    return dict(SearchRequest())
 
 
 def _is_list(cls: type[BaseModel], name: str) -> bool:

@@ -320,6 +320,8 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
+        import torch  # lazy: start-up (torch; already loaded with the encoder)
+
         store = self.store.info()
         return {
             "pir": pir_version,
@@ -338,6 +340,7 @@ class Engine:
                 "max_k": self.serve.max_k,
                 "max_concurrent": self.serve.max_concurrent,
                 "max_queued": self.serve.max_queued,
+                "encode_threads": torch.get_num_threads(),
             },
             "started": self.started.isoformat(timespec="seconds"),
         }

@@ -143,6 +143,7 @@ class LimitsOut(BaseModel):
     max_k: int
     max_concurrent: int
     max_queued: int
+    encode_threads: int = Field(description="torch threads each search's forward pass uses")
 
 
 class SearchesOut(BaseModel):
