@@ -303,24 +303,28 @@ def test_client_dropping_mid_upload_is_one_info_line(served: Served, corpus: Pat
 
 
 def test_slow_clients_are_timed_out(served: Served) -> None:
-    # headers sent, then a stall: closed by the header timeout (2 s)
-    sock = served.connect()
-    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-    closed, _, took = _closed_within(sock, 15)
-    sock.close()
-    assert closed and took < 6, (closed, took)
-    # complete headers, then a body that never comes: 408 within the body timeout (3 s), then closed
-    sock = served.connect()
-    sock.sendall(
+    """Two stalled clients at once (their timeouts run side by side): headers never finished, closed by the header
+    timeout (2 s); headers complete but the body never comes, 408 within the body timeout (3 s), then closed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    stalled_headers = served.connect()
+    stalled_headers.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    stalled_body = served.connect()
+    stalled_body.sendall(
         b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
         b"Content-Length: 5000\r\n\r\n--XyZ\r\n"
     )
-    closed, data, took = _closed_within(sock, 30)
-    sock.close()
+    with ThreadPoolExecutor(2) as ex:
+        headers = ex.submit(_closed_within, stalled_headers, 15)
+        body = ex.submit(_closed_within, stalled_body, 30)
+        (closed, _, took), (closed_b, data, took_b) = headers.result(), body.result()
+    stalled_headers.close()
+    stalled_body.close()
+    assert closed and took < 6, (closed, took)
     assert data.startswith(b"HTTP/1.1 408") and b"within 3 s" in data, data[:300]
-    assert closed and took < 15, (closed, took)
-    import httpx
-
+    assert closed_b and took_b < 15, (closed_b, took_b)
     assert httpx.get(f"http://127.0.0.1:{served.port}/api/health", timeout=10).status_code == 200  # still serving
 
 

@@ -469,6 +469,7 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
                 _all_images_loaded(page)
                 assert float(page.inner_text("#encode-ms")) > 0
                 page.screenshot(path=str(shots / f"05-feedback-round{rnd + 1}.png"), full_page=True)
+            print(f"\nbrowser case: armchair precision@10 per round {precision}")
             assert precision[0] < precision[1] < precision[2], precision
             assert f"before={cut}" in page.url and "cls=chair" in page.url  # filters kept through the rounds
             # 6. undo one mark from the tray
