@@ -322,6 +322,7 @@ def test_redis_visibility_timeout_derived_from_time_limit() -> None:
 
 
 # ------------------------------------------------------------------------------------- --wait tells the truth
+@pytest.mark.slow  # ~7 s: a real worker process started and stopped; the default tier stays under 4 minutes
 def test_wait_says_no_worker_vs_workers_alive(
     redis_db: str, tiny_encoder: Path, corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -469,6 +470,7 @@ def _ingest_subprocess(data: Path, corpus: Path, encoder: Path, min_free_mb: flo
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # ~7 s: a real ingest onto a full tmpfs; the default tier stays under 4 minutes
 def test_disk_full_tmpfs_stops_with_one_line(tmp_path: Path, tiny_encoder: Path, corpus: Path) -> None:
     """A 2 MB data dir: one line naming the data dir and the space needed; never SIGBUS."""
     with _tmpfs(tmp_path / "small", "2m") as mnt:
@@ -782,6 +784,7 @@ _HOLD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # ~6 s: a second process holding the store; the default tier stays under 4 minutes
 def test_in_process_ingest_waits_for_held_store(
     tmp_path: Path, tiny_encoder: Path, corpus: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -193,7 +193,8 @@ def queued(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> dict[str, Any]:
-    """Run the synthetic, corrupt and (when present) USPTO jobs through an enrich and an embed worker, then stop them.
+    """Run the corrupt job, and the synthetic (enriched) and USPTO jobs when their tests are selected, through an
+    embed worker (plus an enrich worker for the enriched job), then stop them.
 
     The two workers have different data dirs (as on two hosts): the embed worker has no enrich cache of its own.
     """
@@ -202,26 +203,24 @@ def queued(
     root = tmp_path_factory.mktemp("queued")
     s = _settings(root / "pir", redis_url, tiny_encoder)
     s_enrich = _settings(root / "enrich-host", redis_url, tiny_encoder)
-    jobs: dict[str, tuple[Path, str, bool]] = {
-        "synth": (synth_corpus, "synth", True),
-        "corrupt": (corrupt_corpus[0], "corrupt", False),
-    }
-    # ../shared/data is read only when a selected test that needs it (marked `shared`) uses this fixture:
-    # with `-m "not shared"` the other tests here never touch it.
-    wants_shared = any(
-        item.get_closest_marker("shared") and "queued" in getattr(item, "fixturenames", ())
-        for item in request.session.items
-    )
-    if wants_shared:
+    # Each job runs only when a selected test reads it (the synthetic one, enriched, is in the slow tier; the USPTO
+    # one reads ../shared/data and is marked `shared`): the default tier does not pay for what it never checks.
+    selected = {item.name for item in request.session.items if "queued" in getattr(item, "fixturenames", ())}
+    jobs: dict[str, tuple[Path, str, bool]] = {"corrupt": (corrupt_corpus[0], "corrupt", False)}
+    if "test_queued_synthetic_equals_in_process" in selected:
+        jobs["synth"] = (synth_corpus, "synth", True)
+    if "test_queued_uspto_sample_equals_in_process" in selected:
         try:
             shared = request.getfixturevalue("shared_data")
             jobs["uspto"] = (_uspto_subset(shared, root / "uspto", USPTO_PATENTS), "uspto", False)
         except pytest.skip.Exception:
             pass
-    enricher = Worker(s_enrich, root / "enrich.log", "--queues", "enrich", "--pool", "solo")
+    enriched = any(enrich for _, _, enrich in jobs.values())
+    enricher = Worker(s_enrich, root / "enrich.log", "--queues", "enrich", "--pool", "solo") if enriched else None
     worker = Worker(s, root / "worker.log", "--queues", "embed")
     try:
-        enricher.wait_ready()
+        if enricher is not None:
+            enricher.wait_ready()
         worker.wait_ready()
         submitted = {}
         for name, (path, coll, enrich) in jobs.items():
@@ -231,7 +230,7 @@ def queued(
         # the same folder again, through `pir ingest --queue --wait`: every stored figure is skipped
         statuses["again"] = _cli_ingest_wait(corrupt_corpus[0], s, "corrupt")
     finally:
-        rc, rc_enrich = worker.stop(), enricher.stop()
+        rc, rc_enrich = worker.stop(), (enricher.stop() if enricher is not None else 0)
     assert rc == 0, worker.log.read_text(errors="replace")[-3000:]
     assert rc_enrich == 0, enricher.log.read_text(errors="replace")[-3000:]
     return {
@@ -260,7 +259,7 @@ def test_queued_synthetic_equals_in_process(queued: dict[str, Any], tmp_path: Pa
     assert not (queued["settings"].cache_dir / "enrich.sqlite").exists()
 
 
-@pytest.mark.shared  # the `queued` fixture adds the USPTO job only when a selected `shared` test uses it
+@pytest.mark.shared  # the `queued` fixture runs the USPTO job only when this test is selected
 def test_queued_uspto_sample_equals_in_process(queued: dict[str, Any], tmp_path: Path, tiny_encoder: Path) -> None:
     if "uspto" not in queued["jobs"]:
         pytest.skip("../shared/data absent: USPTO sample not ingested")
