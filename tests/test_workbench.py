@@ -76,10 +76,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             r["patent_id"] = REAL_ID
     armed[REAL_ID] = False
     (corpus / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # torch's thread count pinned for the ingest and the server: an earlier in-process test that set it to 1
+    # changed the rounding of every vector, and the browser case's second feedback round then dipped (0.8 -> 0.7)
     settings = get_settings(
         data_dir=root / "pir",
         qdrant={"url": None},
         worker={"broker_url": None},
+        encoder={"num_threads": 2},
         enrich={"level": "none"},
         image_size=96,
     )
@@ -202,6 +205,14 @@ def test_pdf_and_multipage_tiff_pages_become_views(api: httpx.Client, demo: Demo
         # each page is its own view: pick one, crop it, search
         ans = api.get("/api/search", params={"q": pages[1], "crop": "0:0.1,0.1,0.9,0.9", "k": "3"}).json()
         assert ans["query"]["drawings"] == [pages[1]] and ans["results"]
+        # the compare view shows the view as it was searched: the crop, not the whole page
+        whole = pngs[1].size
+        part = Image.open(io.BytesIO(api.get(f"/api/drawings/{pages[1]}.png", params={"crop": "0,0,0.5,0.25"}).content))
+        assert part.size == (round(whole[0] * 0.5), round(whole[1] * 0.25)), (part.size, whole)
+        page = api.get("/", params={"q": pages[1], "crop": "0:0.1,0.1,0.9,0.9", "k": "3"}).text
+        assert f'src="/api/drawings/{pages[1]}.png?crop=0.1,0.1,0.9,0.9"' in page
+        bad = api.get(f"/api/drawings/{pages[1]}.png", params={"crop": "0.5,0,0.2,1"})
+        assert bad.status_code == 422 and "x0 < x1" in bad.json()["detail"], bad.text
     too_many = _two_page("PDF", [a] * 8)
     r = api.post("/api/drawings", files=[("images", ("long.pdf", too_many, "application/pdf"))])
     assert r.status_code == 413 and "8 pages" in r.json()["detail"] and "\n" not in r.json()["detail"]
@@ -416,6 +427,7 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
             page.locator("#query-drawings .qdraw").nth(0).locator("a.pick").click()
             page.wait_for_selector("#grid .hit")
             assert page.locator("#query-drawings .qdraw").count() == 1
+            _all_images_loaded(page)  # the drawing at its full size before the crop box is measured
             page.click(".crop-btn")  # armed: a hint; Esc cancels and nothing changes
             assert "Esc cancels" in page.inner_text(".crop-hint")
             page.keyboard.press("Escape")
@@ -449,6 +461,7 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
                 hits = _grid(page)
                 assert len(hits) == 10
                 precision.append(sum(demo.armed[h["patent_id"]] for h in hits) / 10)
+                print(f"\nround {rnd}: {page.url}\n  {[h['patent_id'] for h in hits]}")
                 if rnd == 2:
                     break
                 # as in the issue: two chairs with arms marked relevant, three without not, per round
@@ -470,7 +483,7 @@ def test_browser_examiners_case(demo: Demo, tmp_path: Path) -> None:
                 assert float(page.inner_text("#encode-ms")) > 0
                 page.screenshot(path=str(shots / f"05-feedback-round{rnd + 1}.png"), full_page=True)
             print(f"\nbrowser case: armchair precision@10 per round {precision}")
-            assert precision[0] < precision[1] < precision[2], precision
+            assert precision[0] < precision[1] < precision[2], (precision, page.url)
             assert f"before={cut}" in page.url and "cls=chair" in page.url  # filters kept through the rounds
             # 6. undo one mark from the tray
             n_marks = page.locator("#marks-tray .mark-item").count()

@@ -32,6 +32,10 @@ WORDS_SHARE = 0.2
 #: ``zscore`` fusion standardises each leg by the scores of its best ``max(prefetch, ZSCORE_POOL)`` candidates
 #: (2007 validation patents, pool 50 / 100 / 200 / 1000: mAP 0.442 / 0.456 / 0.455 / 0.455 at text weight 0.8).
 ZSCORE_POOL = 100
+#: ``zscore`` fusion: a fused query's prefetch is deepened to hold a whole tie at its cut-off (scores within
+#: ``TIE_EPS``), up to ``TIE_POOL_MAX`` candidates, so equal searches on two builds of one corpus agree.
+TIE_POOL_MAX = 1000
+TIE_EPS = 1e-6
 #: ``zscore`` fusion: a drawing that stands out keeps its lead. On top of its weighted z-score the ``image`` leg adds
 #: ``(1 - text_weight) * GATE_GAIN * max(z - GATE_Z, 0)``: nothing for the bulk of the candidates (where words are the
 #: better signal), a boost for a figure more than ``GATE_Z`` spreads above the image candidates' mean (a near-duplicate

@@ -39,6 +39,8 @@ from pir.search.query import (
     DEFAULT_TEXT_DIM,
     IMAGE,
     LEGACY,
+    TIE_EPS,
+    TIE_POOL_MAX,
     ZSCORE_POOL,
     Ask,
     Batch,
@@ -501,28 +503,47 @@ class VectorStore(ABC):
             prefetch = max(query.prefetch or max(4 * a.limit, 50), a.limit)
             use = legs
             if query.fusion == "zscore" and len(legs) > 1:
-                use = self._standardise(legs, query, dataclasses.replace(a, prefetch=prefetch))
+                use, prefetch = self._standardise(legs, query, dataclasses.replace(a, prefetch=prefetch))
             return self._hybrid(use, query, dataclasses.replace(a, prefetch=prefetch))
 
         return self._grouped_by(fetch, ask) if o.get("group_by_patent") else fetch(ask)
 
-    def _standardise(self, legs: list[Leg], query: HybridQuery, ask: Ask) -> list[Leg]:
+    def _standardise(self, legs: list[Leg], query: HybridQuery, ask: Ask) -> tuple[list[Leg], int]:
         """``zscore`` fusion: each leg's candidate scores (one plain query per leg, same filter, ``max(prefetch,
         ZSCORE_POOL)`` deep) give its mean, spread and floor, passed to the fused query as constants. A leg without
-        candidates (no word matched) is left out; one leg left is then a plain query."""
+        candidates (no word matched) is left out; one leg left is then a plain query.
+
+        Returns the legs and the prefetch depth for the fused query: ``ask.prefetch``, deepened (up to
+        :data:`TIE_POOL_MAX`) when a leg's scores tie across that depth. BM25 gives dozens of figures the same score,
+        and which of them a cut-off keeps depends on the store's internal order, so the same search on two builds of
+        one corpus gave different hits; with the whole tie inside, it gives the same ones."""
         pool = dataclasses.replace(ask, limit=max(ask.prefetch, ZSCORE_POOL), min_score=None, with_vectors=False)
         out: list[Leg] = []
+        depth = ask.prefetch
         for leg in legs:
             scores = np.asarray([h.score for h in self._hybrid([leg], query, pool)], dtype=np.float64)
             if not len(scores):
                 continue
+            depth = max(depth, self._tie_depth(leg, query, pool, scores, ask.prefetch))
             spread = float(scores.std()) if len(scores) > 1 else 0.0
             if spread <= 1e-6:  # one candidate (or all tied): it stands one unit above every other point
                 below = float(scores.min()) - 1.0
                 out.append(dataclasses.replace(leg, mean=below, spread=1.0, floor=below))
                 continue
             out.append(dataclasses.replace(leg, mean=float(scores.mean()), spread=spread, floor=float(scores.min())))
-        return out or legs[:1]
+        return (out or legs[:1]), depth
+
+    def _tie_depth(self, leg: Leg, query: HybridQuery, pool: Ask, scores: np.ndarray, prefetch: int) -> int:
+        """How deep ``leg`` must be fetched so that no tie straddles ``prefetch`` (``scores``: its best ``pool.limit``
+        candidates, best first); looks deeper, up to :data:`TIE_POOL_MAX`, when the tie runs past the pool."""
+        if len(scores) <= prefetch or scores[prefetch - 1] - scores[prefetch] > TIE_EPS:
+            return prefetch
+        cut = scores[prefetch - 1] - TIE_EPS
+        need = int(np.sum(scores >= cut))
+        if need == len(scores) == pool.limit and pool.limit < TIE_POOL_MAX:
+            deeper = self._hybrid([leg], query, dataclasses.replace(pool, limit=TIE_POOL_MAX))
+            need = sum(1 for h in deeper if h.score >= cut)
+        return min(need, TIE_POOL_MAX)
 
     def _check_leg(self, leg: Leg, dim: int) -> None:
         """Validate one leg's query vector(s) against the collection (size, finite values, layout) in place."""

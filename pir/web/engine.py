@@ -181,9 +181,12 @@ class Engine:
         except ImageLoadError as e:
             raise WebError(422, f"drawing {digest[:12]}...: {e.reason}") from None
 
-    def drawing_png(self, digest: str, size: int = 1024) -> bytes:
-        """A stored query drawing as PNG, longest side at most ``size`` (not trimmed, so crop fractions line up)."""
-        img = self.load_drawing(digest)
+    def drawing_png(
+        self, digest: str, size: int = 1024, crop: tuple[float, float, float, float] | None = None
+    ) -> bytes:
+        """A stored query drawing as PNG, longest side at most ``size`` (not trimmed, so crop fractions line up), or
+        the part ``crop`` (fractions) of it (the compare view shows the query as it is searched)."""
+        img = self.load_drawing(digest, crop)
         if img.mode not in ("L", "RGB"):
             img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "L")
         img.thumbnail((size, size))

@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from pir.search.request import SearchRequest, error_line
+from pir.search.request import Crop, SearchRequest, error_line
 from pir.web.engine import Engine, WebError, export_csv
 from pir.web.history import History, check_url, owner_of
 from pir.web.models import DrawingsOut, ErrorOut, FigureOut, HealthOut, InfoOut, PatentOut, SavedOut, SearchAnswer
@@ -255,9 +255,15 @@ def api_router(ctx: WebContext) -> APIRouter:
             return _all_failed(errors)
         return JSONResponse(DrawingsOut.model_validate({"drawings": q.drawings, "errors": errors}).model_dump())
 
-    @r.get("/api/drawings/{digest}.png", summary="A stored query drawing as PNG")
-    async def drawing(digest: str) -> Response:
-        png = await ctx.image_limiter.run(ctx.eng().drawing_png, digest)
+    @r.get("/api/drawings/{digest}.png", summary="A stored query drawing as PNG (cropped with crop=X0,Y0,X1,Y1)")
+    async def drawing(digest: str, crop: str | None = None) -> Response:
+        box = None
+        if crop:
+            try:
+                box = Crop.parse(f"0:{crop}")[1].as_tuple()
+            except ValueError as e:  # pydantic's ValidationError is a ValueError
+                raise WebError(422, error_line(e) if isinstance(e, ValidationError) else str(e)) from None
+        png = await ctx.image_limiter.run(ctx.eng().drawing_png, digest, 1024, box)
         return Response(png, media_type="image/png", headers=_IMAGE_CACHE)
 
     @r.post(
